@@ -1,0 +1,1 @@
+"""Safe readers for untrusted archives (wheels, sdists): limits, no unsafe extraction."""

@@ -1,0 +1,1 @@
+"""Comparing a published file with its rebuild: bytes, then stabilized archives."""

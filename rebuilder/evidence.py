@@ -1,0 +1,49 @@
+"""The evidence folder of one judged file: everything needed to check the verdict."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from rebuilder.plan.strategy import Strategy
+from rebuilder.verdict import FileResult
+
+
+def _safe_component(text: str) -> str:
+    """Names come from the index: keep one harmless path component."""
+    cleaned = "".join(c if c.isalnum() or c in "._-+" else "_" for c in text)
+    return cleaned.lstrip(".") or "_"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """``{root}/{project}/{version}/{filename}/`` and the files kept there."""
+
+    path: Path
+
+    @classmethod
+    def for_file(cls, root: Path, project: str, version: str, filename: str) -> Evidence:
+        path = (
+            root / _safe_component(project) / _safe_component(version) / _safe_component(filename)
+        )
+        path.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    def write_strategy(self, strategy: Strategy) -> None:
+        (self.path / "strategy.json").write_text(strategy.dumps() + "\n", encoding="utf-8")
+
+    def write_log(self, log: str) -> None:
+        (self.path / "build.log").write_text(log, encoding="utf-8", errors="replace")
+
+    def keep_rebuilt(self, artifact: Path) -> Path:
+        folder = self.path / "rebuilt"
+        folder.mkdir(exist_ok=True)
+        target = folder / _safe_component(artifact.name)
+        shutil.copyfile(artifact, target)
+        return target
+
+    def write_result(self, result: FileResult) -> None:
+        text = json.dumps(result.to_json(), indent=2, sort_keys=True)
+        (self.path / "result.json").write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,305 @@
+"""Check one release: fetch, plan, build in the sandbox, compare, keep the evidence.
+
+This is the core every front end uses (``rebuilder check``, the fleet's workers, the
+campaigns). It never raises for one file's trouble: every published file ends with a
+:class:`FileResult`, and the reason class says what went wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from rebuilder.archive.tarread import extract_sdist
+from rebuilder.archive.wheelfile import read_wheel_info
+from rebuilder.archive.zipread import read_zip
+from rebuilder.compare.diffoscope import run_diffoscope
+from rebuilder.compare.judge import compare_files
+from rebuilder.errors import FailureReason, NotFoundError, RebuilderError, ResolveError
+from rebuilder.evidence import Evidence
+from rebuilder.index.model import FileKind, Index, IndexFile, Resolver
+from rebuilder.plan.planner import ImageChoice, plan_wheel
+from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
+from rebuilder.verdict import FileResult, Verdict
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, str], None]  # (filename, stage)
+MAX_REQUIREMENT_ROUNDS = 3  # static requires, then up to two rounds of dynamic ones
+
+_STATUS_REASONS = {
+    BuildStatus.FAILED: FailureReason.BUILD,
+    BuildStatus.TIMEOUT: FailureReason.TIMEOUT,
+    BuildStatus.SANDBOX: FailureReason.SANDBOX,
+    BuildStatus.MISSING_REQUIREMENTS: FailureReason.RESOLVE,
+}
+
+
+def _no_progress(filename: str, stage: str) -> None:
+    del filename, stage
+
+
+@dataclass
+class _Timer:
+    clock: Callable[[], float]
+    spent: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = self.clock()
+        try:
+            yield
+        finally:
+            self.spent[stage] = self.spent.get(stage, 0.0) + self.clock() - start
+
+
+def is_pure_wheel(filename: str) -> bool:
+    """True for wheels that run anywhere (every tag ``*-none-any``)."""
+    try:
+        _, _, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return False
+    return all(t.abi == "none" and t.platform == "any" for t in tags)
+
+
+class Rebuilder:
+    """Rebuilds and judges the files of releases. Every collaborator is injected."""
+
+    def __init__(
+        self,
+        *,
+        index: Index,
+        resolver: Resolver,
+        sandbox: Sandbox,
+        image: Callable[[], ImageChoice],
+        evidence_root: Path,
+        work_root: Path,
+        limits: SandboxLimits,
+        diffoscope_timeout: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._index = index
+        self._resolver = resolver
+        self._sandbox = sandbox
+        self._image_factory = image
+        self._image: ImageChoice | None = None
+        self._evidence_root = evidence_root
+        self._work_root = work_root
+        self._limits = limits
+        self._diffoscope_timeout = diffoscope_timeout
+        self._clock = clock
+
+    def latest_version(self, project: str) -> str:
+        """The newest non-yanked version on the index (pre-releases only if nothing else)."""
+        files = [f for f in self._index.project_files(project) if not f.yanked]
+        versions = set()
+        for f in files:
+            try:
+                versions.add(Version(f.version))
+            except InvalidVersion:
+                continue
+        final = [v for v in versions if not v.is_prerelease] or list(versions)
+        if not final:
+            raise NotFoundError(f"{project} has no releases on the index")
+        return str(max(final))
+
+    def check_release(
+        self, project: str, version: str, progress: Progress = _no_progress
+    ) -> list[FileResult]:
+        """Judge every file of one release. Raises NotFoundError for an unknown release."""
+        files = list(self._index.release_files(project, version))
+        sdists = [f for f in files if f.kind is FileKind.SDIST]
+        results: list[FileResult] = []
+        for file in sorted(files, key=lambda f: (f.kind is not FileKind.WHEEL, f.filename)):
+            start = self._clock()
+            result = self._judge(file, sdists, progress)
+            results.append(replace(result, seconds=result.seconds or self._clock() - start))
+        return results
+
+    def _judge(
+        self, file: IndexFile, sdists: Sequence[IndexFile], progress: Progress
+    ) -> FileResult:
+        if file.kind is FileKind.SDIST:
+            return _unsupported(file, "source distribution: it is the input of the rebuild")
+        if file.kind is not FileKind.WHEEL:
+            return _unsupported(file, "not a wheel or sdist (egg, installer or other format)")
+        if not is_pure_wheel(file.filename):
+            return _unsupported(file, "platform wheel: only pure-Python wheels are rebuilt yet")
+        if not sdists:
+            return _unsupported(file, "the release has no sdist to rebuild from")
+        return self.rebuild_wheel(file, _pick_sdist(sdists), progress)
+
+    def _image_choice(self) -> ImageChoice:
+        if self._image is None:
+            self._image = self._image_factory()
+        return self._image
+
+    def rebuild_wheel(
+        self, wheel: IndexFile, sdist: IndexFile, progress: Progress = _no_progress
+    ) -> FileResult:
+        """Rebuild one pure wheel from ``sdist`` and judge it; never raises a RebuilderError."""
+        timer = _Timer(self._clock)
+        evidence = Evidence.for_file(
+            self._evidence_root, wheel.project, wheel.version, wheel.filename
+        )
+        base = FileResult(
+            wheel.project,
+            wheel.version,
+            wheel.filename,
+            Verdict.FAILED,
+            wheel.sha256,
+            evidence=str(evidence.path),
+        )
+        start = self._clock()
+        try:
+            result = self._rebuild(
+                wheel=wheel,
+                sdist=sdist,
+                evidence=evidence,
+                timer=timer,
+                base=base,
+                progress=progress,
+            )
+        except RebuilderError as exc:
+            logger.info("%s: %s (%s)", wheel.filename, exc.diagnostics(), exc.reason)
+            result = replace(base, reason=exc.diagnostics(), reason_class=exc.reason)
+        result = replace(result, seconds=self._clock() - start, timings=dict(timer.spent))
+        evidence.write_result(result)
+        progress(wheel.filename, result.verdict.value)
+        return result
+
+    def _rebuild(
+        self,
+        *,
+        wheel: IndexFile,
+        sdist: IndexFile,
+        evidence: Evidence,
+        timer: _Timer,
+        base: FileResult,
+        progress: Progress,
+    ) -> FileResult:
+        progress(wheel.filename, "fetch")
+        with timer("fetch"):
+            published = self._index.download(wheel)
+            source_archive = self._index.download(sdist)
+        with timer("inspect"):
+            archive = read_zip(published)
+            info = read_wheel_info(archive)
+        self._work_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="rebuild-", dir=self._work_root) as tmp:
+            work = Path(tmp)
+            with timer("extract"):
+                source_dir = extract_sdist(source_archive, work / "src")
+            image = self._image_choice()
+            extra: tuple[str, ...] = ()
+            for _ in range(MAX_REQUIREMENT_ROUNDS):
+                progress(wheel.filename, "resolve")
+                with timer("resolve"):
+                    strategy = plan_wheel(
+                        wheel=wheel,
+                        sdist=sdist,
+                        generator=info.generator,
+                        entries=archive.entries,
+                        source_dir=source_dir,
+                        image=image,
+                        resolver=self._resolver,
+                        index=self._index,
+                        wheelhouse=work / "wheelhouse",
+                        extra_requires=extra,
+                    )
+                evidence.write_strategy(strategy)
+                progress(wheel.filename, "build")
+                out = work / "out"
+                out.mkdir(exist_ok=True)
+                request = BuildRequest(
+                    image=strategy.image,
+                    source_dir=source_dir,
+                    wheelhouse=work / "wheelhouse",
+                    requirements=tuple(r.spec for r in strategy.requirements),
+                    distribution="wheel",
+                    env=strategy.env,
+                    output_dir=out,
+                    umask=strategy.archive.umask,
+                    build_clock=strategy.archive.build_clock,
+                    limits=self._limits,
+                    labels={"org.pypi-rebuilder.file": wheel.filename[:200]},
+                )
+                with timer("sandbox"):
+                    outcome = self._sandbox.run(request)
+                evidence.write_log(outcome.log)
+                for stage, seconds in outcome.timings.items():
+                    timer.spent[f"sandbox.{stage}"] = seconds
+                if outcome.status is not BuildStatus.MISSING_REQUIREMENTS:
+                    break
+                new = tuple(r for r in outcome.missing if r not in extra)
+                if not new:
+                    break
+                extra = (*extra, *new)
+            return self._judge_outcome(
+                outcome=outcome,
+                published=published,
+                evidence=evidence,
+                timer=timer,
+                base=base,
+                progress=progress,
+            )
+
+    def _judge_outcome(
+        self,
+        *,
+        outcome: BuildOutcome,
+        published: Path,
+        evidence: Evidence,
+        timer: _Timer,
+        base: FileResult,
+        progress: Progress,
+    ) -> FileResult:
+        if outcome.status is not BuildStatus.OK or outcome.artifact is None:
+            reason_class = _STATUS_REASONS.get(outcome.status, FailureReason.BUILD)
+            detail = outcome.detail or f"build ended with status {outcome.status.value}"
+            if outcome.status is BuildStatus.MISSING_REQUIREMENTS:
+                missing = ", ".join(outcome.missing)
+                raise ResolveError(f"build requirements still missing: {missing}")
+            return replace(base, reason=detail, reason_class=reason_class)
+        rebuilt = evidence.keep_rebuilt(outcome.artifact)
+        progress(base.filename, "compare")
+        with timer("compare"):
+            comparison = compare_files(published, rebuilt)
+        notes = []
+        if rebuilt.name != base.filename:
+            notes.append(f"the rebuild is named {rebuilt.name}")
+        result = replace(
+            base,
+            verdict=comparison.verdict,
+            rebuilt_sha256=comparison.rebuilt_sha256,
+            stabilizers=comparison.stabilizers,
+            differences=comparison.differences,
+            reason="; ".join(notes) or None,
+        )
+        if comparison.verdict is Verdict.MISMATCH:
+            progress(base.filename, "diffoscope")
+            with timer("diffoscope"):
+                report = run_diffoscope(
+                    published, rebuilt, evidence.path, timeout_seconds=self._diffoscope_timeout
+                )
+            logger.info("diffoscope for %s: %s", base.filename, report.status)
+        return result
+
+
+def _pick_sdist(sdists: Sequence[IndexFile]) -> IndexFile:
+    """The sdist to build from: ``.tar.gz`` first (the standard form), then others."""
+    return sorted(sdists, key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename))[0]
+
+
+def _unsupported(file: IndexFile, reason: str) -> FileResult:
+    return FileResult(
+        file.project, file.version, file.filename, Verdict.UNSUPPORTED, file.sha256, reason=reason
+    )

@@ -1,0 +1,1 @@
+"""Planning: infer, from a published wheel and its sdist, everything its rebuild needs."""

@@ -1,0 +1,83 @@
+"""Turn a published wheel and its sdist into a :class:`Strategy`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rebuilder.errors import ResolveError
+from rebuilder.index.model import Index, IndexFile, Resolver
+from rebuilder.index.wheelhouse import fetch_wheelhouse
+from rebuilder.plan.backend import build_requirements, parse_generator, read_build_system
+from rebuilder.plan.clock import TimedEntry, infer_archive_inputs
+from rebuilder.plan.strategy import BuildRequirement, PinnedFile, Strategy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImageChoice:
+    """The sandbox image a strategy runs in."""
+
+    reference: str
+    digest: str
+    python_version: str
+
+
+def plan_wheel(
+    *,
+    wheel: IndexFile,
+    sdist: IndexFile,
+    generator: str | None,
+    entries: Sequence[TimedEntry],
+    source_dir: Path,
+    image: ImageChoice,
+    resolver: Resolver,
+    index: Index,
+    wheelhouse: Path,
+    extra_requires: Sequence[str] = (),
+) -> Strategy:
+    """Infer everything needed to rebuild ``wheel`` from ``sdist``.
+
+    ``entries`` are the published wheel's zip entries, ``source_dir`` the extracted sdist
+    (only its ``pyproject.toml`` is read here; nothing from it is executed). Build
+    requirements are resolved as of the wheel's upload time and their wheels fetched
+    into ``wheelhouse``. ``extra_requires`` are requirements the backend asked for
+    dynamically in an earlier attempt.
+    """
+    pin = parse_generator(generator)
+    pyproject = source_dir / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8", errors="replace") if pyproject.is_file() else None
+    try:
+        system = read_build_system(text)
+        requires = build_requirements(system, pin)
+    except ValueError as exc:
+        raise ResolveError(str(exc)) from None
+    requires = (*requires, *(r for r in extra_requires if r not in requires))
+    as_of = wheel.upload_time
+    notes: list[str] = []
+    if as_of is None:
+        notes.append("the index gave no upload time: build requirements resolved as of now")
+    if pin.version is None:
+        notes.append(f"Generator {generator!r} names no version: backend left to the resolver")
+    pins = resolver.resolve(requires, as_of=as_of, python_version=image.python_version)
+    resolved: tuple[BuildRequirement, ...] = fetch_wheelhouse(index, pins, wheelhouse)
+    archive = infer_archive_inputs(entries)
+    return Strategy(
+        project=wheel.project,
+        version=wheel.version,
+        target=wheel.filename,
+        distribution="wheel",
+        source=PinnedFile(sdist.filename, sdist.url, sdist.sha256),
+        backend=pin,
+        requirements=resolved,
+        archive=archive,
+        image=image.reference,
+        image_digest=image.digest,
+        python_version=image.python_version,
+        resolved_as_of=as_of.isoformat() if as_of else None,
+        build_requires=tuple(requires),
+        notes=tuple(notes),
+    )

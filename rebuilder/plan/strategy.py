@@ -1,0 +1,131 @@
+"""The strategy: a plain, serializable record of everything one build needs.
+
+Same strategy in, same bytes out. It is saved with the evidence so anyone can re-run
+it, and becomes the ``externalParameters`` of the provenance statement.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STRATEGY_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class PinnedFile:
+    """One input file, pinned by its sha256 (the sdist, or a build-dependency wheel)."""
+
+    filename: str
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class BuildRequirement:
+    """A build dependency resolved to one exact wheel."""
+
+    name: str
+    version: str
+    file: PinnedFile
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@dataclass(frozen=True)
+class BackendPin:
+    """The build backend named by the published wheel's ``WHEEL`` Generator line."""
+
+    generator: str  # the Generator line as published, verbatim
+    distribution: str | None  # the distribution that provides it, e.g. "wheel", "hatchling"
+    version: str | None  # None when the line carries no version
+
+    @property
+    def requirement(self) -> str | None:
+        if self.distribution is None:
+            return None
+        if self.version is None:
+            return self.distribution
+        return f"{self.distribution}=={self.version}"
+
+
+@dataclass(frozen=True)
+class ArchiveInputs:
+    """Inputs that shape the archive's bytes, inferred from the published wheel.
+
+    ``source_date_epoch`` is exported as ``SOURCE_DATE_EPOCH`` when set. When the
+    published wheel was built without it (many distinct entry times), source files keep
+    the mtimes of the sdist and files written during the build are given
+    ``build_clock`` (the replayed wall clock of the original build) instead.
+    """
+
+    source_date_epoch: int | None
+    build_clock: int | None
+    umask: int = 0o022
+    tz: str = "UTC"
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """Everything needed to rebuild one published wheel from its sdist."""
+
+    project: str
+    version: str
+    target: str  # the published filename this strategy rebuilds
+    distribution: str  # "wheel" (sdist later)
+    source: PinnedFile
+    backend: BackendPin
+    requirements: tuple[BuildRequirement, ...]
+    archive: ArchiveInputs
+    image: str  # the image reference used to run, by digest or image id
+    image_digest: str
+    python_version: str
+    resolved_as_of: str | None  # ISO 8601 upload time used for --exclude-newer
+    build_requires: tuple[str, ...] = ()  # the requirement specs before resolution
+    schema: int = STRATEGY_SCHEMA
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment variables the build runs with."""
+        env = {"TZ": self.archive.tz, "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"}
+        if self.archive.source_date_epoch is not None:
+            env["SOURCE_DATE_EPOCH"] = str(self.archive.source_date_epoch)
+        return env
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["env"] = self.env
+        return data
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Strategy:
+        """Load a strategy saved by :meth:`to_json` (the evidence's ``strategy.json``)."""
+        if data.get("schema") != STRATEGY_SCHEMA:
+            msg = f"unsupported strategy schema {data.get('schema')!r}"
+            raise ValueError(msg)
+        return cls(
+            project=data["project"],
+            version=data["version"],
+            target=data["target"],
+            distribution=data["distribution"],
+            source=PinnedFile(**data["source"]),
+            backend=BackendPin(**data["backend"]),
+            requirements=tuple(
+                BuildRequirement(r["name"], r["version"], PinnedFile(**r["file"]))
+                for r in data["requirements"]
+            ),
+            archive=ArchiveInputs(**data["archive"]),
+            image=data["image"],
+            image_digest=data["image_digest"],
+            python_version=data["python_version"],
+            resolved_as_of=data["resolved_as_of"],
+            build_requires=tuple(data.get("build_requires", ())),
+            notes=tuple(data.get("notes", ())),
+        )

@@ -1,0 +1,1 @@
+"""The sandbox: running an untrusted build in a hermetic, network-less container."""

@@ -1,0 +1,65 @@
+"""What a sandboxed build takes and gives (the Protocol the pipeline talks to)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one build container."""
+
+    timeout_seconds: float = 900.0
+    memory_bytes: int = 4 * 1024**3
+    pids: int = 512
+    cpus: float = 2.0
+    log_bytes: int = 2 * 1024**2  # what is kept of the build log
+    output_bytes: int = 512 * 1024**2  # the largest artifact accepted
+    scratch_bytes: int = 4 * 1024**3  # tmpfs for the build tree and its environment
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One build: source tree, wheelhouse and environment, all prepared on the host."""
+
+    image: str  # image id or digest reference
+    source_dir: Path  # the extracted sdist's project folder (holds pyproject.toml/setup.py)
+    wheelhouse: Path  # folder of hash-checked wheels; the only package source in the box
+    requirements: tuple[str, ...]  # "name==version" to install before building
+    distribution: str  # "wheel" or "sdist"
+    env: Mapping[str, str]
+    output_dir: Path  # host folder that receives the built file
+    umask: int = 0o022
+    build_clock: int | None = None  # replay: mtime given to files written during the build
+    limits: SandboxLimits = field(default_factory=SandboxLimits)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class BuildStatus(StrEnum):
+    OK = "ok"
+    FAILED = "failed"  # the backend or an install step failed (exit != 0)
+    TIMEOUT = "timeout"  # wall-clock limit hit; container killed
+    MISSING_REQUIREMENTS = "missing-requirements"  # dynamic build requires not installed
+    SANDBOX = "sandbox"  # a limit was hit (memory, pids, output size) or the box misbehaved
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    status: BuildStatus
+    artifact: Path | None  # the built file in output_dir (None unless OK)
+    log: str  # the build log, capped to limits.log_bytes (a note says when it was cut)
+    exit_code: int | None = None
+    missing: tuple[str, ...] = ()  # with MISSING_REQUIREMENTS: the PEP 508 strings asked for
+    detail: str = ""  # a one-line reason for a person
+    timings: Mapping[str, float] = field(default_factory=dict)  # container, install, build
+
+
+class Sandbox(Protocol):
+    def run(self, request: BuildRequest) -> BuildOutcome:
+        """Run the build. Never raises for a failing build; raises SandboxError only when
+        the sandbox itself cannot be used (no Docker, no image)."""
+        ...

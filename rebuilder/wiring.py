@@ -1,0 +1,45 @@
+"""Build the production collaborators from the one :class:`Settings` object."""
+
+from __future__ import annotations
+
+from rebuilder.index.resolve import UvResolver
+from rebuilder.index.simple import SimpleIndex
+from rebuilder.pipeline import Rebuilder
+from rebuilder.plan.planner import ImageChoice
+from rebuilder.sandbox.docker import DockerSandbox
+from rebuilder.sandbox.image import ensure_image
+from rebuilder.sandbox.model import SandboxLimits
+from rebuilder.settings import Settings
+
+
+def sandbox_limits(settings: Settings) -> SandboxLimits:
+    return SandboxLimits(
+        timeout_seconds=settings.build_timeout,
+        memory_bytes=settings.build_memory,
+        pids=settings.build_pids,
+        cpus=settings.build_cpus,
+    )
+
+
+def image_choice(settings: Settings) -> ImageChoice:
+    """Find (or build, on first use) the sandbox image."""
+    ref = ensure_image(reference=settings.image)
+    return ImageChoice(
+        reference=ref.reference, digest=ref.digest, python_version=settings.python_version
+    )
+
+
+def production_rebuilder(settings: Settings, *, index_url: str | None = None) -> Rebuilder:
+    """A :class:`Rebuilder` talking to the real index, uv and Docker."""
+    url = index_url or settings.index_url
+    cache = settings.cache_dir
+    return Rebuilder(
+        index=SimpleIndex(url, cache / "index", page_ttl_seconds=settings.page_ttl),
+        resolver=UvResolver(url, cache / "uv"),
+        sandbox=DockerSandbox(),
+        image=lambda: image_choice(settings),
+        evidence_root=settings.out_dir,
+        work_root=cache / "work",
+        limits=sandbox_limits(settings),
+        diffoscope_timeout=settings.diffoscope_timeout,
+    )

@@ -1,0 +1,1 @@
+"""The public face: status pages, API, reports: not built yet."""

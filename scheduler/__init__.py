@@ -1,0 +1,1 @@
+"""Discovery and dispatch (the fleet): not built yet."""

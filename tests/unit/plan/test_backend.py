@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+
+from rebuilder.plan.backend import (
+    LEGACY_BACKEND,
+    build_requirements,
+    parse_generator,
+    read_build_system,
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "distribution", "version"),
+    [
+        ("bdist_wheel (0.42.0)", "wheel", "0.42.0"),
+        ("setuptools (84.0.0)", "setuptools", "84.0.0"),
+        ("hatchling 1.27.0", "hatchling", "1.27.0"),
+        ("flit 3.12.0", "flit-core", "3.12.0"),
+        ("flit 1.3", "flit", "1.3"),
+        ("poetry-core 2.1.0", "poetry-core", "2.1.0"),
+        ("pdm-backend (2.4.3)", "pdm-backend", "2.4.3"),
+        ("maturin (1.7.0)", "maturin", "1.7.0"),
+        ("bdist_wheel", "wheel", None),
+        ("uv 0.8.3", "uv-build", "0.8.3"),
+        ("  hatchling 1.27.0  ", "hatchling", "1.27.0"),
+        ("some_backend (not-a-version)", None, None),
+    ],
+)
+def test_generator_lines_name_the_backend_and_version(
+    line: str, distribution: str | None, version: str | None
+) -> None:
+    pin = parse_generator(line)
+    assert (pin.distribution, pin.version) == (distribution, version)
+    assert pin.generator == line
+
+
+@pytest.mark.parametrize("line", [None, "", "   ", "!!! garbage !!!"])
+def test_missing_or_garbage_generator_pins_nothing(line: str | None) -> None:
+    assert parse_generator(line).requirement is None
+
+
+def test_no_pyproject_means_setuptools_legacy_defaults() -> None:
+    system = read_build_system(None)
+    assert system.backend == LEGACY_BACKEND
+    assert not system.declared
+    assert system.requires == ("setuptools>=40.8.0",)
+
+
+def test_pyproject_without_build_system_table_uses_defaults() -> None:
+    assert not read_build_system('[project]\nname = "x"\n').declared
+
+
+def test_malformed_pyproject_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="not valid TOML"):
+        read_build_system("[build-system\nrequires = ")
+    with pytest.raises(ValueError, match="list of strings"):
+        read_build_system('[build-system]\nrequires = "setuptools"\n')
+
+
+def test_generator_version_replaces_the_sdists_own_constraint() -> None:
+    system = read_build_system(
+        '[build-system]\nrequires = ["hatchling>=1.4", "hatch-vcs"]\n'
+        'build-backend = "hatchling.build"\n'
+    )
+    assert build_requirements(system, parse_generator("hatchling 1.27.0")) == (
+        "hatch-vcs",
+        "hatchling==1.27.0",
+    )
+
+
+def test_bdist_wheel_generator_pins_wheel_and_keeps_setuptools_before_its_takeover() -> None:
+    reqs = build_requirements(read_build_system(None), parse_generator("bdist_wheel (0.42.0)"))
+    assert reqs == ("setuptools>=40.8.0", "wheel==0.42.0", "setuptools<70.1")
+
+
+def test_setuptools_generator_pins_setuptools_exactly() -> None:
+    system = read_build_system('[build-system]\nrequires = ["setuptools>=61", "wheel"]\n')
+    reqs = build_requirements(system, parse_generator("setuptools (80.9.0)"))
+    assert reqs == ("wheel", "setuptools==80.9.0")
+
+
+def test_versionless_generator_keeps_existing_requirement() -> None:
+    system = read_build_system('[build-system]\nrequires = ["flit_core>=3.2,<4"]\n')
+    assert build_requirements(system, parse_generator("flit")) == ("flit_core<4,>=3.2",)
+
+
+def test_invalid_build_requirement_is_reported() -> None:
+    system = read_build_system('[build-system]\nrequires = ["not a requirement ~~"]\n')
+    with pytest.raises(ValueError, match="invalid build requirement"):
+        build_requirements(system, parse_generator("hatchling 1.0"))
