@@ -229,6 +229,7 @@ class Rebuilder:
                     output_dir=out,
                     umask=strategy.archive.umask,
                     build_clock=strategy.archive.build_clock,
+                    source_mtime=strategy.archive.source_mtime,
                     limits=self._limits,
                     labels={"org.pypi-rebuilder.file": wheel.filename[:200]},
                 )

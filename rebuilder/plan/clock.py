@@ -1,9 +1,10 @@
-"""Infer the archive inputs (clock, umask) of the original build from its wheel.
+"""Infer the archive inputs (clock, time zone, umask) of the original build from its wheel.
 
 Zip entries store a local time at 2-second resolution. Backends write either one
 fixed time (``SOURCE_DATE_EPOCH``, or their own constant) or each file's mtime: source
-files then carry the sdist's tar mtimes and files generated during the build carry
-the wall clock of the build. Both can be replayed.
+files then carry the mtimes of the tree the wheel was built from (usually the sdist's
+tar mtimes) and files generated during the build carry the wall clock of the build.
+All of this can be replayed; see ``docs/reproducibility.md``.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import calendar
 import stat
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from rebuilder.plan.strategy import ArchiveInputs
 
 ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can hold
 _UNIX = 3  # zip "version made by" host system of Unix
+_QUARTER_HOUR = 900
+_MAX_TZ_OFFSET = 14 * 3600
 
 
 class TimedEntry(Protocol):
@@ -38,34 +41,110 @@ def zip_epoch(date_time: tuple[int, int, int, int, int, int]) -> int:
     return calendar.timegm((*date_time, 0, 0, 0))
 
 
-def _is_generated(name: str) -> bool:
+def zip_floor(mtime: float) -> int:
+    """What a zip entry stores for an mtime: whole seconds, rounded down to even."""
+    seconds = int(mtime)
+    return seconds - seconds % 2
+
+
+def is_generated(name: str) -> bool:
     """Entries a backend writes during the build rather than copies from the source."""
     return ".dist-info/" in name
 
 
-def infer_archive_inputs(entries: Sequence[TimedEntry]) -> ArchiveInputs:
-    """How to set the clock and umask so the rebuild writes the same archive metadata.
+def posix_tz(offset_seconds: int) -> str:
+    """A POSIX ``TZ`` value for a fixed offset east of UTC (``<+0200>-2``)."""
+    if offset_seconds == 0:
+        return "UTC"
+    sign = "+" if offset_seconds > 0 else "-"
+    hours, rest = divmod(abs(offset_seconds), 3600)
+    minutes = rest // 60
+    name = f"<{sign}{hours:02d}{minutes:02d}>"
+    posix_sign = "-" if offset_seconds > 0 else ""  # POSIX counts west of UTC as positive
+    return f"{name}{posix_sign}{hours}:{minutes:02d}" if minutes else f"{name}{posix_sign}{hours}"
 
-    One time on every entry: that time is ``SOURCE_DATE_EPOCH`` (backends that use a
+
+def infer_archive_inputs(
+    entries: Sequence[TimedEntry], source_mtimes: Mapping[str, float] | None = None
+) -> ArchiveInputs:
+    """How to set clock, time zone and umask so the rebuild writes the same metadata.
+
+    ``source_mtimes`` maps paths of the extracted sdist (relative to its root) to their
+    mtimes. One time on every entry: that time is ``SOURCE_DATE_EPOCH`` (backends with a
     constant of their own write that same constant either way). Several times: the
-    build had no ``SOURCE_DATE_EPOCH``; sources keep the sdist's mtimes and the build
-    clock is replayed from the entries the build generated (the most common time among
-    ``*.dist-info/`` entries, the later one on a tie).
+    build had no ``SOURCE_DATE_EPOCH``; sources keep their mtimes, shifted by the time
+    zone the original build wrote local times in, or all set to one time when the
+    published sources show one time the sdist does not; the build clock is replayed
+    from the generated entries (their most common time, the later one on a tie).
     """
     files = [e for e in entries if not e.name.endswith("/")]
-    times = [zip_epoch(e.date_time) for e in files]
     umask = infer_umask(files)
+    times = [zip_epoch(e.date_time) for e in files]
     if not times:
         return ArchiveInputs(source_date_epoch=None, build_clock=None, umask=umask)
     if len(set(times)) == 1:
         return ArchiveInputs(
             source_date_epoch=max(times[0], ZIP_EPOCH), build_clock=None, umask=umask
         )
-    generated = [zip_epoch(e.date_time) for e in files if _is_generated(e.name)]
-    pool = generated or times
-    counts = Counter(pool)
-    best = max(counts.items(), key=lambda item: (item[1], item[0]))[0]
-    return ArchiveInputs(source_date_epoch=None, build_clock=best, umask=umask)
+    generated = [zip_epoch(e.date_time) for e in files if is_generated(e.name)]
+    counts = Counter(generated or times)
+    build_clock = max(counts.items(), key=lambda item: (item[1], item[0]))[0]
+    sources = [e for e in files if not is_generated(e.name)]
+    pairs = _pair_with_sdist(sources, source_mtimes or {})
+    offset = _tz_offset(pairs)
+    source_mtime = None
+    source_times = {zip_epoch(e.date_time) for e in sources}
+    if len(source_times) == 1 and not _agree(pairs, offset):
+        source_mtime = source_times.pop()
+        offset = 0
+    return ArchiveInputs(
+        source_date_epoch=None,
+        build_clock=build_clock,
+        umask=umask,
+        tz=posix_tz(offset),
+        source_mtime=source_mtime,
+    )
+
+
+def _pair_with_sdist(
+    sources: Sequence[TimedEntry], source_mtimes: Mapping[str, float]
+) -> list[tuple[int, float]]:
+    """(published zip time, sdist mtime) for wheel entries found in the sdist by path suffix."""
+    by_name: dict[str, list[str]] = {}
+    for path in source_mtimes:
+        by_name.setdefault(path.rsplit("/", 1)[-1], []).append(path)
+    pairs = []
+    for entry in sources:
+        candidates = [
+            p
+            for p in by_name.get(entry.name.rsplit("/", 1)[-1], ())
+            if p == entry.name or p.endswith("/" + entry.name)
+        ]
+        if len(candidates) == 1:
+            pairs.append((zip_epoch(entry.date_time), source_mtimes[candidates[0]]))
+    return pairs
+
+
+def _tz_offset(pairs: Sequence[tuple[int, float]]) -> int:
+    """The offset (a whole quarter hour) that most published source times show, or 0."""
+    offsets = Counter()
+    for published, mtime in pairs:
+        delta = published - zip_floor(mtime)
+        rounded = round(delta / _QUARTER_HOUR) * _QUARTER_HOUR
+        if rounded and abs(rounded) <= _MAX_TZ_OFFSET and abs(delta - rounded) <= 2:
+            offsets[rounded] += 1
+    if not offsets:
+        return 0
+    offset, count = offsets.most_common(1)[0]
+    return offset if count * 2 > len(pairs) else 0
+
+
+def _agree(pairs: Sequence[tuple[int, float]], offset: int) -> bool:
+    """True when most published source times are the sdist's mtimes (after the offset)."""
+    if not pairs:
+        return False
+    same = sum(1 for published, mtime in pairs if published == zip_floor(mtime + offset))
+    return same * 2 > len(pairs)
 
 
 def infer_umask(entries: Sequence[TimedEntry]) -> int:

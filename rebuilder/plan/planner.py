@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,18 @@ class ImageChoice:
     reference: str
     digest: str
     python_version: str
+
+
+def source_mtimes(root: Path) -> dict[str, float]:
+    """The mtime of every regular file under ``root``, by path relative to it."""
+    found: dict[str, float] = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder, name)
+            info = path.lstat()
+            if stat.S_ISREG(info.st_mode):
+                found[path.relative_to(root).as_posix()] = info.st_mtime
+    return found
 
 
 def plan_wheel(
@@ -64,7 +78,7 @@ def plan_wheel(
         notes.append(f"Generator {generator!r} names no version: backend left to the resolver")
     pins = resolver.resolve(requires, as_of=as_of, python_version=image.python_version)
     resolved: tuple[BuildRequirement, ...] = fetch_wheelhouse(index, pins, wheelhouse)
-    archive = infer_archive_inputs(entries)
+    archive = infer_archive_inputs(entries, source_mtimes(source_dir))
     return Strategy(
         project=wheel.project,
         version=wheel.version,

@@ -59,13 +59,17 @@ class ArchiveInputs:
     ``source_date_epoch`` is exported as ``SOURCE_DATE_EPOCH`` when set. When the
     published wheel was built without it (many distinct entry times), source files keep
     the mtimes of the sdist and files written during the build are given
-    ``build_clock`` (the replayed wall clock of the original build) instead.
+    ``build_clock`` (the replayed wall clock of the original build) instead. ``tz`` is
+    the original build's time zone (backends that write local times show it), and
+    ``source_mtime`` the one mtime all source files had (a fresh checkout) when the
+    published wheel shows one and the sdist's own mtimes do not match it.
     """
 
     source_date_epoch: int | None
     build_clock: int | None
     umask: int = 0o022
     tz: str = "UTC"
+    source_mtime: int | None = None  # every source file's mtime, when the original had one
 
 
 @dataclass(frozen=True)

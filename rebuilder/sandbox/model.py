@@ -35,6 +35,7 @@ class BuildRequest:
     output_dir: Path  # host folder that receives the built file
     umask: int = 0o022
     build_clock: int | None = None  # replay: mtime given to files written during the build
+    source_mtime: int | None = None  # replay: one mtime given to every source file first
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     labels: Mapping[str, str] = field(default_factory=dict)
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rebuilder.plan.clock import ZIP_EPOCH, infer_archive_inputs, infer_umask, zip_epoch
+from rebuilder.plan.clock import ZIP_EPOCH, infer_archive_inputs, infer_umask, posix_tz, zip_epoch
 
 UNIX = 3
 T1 = (2024, 1, 2, 3, 4, 6)
@@ -60,3 +60,49 @@ def test_umask_defaults_without_unix_attributes() -> None:
     no_bits = Entry("a-1.dist-info/METADATA", T1, external_attr=0)
     assert infer_umask([windows]) == 0o022
     assert infer_umask([no_bits]) == 0o022
+
+
+def _wheel_without_sde(sources: dict[str, tuple[int, int, int, int, int, int]]) -> list[Entry]:
+    entries = [Entry(name, t) for name, t in sources.items()]
+    entries += [Entry("a-1.dist-info/METADATA", T2), Entry("a-1.dist-info/RECORD", T2)]
+    return entries
+
+
+def test_sources_matching_the_sdist_keep_their_mtimes_in_utc() -> None:
+    sdist = {"src/a/x.py": zip_epoch(T1) + 1.4, "src/a/y.py": zip_epoch((2023, 1, 1, 0, 0, 0))}
+    entries = _wheel_without_sde({"a/x.py": T1, "a/y.py": (2023, 1, 1, 0, 0, 0)})
+    inputs = infer_archive_inputs(entries, sdist)
+    assert (inputs.tz, inputs.source_mtime) == ("UTC", None)
+    assert inputs.build_clock == zip_epoch(T2)
+
+
+def test_a_constant_offset_from_the_sdist_is_the_build_time_zone() -> None:
+    five_hours = 5 * 3600
+    sdist = {
+        "a/x.py": zip_epoch(T1) + five_hours + 0.7,
+        "a/y.py": zip_epoch((2023, 1, 1, 0, 0, 0)) + five_hours,
+    }
+    entries = _wheel_without_sde({"a/x.py": T1, "a/y.py": (2023, 1, 1, 0, 0, 0)})
+    inputs = infer_archive_inputs(entries, sdist)
+    assert inputs.tz == "<-0500>5"  # five hours west of UTC
+    assert inputs.source_mtime is None
+
+
+def test_one_source_time_unlike_the_sdist_becomes_the_source_mtime() -> None:
+    sdist = {"a/x.py": 1_600_000_000.0, "a/y.py": 1_650_000_000.0}
+    entries = _wheel_without_sde({"a/x.py": (1980, 1, 1, 0, 0, 0), "a/y.py": (1980, 1, 1, 0, 0, 0)})
+    inputs = infer_archive_inputs(entries, sdist)
+    assert inputs.source_mtime == ZIP_EPOCH
+    assert inputs.tz == "UTC"
+
+
+def test_ambiguous_paths_are_not_used_for_time_zone_inference() -> None:
+    sdist = {"a/x.py": zip_epoch(T1) + 3600.0, "b/a/x.py": zip_epoch(T1) + 3600.0}
+    inputs = infer_archive_inputs(_wheel_without_sde({"a/x.py": T1, "a/z.py": T3}), sdist)
+    assert inputs.tz == "UTC"
+
+
+def test_posix_time_zones() -> None:
+    assert posix_tz(0) == "UTC"
+    assert posix_tz(2 * 3600) == "<+0200>-2"
+    assert posix_tz(-(3 * 3600 + 30 * 60)) == "<-0330>3:30"

@@ -21,7 +21,9 @@ def _strategy(sde: int | None) -> Strategy:
         backend=BackendPin("hatchling 1.27.0", "hatchling", "1.27.0"),
         requirements=(
             BuildRequirement(
-                "hatchling", "1.27.0", PinnedFile("hatchling-1.27.0-py3-none-any.whl", "u", "cd" * 32)
+                "hatchling",
+                "1.27.0",
+                PinnedFile("hatchling-1.27.0-py3-none-any.whl", "u", "cd" * 32),
             ),
         ),
         archive=ArchiveInputs(source_date_epoch=sde, build_clock=None if sde else 5, umask=0o002),

@@ -1,0 +1,268 @@
+"""The pipeline's decisions, with small fakes for the index, resolver and sandbox."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from rebuilder.errors import FailureReason, IntegrityError, NotFoundError
+from rebuilder.index.model import FileKind, IndexFile, ResolvedPin
+from rebuilder.pipeline import Rebuilder, is_pure_wheel
+from rebuilder.plan.planner import ImageChoice
+from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, SandboxLimits
+from rebuilder.verdict import DifferenceKind, Verdict
+from tests.support.dists import (
+    DEFAULT_EPOCH,
+    WheelEntry,
+    make_sdist,
+    wheel_entries,
+    write_wheel,
+)
+
+UPLOADED = datetime(2024, 3, 1, tzinfo=UTC)
+WHEEL_NAME = "demo-1.0-py3-none-any.whl"
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass
+class FakeIndex:
+    """An index over local files; downloads check the listed hash like the real one."""
+
+    files: dict[str, tuple[IndexFile, Path]] = field(default_factory=dict)
+    url: str = "http://127.0.0.1:9/simple/"
+
+    def add(
+        self,
+        path: Path,
+        kind: FileKind,
+        project: str = "demo",
+        version: str = "1.0",
+        sha256: str | None = None,
+    ) -> IndexFile:
+        file = IndexFile(
+            project,
+            version,
+            path.name,
+            f"http://127.0.0.1:9/{path.name}",
+            sha256 or _sha(path),
+            kind,
+            UPLOADED,
+        )
+        self.files[path.name] = (file, path)
+        return file
+
+    def project_files(self, project: str) -> Sequence[IndexFile]:
+        found = [f for f, _ in self.files.values() if f.project == project]
+        if not found:
+            raise NotFoundError(f"no project {project}")
+        return found
+
+    def release_files(self, project: str, version: str) -> Sequence[IndexFile]:
+        found = [f for f in self.project_files(project) if f.version == version]
+        if not found:
+            raise NotFoundError(f"no release {project} {version}")
+        return found
+
+    def download(self, file: IndexFile) -> Path:
+        _, path = self.files[file.filename]
+        if _sha(path) != file.sha256:
+            raise IntegrityError(f"sha256 mismatch for {file.filename}")
+        return path
+
+
+@dataclass
+class FakeResolver:
+    index: FakeIndex
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def resolve(
+        self, requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+    ) -> Sequence[ResolvedPin]:
+        assert as_of == UPLOADED
+        self.calls.append(tuple(requirements))
+        tool = self.index.files["tool-1.0-py3-none-any.whl"][0]
+        return [ResolvedPin("tool", "1.0", (tool.sha256,))]
+
+
+@dataclass
+class FakeSandbox:
+    """'Builds' by copying a prepared wheel, or answers a prepared status."""
+
+    produce: Path | None
+    statuses: list[BuildOutcome] = field(default_factory=list)
+    requests: list[BuildRequest] = field(default_factory=list)
+
+    def run(self, request: BuildRequest) -> BuildOutcome:
+        self.requests.append(request)
+        if self.statuses:
+            return self.statuses.pop(0)
+        assert self.produce is not None
+        target = request.output_dir / WHEEL_NAME
+        shutil.copyfile(self.produce, target)
+        return BuildOutcome(BuildStatus.OK, target, "built\n", exit_code=0, timings={"build": 0.5})
+
+
+@dataclass
+class World:
+    index: FakeIndex
+    resolver: FakeResolver
+    sandbox: FakeSandbox
+    rebuilder: Rebuilder
+    published: Path
+    evidence: Path
+
+
+def _world(
+    tmp_path: Path,
+    published_entries: list[WheelEntry] | None = None,
+    rebuilt_entries: list[WheelEntry] | None = None,
+    with_sdist: bool = True,
+) -> World:
+    (tmp_path / "pub").mkdir()
+    (tmp_path / "re").mkdir()
+    genuine = wheel_entries()
+    published = write_wheel(tmp_path / "pub" / WHEEL_NAME, published_entries or genuine)
+    rebuilt = write_wheel(tmp_path / "re" / WHEEL_NAME, rebuilt_entries or genuine)
+    index = FakeIndex()
+    index.add(published, FileKind.WHEEL)
+    if with_sdist:
+        index.add(make_sdist(tmp_path / "pub"), FileKind.SDIST)
+    tool = write_wheel(tmp_path / "pub" / "tool-1.0-py3-none-any.whl", wheel_entries("tool", "1.0"))
+    index.add(tool, FileKind.WHEEL, project="tool")
+    resolver = FakeResolver(index)
+    sandbox = FakeSandbox(rebuilt)
+    evidence = tmp_path / "evidence"
+    rebuilder = Rebuilder(
+        index=index,
+        resolver=resolver,
+        sandbox=sandbox,
+        image=lambda: ImageChoice("sha256:" + "0" * 64, "sha256:" + "0" * 64, "3.11"),
+        evidence_root=evidence,
+        work_root=tmp_path / "work",
+        limits=SandboxLimits(),
+        diffoscope_timeout=60,
+    )
+    return World(index, resolver, sandbox, rebuilder, published, evidence)
+
+
+def _wheel_result(world: World):
+    results = world.rebuilder.check_release("demo", "1.0")
+    [wheel] = [r for r in results if r.filename.endswith(".whl")]
+    return wheel, results
+
+
+def test_identical_rebuild_is_reproducible_and_keeps_evidence(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    result, results = _wheel_result(world)
+    assert result.verdict is Verdict.REPRODUCIBLE
+    assert result.rebuilt_sha256 == result.upstream_sha256 == _sha(world.published)
+    [sdist] = [r for r in results if r.filename.endswith(".tar.gz")]
+    assert sdist.verdict is Verdict.UNSUPPORTED
+    folder = Path(result.evidence or "")
+    strategy = json.loads((folder / "strategy.json").read_text())
+    assert strategy["backend"]["version"] == "0.42.0"
+    assert strategy["archive"]["source_date_epoch"] == DEFAULT_EPOCH
+    assert json.loads((folder / "result.json").read_text())["verdict"] == "reproducible"
+    assert (folder / "build.log").read_text() == "built\n"
+    request = world.sandbox.requests[0]
+    assert request.env["SOURCE_DATE_EPOCH"] == str(DEFAULT_EPOCH)
+    assert request.requirements == ("tool==1.0",)
+    assert [p.name for p in request.wheelhouse.iterdir()] == ["tool-1.0-py3-none-any.whl"]
+    assert (request.source_dir / "pyproject.toml").is_file()
+
+
+def test_timestamps_alone_make_it_equivalent(tmp_path: Path) -> None:
+    later = [replace(e, date_time=(2025, 1, 1, 0, 0, 0)) for e in wheel_entries()]
+    result, _ = _wheel_result(_world(tmp_path, rebuilt_entries=later))
+    assert result.verdict is Verdict.EQUIVALENT
+    assert [s.name for s in result.stabilizers] == ["zip-timestamps"]
+
+
+def test_changed_code_in_published_wheel_is_a_mismatch_naming_the_path(tmp_path: Path) -> None:
+    tampered = wheel_entries(files={"demo/__init__.py": b'__version__ = "1.0"\nimport os\n'})
+    world = _world(tmp_path, published_entries=tampered)
+    result, _ = _wheel_result(world)
+    assert result.verdict is Verdict.MISMATCH
+    kinds = {d.path: d.kind for d in result.differences}
+    assert kinds["demo/__init__.py"] is DifferenceKind.CONTENT
+    assert (Path(result.evidence or "") / "diffoscope.txt").exists()
+
+
+def test_build_failure_is_failed_with_reason_class(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    world.sandbox.statuses = [BuildOutcome(BuildStatus.TIMEOUT, None, "log", detail="killed")]
+    result, _ = _wheel_result(world)
+    assert result.verdict is Verdict.FAILED
+    assert result.reason_class is FailureReason.TIMEOUT
+    assert result.reason == "killed"
+
+
+def test_dynamic_requirements_get_a_second_resolution_round(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    world.sandbox.statuses = [
+        BuildOutcome(BuildStatus.MISSING_REQUIREMENTS, None, "", missing=("extra-dep>=1",))
+    ]
+    result, _ = _wheel_result(world)
+    assert result.verdict is Verdict.REPRODUCIBLE
+    assert len(world.resolver.calls) == 2
+    assert "extra-dep>=1" in world.resolver.calls[1]
+
+
+def test_requirements_that_stay_missing_fail_as_resolve(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    missing = BuildOutcome(BuildStatus.MISSING_REQUIREMENTS, None, "", missing=("x",))
+    world.sandbox.statuses = [missing, missing, missing]
+    result, _ = _wheel_result(world)
+    assert (result.verdict, result.reason_class) == (Verdict.FAILED, FailureReason.RESOLVE)
+
+
+def test_download_hash_mismatch_is_refused_and_recorded(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    file, path = world.index.files[WHEEL_NAME]
+    world.index.files[WHEEL_NAME] = (replace(file, sha256="0" * 64), path)
+    result, _ = _wheel_result(world)
+    assert result.verdict is Verdict.FAILED
+    assert "sha256" in (result.reason or "")
+    assert world.sandbox.requests == []
+
+
+def test_release_without_sdist_is_unsupported(tmp_path: Path) -> None:
+    result, _ = _wheel_result(_world(tmp_path, with_sdist=False))
+    assert result.verdict is Verdict.UNSUPPORTED
+    assert "no sdist" in (result.reason or "")
+
+
+def test_unknown_release_raises_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError):
+        _world(tmp_path).rebuilder.check_release("demo", "9.9")
+
+
+def test_latest_version_skips_prereleases(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    pre = write_wheel(tmp_path / "pub" / "demo-2.0b1-py3-none-any.whl", wheel_entries())
+    world.index.add(pre, FileKind.WHEEL, version="2.0b1")
+    assert world.rebuilder.latest_version("demo") == "1.0"
+
+
+@pytest.mark.parametrize(
+    ("filename", "pure"),
+    [
+        ("a-1-py3-none-any.whl", True),
+        ("a-1-py2.py3-none-any.whl", True),
+        ("a-1-cp311-cp311-manylinux_2_17_x86_64.whl", False),
+        ("a-1-py3-none-win_amd64.whl", False),
+        ("not-a-wheel.whl", False),
+    ],
+)
+def test_pure_wheels(filename: str, pure: bool) -> None:
+    assert is_pure_wheel(filename) is pure
