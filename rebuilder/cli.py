@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rebuilder import __version__
@@ -140,7 +140,9 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         for spec in specs:
             task = bar.add_task(f"{spec}: looking up", total=None)
 
-            def stage(filename: str, what: str, task: int = task, spec: ReleaseSpec = spec) -> None:
+            def stage(
+                filename: str, what: str, task: TaskID = task, spec: ReleaseSpec = spec
+            ) -> None:
                 bar.update(task, description=f"{spec}: {filename}: {what}")
 
             try:

@@ -127,7 +127,7 @@ def _pair_with_sdist(
 
 def _tz_offset(pairs: Sequence[tuple[int, float]]) -> int:
     """The offset (a whole quarter hour) that most published source times show, or 0."""
-    offsets = Counter()
+    offsets: Counter[int] = Counter()
     for published, mtime in pairs:
         delta = published - zip_floor(mtime)
         rounded = round(delta / _QUARTER_HOUR) * _QUARTER_HOUR

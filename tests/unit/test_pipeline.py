@@ -101,9 +101,13 @@ class FakeSandbox:
     produce: Path | None
     statuses: list[BuildOutcome] = field(default_factory=list)
     requests: list[BuildRequest] = field(default_factory=list)
+    wheelhouses: list[list[str]] = field(default_factory=list)
+    sources: list[list[str]] = field(default_factory=list)
 
     def run(self, request: BuildRequest) -> BuildOutcome:
         self.requests.append(request)
+        self.wheelhouses.append(sorted(p.name for p in request.wheelhouse.iterdir()))
+        self.sources.append(sorted(p.name for p in request.source_dir.iterdir()))
         if self.statuses:
             return self.statuses.pop(0)
         assert self.produce is not None
@@ -177,8 +181,9 @@ def test_identical_rebuild_is_reproducible_and_keeps_evidence(tmp_path: Path) ->
     request = world.sandbox.requests[0]
     assert request.env["SOURCE_DATE_EPOCH"] == str(DEFAULT_EPOCH)
     assert request.requirements == ("tool==1.0",)
-    assert [p.name for p in request.wheelhouse.iterdir()] == ["tool-1.0-py3-none-any.whl"]
-    assert (request.source_dir / "pyproject.toml").is_file()
+    assert world.sandbox.wheelhouses == [["tool-1.0-py3-none-any.whl"]]
+    assert "pyproject.toml" in world.sandbox.sources[0]
+    assert not request.source_dir.exists()  # the work folder is cleaned up
 
 
 def test_timestamps_alone_make_it_equivalent(tmp_path: Path) -> None:
