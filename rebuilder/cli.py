@@ -68,8 +68,10 @@ def _parser() -> argparse.ArgumentParser:
 
     image = sub.add_parser("image", help="the build sandbox image")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
-    image_sub.add_parser("build", help="build the sandbox image now (bootstrapping its base)")
-    image_sub.add_parser("show", help="print the image reference and digest in use")
+    image_sub.add_parser("build", help="build the sandbox image again now (bootstrapping its base)")
+    image_sub.add_parser(
+        "show", help="print the image reference and digest, building it if missing"
+    )
     return parser
 
 
@@ -109,11 +111,14 @@ def _configure_logging(verbosity: int) -> None:
 
 
 def _image(args: argparse.Namespace, settings: Settings) -> int:
-    from rebuilder.wiring import image_choice  # noqa: PLC0415 - imports docker
+    from rebuilder.wiring import build_sandbox_image, image_choice  # noqa: PLC0415 - docker
 
+    if args.image_command == "build" and settings.image is None:
+        ref = build_sandbox_image(settings)
+        print(f"{ref.reference}\t{ref.digest}")
+        return EXIT_OK
     choice = image_choice(settings)
     print(f"{choice.reference}\t{choice.digest}")
-    del args
     return EXIT_OK
 
 

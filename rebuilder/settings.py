@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         description="A sandbox image reference pinned by digest; default: the local image "
         "built from images/sandbox.",
     )
+    image_base: str | None = Field(
+        default=None,
+        description="Base of the local sandbox image, e.g. an official Python image pinned "
+        "by digest; default: a Debian bookworm base bootstrapped with debootstrap.",
+    )
     python_version: str = Field(default="3.11", description="Python of the sandbox image.")
     build_timeout: float = Field(default=900.0, description="Wall-clock limit of one build (s).")
     build_memory: int = Field(default=4 * 1024**3, description="Memory limit of one build.")

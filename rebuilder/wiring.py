@@ -7,7 +7,7 @@ from rebuilder.index.simple import SimpleIndex
 from rebuilder.pipeline import Rebuilder
 from rebuilder.plan.planner import ImageChoice
 from rebuilder.sandbox.docker import DockerSandbox
-from rebuilder.sandbox.image import ensure_image
+from rebuilder.sandbox.image import DEFAULT_BASE, ImageRef, build_image, ensure_image
 from rebuilder.sandbox.model import SandboxLimits
 from rebuilder.settings import Settings
 
@@ -21,9 +21,14 @@ def sandbox_limits(settings: Settings) -> SandboxLimits:
     )
 
 
+def build_sandbox_image(settings: Settings) -> ImageRef:
+    """Build the local sandbox image now (a no-op when the same one exists)."""
+    return build_image(base=settings.image_base or DEFAULT_BASE)
+
+
 def image_choice(settings: Settings) -> ImageChoice:
     """Find (or build, on first use) the sandbox image."""
-    ref = ensure_image(reference=settings.image)
+    ref = ensure_image(reference=settings.image, base=settings.image_base or DEFAULT_BASE)
     return ImageChoice(
         reference=ref.reference, digest=ref.digest, python_version=settings.python_version
     )

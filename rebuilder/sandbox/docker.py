@@ -1,0 +1,518 @@
+"""Run one build in a hermetic Docker container (the production :class:`Sandbox`).
+
+The container has no network, a read-only root, read-only inputs, a non-root user, no
+capabilities and limits on memory, processes, CPU, scratch space, time, log and output.
+It runs :mod:`rebuilder.sandbox.driver`, bind-mounted read-only, which leaves
+``result.json`` next to the artifact. The container is always removed; containers
+left by a crashed worker carry a label so :func:`remove_orphans` finds them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+
+from rebuilder.errors import SandboxError
+from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus
+
+logger = logging.getLogger(__name__)
+
+ROLE_LABEL = "org.pypi-rebuilder.role"
+ROLE_BUILD = "build"
+BUILD_UID = 10001
+TOOLS_PYTHON = "/opt/rebuilder-tools/bin/python"
+RESULT_NAME = "result.json"
+_DRIVER_SOURCE = Path(__file__).resolve().parent / "driver.py"
+_CLOCK_REPLAY_SOURCE = Path(__file__).resolve().parent / "clockreplay"
+_TMP_BYTES = 64 * 1024**2
+_HEAD_SECONDS = 5.0  # how long the head of a finished container's log may still take
+
+
+class Container(Protocol):
+    """The part of ``docker.models.containers.Container`` the sandbox uses."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def attrs(self) -> Mapping[str, Any]: ...
+    def start(self) -> None: ...
+    def reload(self) -> None: ...
+    def kill(self) -> None: ...
+    def remove(self, *, force: bool) -> None: ...
+    def logs(self, *, stream: bool, follow: bool) -> Iterator[bytes]: ...
+
+
+class Containers(Protocol):
+    """The part of ``docker.models.containers.ContainerCollection`` the sandbox uses."""
+
+    def create(self, image: str, command: list[str], **kwargs: object) -> Container: ...
+    def list(self, *, all: bool, filters: Mapping[str, Any]) -> list[Container]: ...
+
+
+class DockerClient(Protocol):
+    """The part of ``docker.DockerClient`` the sandbox uses."""
+
+    @property
+    def containers(self) -> Containers: ...
+
+
+def connect() -> DockerClient:
+    """A client for the local engine (``DOCKER_HOST`` and friends are honoured)."""
+    import docker  # noqa: PLC0415 - keep importing this module cheap for fakes
+
+    try:
+        client: DockerClient = docker.from_env()
+        client.ping()  # type: ignore[attr-defined]
+    except docker.errors.DockerException as exc:
+        raise SandboxError(f"Docker is not reachable: {exc}") from None
+    return client
+
+
+class LogCap:
+    """Keeps the head and the tail of a log stream within ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self._head_limit = limit // 2
+        self._tail_limit = limit - self._head_limit
+        self._head = bytearray()
+        self._tail = bytearray()
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next piece of the stream."""
+        self.total += len(chunk)
+        room = self._head_limit - len(self._head)
+        if room > 0:
+            self._head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self._tail += chunk
+            if len(self._tail) > 2 * self._tail_limit:  # trim in batches, not per chunk
+                del self._tail[: len(self._tail) - self._tail_limit]
+
+    @property
+    def head(self) -> bytes:
+        """The first bytes kept."""
+        return bytes(self._head)
+
+    @property
+    def head_full(self) -> bool:
+        """True once the head holds all it will ever hold."""
+        return len(self._head) >= self._head_limit
+
+    @property
+    def tail(self) -> bytes:
+        """The last bytes kept (after the head)."""
+        return bytes(self._tail[-self._tail_limit :]) if self._tail_limit else b""
+
+    def text(self, *, head: bytes | None = None, at_least: bool = False) -> str:
+        """The kept log with a note where bytes were cut.
+
+        ``head`` replaces the kept head (taken from another view of the same log);
+        ``at_least`` says the total is a lower bound (the engine dropped some).
+        """
+        head = self.head if head is None else head
+        tail = self.tail
+        cut = self.total - len(self.head) - len(tail)
+        if cut <= 0 and not at_least:
+            return (head + tail).decode("utf-8", "replace")
+        amount = f"at least {max(cut, 0)}" if at_least else f"{cut} of {self.total}"
+        note = f"\n[... log cut by the rebuilder: {amount} bytes left out ...]\n"
+        return head.decode("utf-8", "replace") + note + tail.decode("utf-8", "replace")
+
+
+def _close(stream: object) -> None:
+    """Close an SDK log stream and the HTTP response under it."""
+    # CancellableStream.close() shuts the socket but leaves the response (and with it a
+    # reference to the socket) open, which leaks the file descriptor until collected.
+    for target in (stream, getattr(stream, "_response", None)):
+        close = getattr(target, "close", None)
+        if callable(close):
+            with contextlib.suppress(Exception):
+                close()
+
+
+def read_log(container: Container, limit: int, live_head: bytes) -> str:
+    """The container's log within ``limit`` bytes, keeping its head and its tail.
+
+    The engine's log file is rotated (its size is capped), so once the build is over
+    it may no longer hold the start of a long log; ``live_head`` is that start, as
+    read while the build ran. The tail always comes from the file after the end,
+    because a following reader can stop before the last lines.
+    """
+    final = LogCap(limit)
+    with contextlib.suppress(Exception):
+        stream = container.logs(stream=True, follow=False)
+        try:
+            for chunk in stream:
+                final.feed(chunk)
+        finally:
+            _close(stream)
+    n = min(len(live_head), len(final.head))
+    if live_head[:n] == final.head[:n] and len(final.head) >= len(live_head):
+        return final.text()
+    return final.text(head=live_head, at_least=True)
+
+
+@dataclass(frozen=True)
+class DriverResult:
+    """What the driver reported in result.json (untrusted: the build could rewrite it)."""
+
+    status: str
+    artifact: str | None = None
+    detail: str = ""
+    missing: tuple[str, ...] = ()
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+_DRIVER_STATUSES = {"ok", "failed", "missing-requirements", "output-too-large"}
+
+
+def read_result(output_dir: Path) -> DriverResult | None:
+    """Parse result.json defensively; ``None`` when absent or malformed."""
+    path = output_dir / RESULT_NAME
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 1024**2:
+            return None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict) or raw.get("status") not in _DRIVER_STATUSES:
+        return None
+    artifact = raw.get("artifact")
+    if artifact is not None and (
+        not isinstance(artifact, str) or Path(artifact).name != artifact or artifact[:1] == "."
+    ):
+        return None
+    missing = raw.get("missing") or []
+    timings = raw.get("timings") or {}
+    if not isinstance(missing, list) or not isinstance(timings, dict):
+        return None
+    return DriverResult(
+        status=str(raw["status"]),
+        artifact=artifact,
+        detail=str(raw.get("detail", ""))[:1000],
+        missing=tuple(str(m) for m in missing),
+        timings={str(k): float(v) for k, v in timings.items() if isinstance(v, int | float)},
+    )
+
+
+def folder_bytes(path: Path) -> int:
+    """Total size of the regular files under ``path`` (symlinks not followed)."""
+    total = 0
+    for top, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(Path(top, name)).st_size
+    return total
+
+
+def driver_spec(request: BuildRequest) -> str:
+    """The JSON document handed to the driver."""
+    return json.dumps(
+        {
+            "distribution": request.distribution,
+            "requirements": list(request.requirements),
+            "env": dict(request.env),
+            "umask": request.umask,
+            "build_clock": request.build_clock,
+            "source_mtime": request.source_mtime,
+            "output_bytes": request.limits.output_bytes,
+        },
+        sort_keys=True,
+    )
+
+
+def container_options(request: BuildRequest) -> dict[str, Any]:
+    """Keyword arguments of ``containers.create`` for ``request``: the sandbox's walls."""
+    from docker.types import LogConfig, Mount, Ulimit  # noqa: PLC0415
+
+    limits = request.limits
+    log_file_bytes = max(4 * limits.log_bytes, 8 * 1024**2)
+    return {
+        "user": f"{BUILD_UID}:{BUILD_UID}",
+        "network_mode": "none",
+        "read_only": True,
+        "tmpfs": {
+            "/scratch": f"rw,exec,nosuid,nodev,size={limits.scratch_bytes},mode=1777",
+            # The container's own /tmp: a private tmpfs, not the host's.
+            "/tmp": f"rw,noexec,nosuid,nodev,size={_TMP_BYTES},mode=1777",  # noqa: S108
+        },
+        "mounts": [
+            Mount("/src", str(request.source_dir), type="bind", read_only=True),
+            Mount("/wheelhouse", str(request.wheelhouse), type="bind", read_only=True),
+            Mount("/out", str(request.output_dir), type="bind", read_only=False),
+            Mount("/driver/driver.py", str(_DRIVER_SOURCE), type="bind", read_only=True),
+            Mount("/driver/clockreplay", str(_CLOCK_REPLAY_SOURCE), type="bind", read_only=True),
+        ],
+        "security_opt": ["no-new-privileges"],
+        "cap_drop": ["ALL"],
+        "mem_limit": limits.memory_bytes,
+        "memswap_limit": limits.memory_bytes,  # equal: no swap
+        "mem_swappiness": 0,
+        "pids_limit": limits.pids,
+        "nano_cpus": int(limits.cpus * 1e9),
+        "ulimits": [Ulimit(name="core", soft=0, hard=0)],
+        "init": True,  # reaps the zombies a build leaves and forwards the kill
+        "log_config": LogConfig(
+            type="json-file", config={"max-size": str(log_file_bytes), "max-file": "2"}
+        ),
+        "labels": {**request.labels, ROLE_LABEL: ROLE_BUILD},
+        "environment": {"PYTHONDONTWRITEBYTECODE": "1"},
+        "working_dir": "/scratch",
+        "detach": True,
+    }
+
+
+class _HeadReader(threading.Thread):
+    """Reads the start of a container's log while it runs, then lets go."""
+
+    def __init__(self, container: Container, limit: int) -> None:
+        super().__init__(name=f"log-{container.id[:12]}", daemon=True)
+        self._container = container
+        self._cap = LogCap(limit)
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        # Following the engine's log file rather than attaching: a slow reader here
+        # never stalls the build. Only the head is wanted, so stop once it is full.
+        with contextlib.suppress(Exception):
+            stream = self._container.logs(stream=True, follow=True)
+            try:
+                for chunk in stream:
+                    with self._lock:
+                        self._cap.feed(chunk)
+                        if self._cap.head_full:
+                            break
+            finally:
+                _close(stream)
+
+    @property
+    def head(self) -> bytes:
+        with self._lock:
+            return self._cap.head
+
+
+@dataclass(frozen=True)
+class _Ending:
+    exit_code: int | None
+    status: BuildStatus | None = None  # set when the sandbox, not the driver, decided
+    detail: str = ""
+
+
+class DockerSandbox:
+    """The :class:`~rebuilder.sandbox.model.Sandbox` backed by a Docker engine."""
+
+    def __init__(self, *, client: DockerClient | None = None, poll_seconds: float = 0.25) -> None:
+        self._client = client
+        self._poll_seconds = poll_seconds
+
+    @property
+    def client(self) -> DockerClient:
+        """The engine client, connected on first use."""
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    def run(self, request: BuildRequest) -> BuildOutcome:
+        """Run ``request``; see :class:`~rebuilder.sandbox.model.Sandbox`."""
+        import docker  # noqa: PLC0415 - keep importing this module cheap for fakes
+
+        started = time.monotonic()
+        timings: dict[str, float] = {}
+        _prepare_output(request.output_dir)
+        container, timings["create"] = self._create(request)
+        try:
+            reader = _HeadReader(container, request.limits.log_bytes)
+            mark = time.monotonic()
+            try:
+                container.start()
+            except docker.errors.DockerException as exc:
+                raise SandboxError(f"the build container did not start: {exc}") from None
+            reader.start()
+            timings["start"] = time.monotonic() - mark
+            mark = time.monotonic()
+            try:
+                ending = self._wait(container, request)
+            except (docker.errors.DockerException, requests.RequestException) as exc:
+                raise SandboxError(f"lost the build container: {exc}") from None
+            timings["run"] = time.monotonic() - mark
+            reader.join(_HEAD_SECONDS)
+            log = read_log(container, request.limits.log_bytes, reader.head)
+        finally:
+            mark = time.monotonic()
+            _remove(container)
+            timings["remove"] = time.monotonic() - mark
+        outcome = _outcome(request, ending, log)
+        timings.update(outcome.timings)
+        timings["total"] = time.monotonic() - started
+        logger.info(
+            "build %s in %.1fs: %s %s", container.id[:12], timings["total"],
+            outcome.status.value, outcome.detail,
+        )  # fmt: skip
+        return BuildOutcome(
+            status=outcome.status,
+            artifact=outcome.artifact,
+            log=outcome.log,
+            exit_code=outcome.exit_code,
+            missing=outcome.missing,
+            detail=outcome.detail,
+            timings=timings,
+        )
+
+    def _create(self, request: BuildRequest) -> tuple[Container, float]:
+        import docker  # noqa: PLC0415
+
+        mark = time.monotonic()
+        try:
+            container = self.client.containers.create(
+                request.image,
+                [TOOLS_PYTHON, "-I", "/driver/driver.py", driver_spec(request)],
+                **container_options(request),
+            )
+        except docker.errors.ImageNotFound:
+            raise SandboxError(
+                f"the sandbox image {request.image} is not present; "
+                "build it with `rebuilder image build`"
+            ) from None
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"the build container could not be created: {exc}") from None
+        return container, time.monotonic() - mark
+
+    def _wait(self, container: Container, request: BuildRequest) -> _Ending:
+        limits = request.limits
+        deadline = time.monotonic() + limits.timeout_seconds
+        poll = min(0.05, self._poll_seconds)
+        while True:
+            container.reload()
+            state = container.attrs.get("State", {})
+            if state.get("Status") in {"exited", "dead"}:
+                if state.get("OOMKilled"):
+                    return _Ending(
+                        state.get("ExitCode"),
+                        BuildStatus.SANDBOX,
+                        f"memory limit of {limits.memory_bytes} bytes hit",
+                    )
+                return _Ending(state.get("ExitCode"))
+            if time.monotonic() >= deadline:
+                _kill(container)
+                return _Ending(
+                    None,
+                    BuildStatus.TIMEOUT,
+                    f"wall-clock limit of {limits.timeout_seconds:g}s hit",
+                )
+            if folder_bytes(request.output_dir) > limits.output_bytes:
+                _kill(container)
+                return _Ending(
+                    None,
+                    BuildStatus.SANDBOX,
+                    f"output over the limit of {limits.output_bytes} bytes",
+                )
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+            poll = min(poll * 2, self._poll_seconds)
+
+
+def _prepare_output(output_dir: Path) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / RESULT_NAME).unlink(missing_ok=True)
+    if os.geteuid() == 0:
+        os.chown(output_dir, BUILD_UID, BUILD_UID)
+    else:
+        # A non-root worker cannot give the folder away; it lives in the worker's private
+        # work folder, so opening it to everyone exposes it to no one else.
+        output_dir.chmod(0o777)
+
+
+def _kill(container: Container) -> None:
+    with contextlib.suppress(Exception):
+        container.kill()
+
+
+def _remove(container: Container) -> None:
+    try:
+        container.remove(force=True)
+    except Exception as exc:  # noqa: BLE001 - removal is best effort; orphans are swept later
+        if "No such container" not in str(exc) and "is already in progress" not in str(exc):
+            logger.warning("could not remove build container %s: %s", container.id[:12], exc)
+
+
+def _outcome(  # noqa: PLR0911 - one return per kind of ending reads clearest
+    request: BuildRequest, ending: _Ending, log: str
+) -> BuildOutcome:
+    """Turn how the container ended and what the driver wrote into a verdict."""
+    result = read_result(request.output_dir)
+    timings = dict(result.timings) if result else {}
+    if ending.status is not None:
+        return BuildOutcome(ending.status, None, log, ending.exit_code, (), ending.detail, timings)
+    code = ending.exit_code
+    if result is None:
+        return BuildOutcome(
+            BuildStatus.FAILED, None, log, code, (), f"the driver exited {code} without a result",
+            timings,
+        )  # fmt: skip
+    if result.status == "missing-requirements":
+        return BuildOutcome(
+            BuildStatus.MISSING_REQUIREMENTS, None, log, code, result.missing,
+            result.detail or "build requirements not installed", timings,
+        )  # fmt: skip
+    if result.status == "output-too-large":
+        return BuildOutcome(BuildStatus.SANDBOX, None, log, code, (), result.detail, timings)
+    if result.status != "ok" or code != 0 or result.artifact is None:
+        detail = result.detail or f"the build exited {code}"
+        return BuildOutcome(BuildStatus.FAILED, None, log, code, (), detail, timings)
+    artifact = request.output_dir / result.artifact
+    if artifact.is_symlink() or not artifact.is_file():
+        return BuildOutcome(
+            BuildStatus.FAILED, None, log, code, (), f"{result.artifact} was not written", timings
+        )
+    size = artifact.stat().st_size
+    if size > request.limits.output_bytes:
+        return BuildOutcome(
+            BuildStatus.SANDBOX, None, log, code, (),
+            f"output over the limit of {request.limits.output_bytes} bytes ({size})", timings,
+        )  # fmt: skip
+    return BuildOutcome(BuildStatus.OK, artifact, log, code, (), "", timings)
+
+
+def _created_at(container: Container) -> datetime | None:
+    created = str(container.attrs.get("Created", ""))
+    # The engine writes nanoseconds; datetime takes at most microseconds.
+    head, _, rest = created.partition(".")
+    fraction = "".join(c for c in rest if c.isdigit())[:6]
+    try:
+        return datetime.fromisoformat(f"{head}.{fraction or '0'}+00:00")
+    except ValueError:
+        return None
+
+
+def remove_orphans(
+    client: DockerClient, older_than: timedelta, *, labels: Mapping[str, str] | None = None
+) -> list[str]:
+    """Remove build containers created more than ``older_than`` ago; return their ids.
+
+    A worker removes its containers itself; this sweeps those left by a worker that
+    was killed. Run it at worker start-up and now and then. ``labels`` narrows the
+    sweep (say, to one host's workers) beyond the build role every build carries.
+    """
+    wanted = [f"{ROLE_LABEL}={ROLE_BUILD}", *(f"{k}={v}" for k, v in (labels or {}).items())]
+    now = datetime.now(UTC)
+    removed: list[str] = []
+    for container in client.containers.list(all=True, filters={"label": wanted}):
+        created = _created_at(container)
+        if created is None or now - created < older_than:
+            continue
+        _remove(container)
+        removed.append(container.id)
+        logger.info("removed orphaned build container %s", container.id[:12])
+    return removed

@@ -1,0 +1,305 @@
+"""The Docker sandbox against a real engine: builds that work, and builds that misbehave."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from rebuilder.errors import SandboxError
+from rebuilder.sandbox.docker import ROLE_BUILD, ROLE_LABEL, DockerSandbox, remove_orphans
+from rebuilder.sandbox.image import ImageRef
+from rebuilder.sandbox.model import BuildRequest, BuildStatus
+from tests.integration.sandbox.conftest import SMALL_LIMITS
+from tests.support.dists import DEFAULT_TIME, make_wheel, setuptools_sdist_members
+from tests.support.wheelhouse import require
+
+pytestmark = pytest.mark.docker
+
+MakeRequest = Callable[..., BuildRequest]
+CLOCK = 1_600_000_000  # 2020-09-13 12:26:40 UTC
+CLOCK_TIME = (2020, 9, 13, 12, 26, 40)
+
+
+def entries(outcome: Any) -> dict[str, zipfile.ZipInfo]:
+    assert outcome.artifact is not None, outcome.log
+    with zipfile.ZipFile(outcome.artifact) as zf:
+        return {info.filename: info for info in zf.infolist()}
+
+
+def test_builds_a_wheel_with_an_in_tree_backend(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    outcome = sandbox.run(make_request())
+
+    assert outcome.status is BuildStatus.OK, outcome.log
+    assert outcome.exit_code == 0
+    assert outcome.artifact is not None
+    assert outcome.artifact.name == "demo-1.0-py3-none-any.whl"
+    found = entries(outcome)
+    assert found["demo/__init__.py"].date_time == DEFAULT_TIME  # the sdist's mtime, kept
+    assert set(outcome.timings) >= {
+        "create", "start", "run", "total", "copy", "venv", "install", "requires", "build",
+    }  # fmt: skip
+    assert "[rebuilder-driver] phase build" in outcome.log
+
+
+def test_clock_replay_stamps_generated_files_with_the_build_clock(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    outcome = sandbox.run(make_request(build_clock=CLOCK))
+
+    assert outcome.status is BuildStatus.OK, outcome.log
+    found = entries(outcome)
+    assert found["demo-1.0.dist-info/METADATA"].date_time == CLOCK_TIME
+    assert found["demo-1.0.dist-info/WHEEL"].date_time == CLOCK_TIME
+    # RECORD is stamped with "now", which runs from the build clock.
+    record = found["demo-1.0.dist-info/RECORD"].date_time
+    assert CLOCK_TIME <= record <= (2020, 9, 13, 12, 26, 50)
+    assert found["demo/__init__.py"].date_time == DEFAULT_TIME
+
+
+def test_without_clock_replay_generated_files_carry_today(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    outcome = sandbox.run(make_request())
+
+    assert entries(outcome)["demo-1.0.dist-info/METADATA"].date_time[0] >= 2025
+
+
+def test_umask_and_source_mtime_are_applied(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    outcome = sandbox.run(make_request(umask=0o077, source_mtime=1_500_000_000))
+
+    assert outcome.status is BuildStatus.OK, outcome.log
+    found = entries(outcome)
+    assert (found["demo-1.0.dist-info/METADATA"].external_attr >> 16) & 0o777 == 0o600
+    assert found["demo/__init__.py"].date_time == (2017, 7, 14, 2, 40, 0)
+
+
+def test_installs_requirements_from_the_wheelhouse_only(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    request = make_request(dynamic_requires=("demo-dep==2.0",), requirements=("demo-dep==2.0",))
+    wheel = make_wheel(request.wheelhouse, "demo_dep", "2.0")
+    wheel.chmod(0o644)
+
+    outcome = sandbox.run(request)
+
+    assert outcome.status is BuildStatus.OK, outcome.log
+    assert outcome.timings["install"] > 0
+
+
+def test_missing_dynamic_requirements_are_reported(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    outcome = sandbox.run(make_request(dynamic_requires=("wheel", "setuptools>=40")))
+
+    assert outcome.status is BuildStatus.MISSING_REQUIREMENTS, outcome.log
+    assert outcome.missing == ("setuptools>=40", "wheel")
+    assert outcome.artifact is None
+
+
+def test_a_failing_backend_fails_the_build(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    outcome = sandbox.run(make_request(build_prelude="raise RuntimeError('backend broke')"))
+
+    assert outcome.status is BuildStatus.FAILED
+    assert outcome.exit_code == 1
+    assert "backend broke" in outcome.log
+
+
+def test_the_network_is_unreachable(sandbox: DockerSandbox, make_request: MakeRequest) -> None:
+    prelude = """\
+import socket
+for host, port in (("1.1.1.1", 53), ("127.0.0.1", 5432)):
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as exc:
+        print("no connection to", host, ":", exc, flush=True)
+    else:
+        print("CONNECTED to", host, flush=True)
+raise SystemExit("network checked")
+"""
+    outcome = sandbox.run(make_request(build_prelude=prelude))
+
+    assert outcome.status is BuildStatus.FAILED
+    assert "no connection to 1.1.1.1 : [Errno 101] Network is unreachable" in outcome.log
+    assert "no connection to 127.0.0.1" in outcome.log
+    assert "CONNECTED" not in outcome.log
+
+
+def test_writing_outside_scratch_fails(sandbox: DockerSandbox, make_request: MakeRequest) -> None:
+    prelude = """\
+for path in ("/var/tmp/escape", "/etc/escape", "/src/escape", "/wheelhouse/escape"):
+    try:
+        open(path, "w").close()
+    except OSError as exc:
+        print("blocked", path, exc.strerror, flush=True)
+    else:
+        print("WROTE", path, flush=True)
+raise SystemExit("writes checked")
+"""
+    outcome = sandbox.run(make_request(build_prelude=prelude))
+
+    assert "blocked /var/tmp/escape Read-only file system" in outcome.log
+    assert "blocked /src/escape Read-only file system" in outcome.log
+    assert "WROTE" not in outcome.log
+
+
+def test_a_build_that_never_ends_times_out(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    limits = replace(SMALL_LIMITS, timeout_seconds=3.0)
+    started = time.monotonic()
+
+    outcome = sandbox.run(make_request(build_prelude="time.sleep(10**6)", limits=limits))
+
+    assert outcome.status is BuildStatus.TIMEOUT
+    assert "wall-clock limit of 3s" in outcome.detail
+    assert time.monotonic() - started < 3.0 + 10.0
+
+
+def test_a_fork_bomb_hits_the_pids_limit(sandbox: DockerSandbox, make_request: MakeRequest) -> None:
+    prelude = """\
+refused = False
+while True:
+    try:
+        os.fork()
+    except OSError as exc:
+        if not refused:
+            print("fork refused:", exc, flush=True)
+            refused = True
+"""
+    limits = replace(SMALL_LIMITS, timeout_seconds=5.0, pids=32)
+    started = time.monotonic()
+
+    outcome = sandbox.run(make_request(build_prelude=prelude, limits=limits))
+
+    assert outcome.status is BuildStatus.TIMEOUT
+    assert "fork refused: [Errno 11] Resource temporarily unavailable" in outcome.log
+    assert time.monotonic() - started < 5.0 + 15.0
+
+
+def test_a_memory_hog_hits_the_memory_limit(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    outcome = sandbox.run(make_request(build_prelude="hog = b'x' * (1024**3)"))
+
+    assert outcome.status is BuildStatus.SANDBOX, outcome.log
+    assert "memory limit" in outcome.detail
+
+
+def test_a_log_flood_is_capped(sandbox: DockerSandbox, make_request: MakeRequest) -> None:
+    prelude = """\
+import sys
+line = b"y" * 1023 + b"\\n"
+block = line * 1024
+for _ in range(1024):  # 1 GiB
+    sys.stdout.buffer.write(block)
+sys.stdout.flush()
+print("flood over", flush=True)
+"""
+    limits = replace(SMALL_LIMITS, timeout_seconds=120.0)
+    outcome = sandbox.run(make_request(build_prelude=prelude, limits=limits))
+
+    assert outcome.status is BuildStatus.OK, outcome.detail
+    assert len(outcome.log.encode()) < limits.log_bytes + 200
+    assert "log cut by the rebuilder" in outcome.log
+    assert outcome.log.startswith("[rebuilder-driver] phase copy")  # the head is kept
+    assert "result: ok" in outcome.log[-200:]  # and so is the tail
+
+
+def test_an_oversized_artifact_is_refused(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    prelude = """\
+name = "demo-1.0-py3-none-any.whl"
+with open(os.path.join(wheel_directory, name), "wb") as f:
+    f.write(os.urandom(8 * 1024 * 1024))
+return name
+"""
+    request = make_request(build_prelude=prelude)
+
+    outcome = sandbox.run(request)
+
+    assert outcome.status is BuildStatus.SANDBOX
+    assert "over" in outcome.detail
+    assert not (request.output_dir / "demo-1.0-py3-none-any.whl").exists()
+
+
+def test_filling_the_output_folder_is_stopped(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    prelude = """\
+with open("/out/junk", "wb") as f:
+    for _ in range(400):
+        f.write(bytes(1024 * 1024))
+        f.flush()
+        time.sleep(0.05)
+"""
+    request = make_request(build_prelude=prelude)
+
+    outcome = sandbox.run(request)
+
+    assert outcome.status is BuildStatus.SANDBOX
+    assert "output over the limit" in outcome.detail
+    assert (request.output_dir / "junk").stat().st_size < 100 * 1024**2
+
+
+def test_a_missing_image_is_a_sandbox_error(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    with pytest.raises(SandboxError, match="not present"):
+        sandbox.run(make_request(image="pypi-rebuilder-sandbox:does-not-exist"))
+
+
+def test_remove_orphans_sweeps_labelled_containers(
+    docker_client: Any, sandbox_image: ImageRef, test_label: dict[str, str]
+) -> None:
+    orphan = docker_client.containers.create(
+        sandbox_image.image_id, ["true"], labels={ROLE_LABEL: ROLE_BUILD, **test_label}
+    )
+    bystander = docker_client.containers.create(sandbox_image.image_id, ["true"], labels=test_label)
+    try:
+        assert remove_orphans(docker_client, timedelta(hours=1), labels=test_label) == []
+        removed = remove_orphans(docker_client, timedelta(0), labels=test_label)
+        assert removed == [orphan.id]
+    finally:
+        bystander.remove(force=True)
+
+
+def test_a_real_setuptools_build_replays_the_build_clock(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    wheels = require()
+    request = make_request(
+        members=setuptools_sdist_members(),
+        requirements=("setuptools==69.0.3", "wheel==0.42.0"),
+        build_clock=CLOCK,
+        limits=replace(SMALL_LIMITS, memory_bytes=1024**3, pids=256, output_bytes=64 * 1024**2),
+    )
+    for name in ("setuptools-69.0.3-py3-none-any.whl", "wheel-0.42.0-py3-none-any.whl"):
+        shutil.copy(wheels[name], request.wheelhouse / name)
+        (request.wheelhouse / name).chmod(0o644)
+
+    outcome = sandbox.run(request)
+
+    assert outcome.status is BuildStatus.OK, outcome.log
+    found = entries(outcome)
+    generated = [n for n in found if ".dist-info/" in n and not n.endswith("/RECORD")]
+    assert generated
+    assert {found[n].date_time for n in generated} == {CLOCK_TIME}, outcome.log
+    assert found["demo/__init__.py"].date_time == DEFAULT_TIME
+    assert (
+        "Generator: bdist_wheel (0.42.0)"
+        in zipfile.ZipFile(outcome.artifact).read("demo-1.0.dist-info/WHEEL").decode()
+    )

@@ -1,0 +1,169 @@
+"""`rebuilder check` end to end: a local index, real uv, the real Docker sandbox.
+
+The "maintainer" builds the published wheel from the sdist in the sandbox, with and
+without SOURCE_DATE_EPOCH; the check must then infer how it was built and reproduce it
+bit for bit. A tampered copy (code changed, RECORD rewritten to match) must come out as
+a mismatch naming the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rebuilder.archive.tarread import extract_sdist
+from rebuilder.cli import main
+from rebuilder.sandbox.docker import DockerSandbox
+from rebuilder.sandbox.image import ImageRef
+from rebuilder.sandbox.model import BuildRequest, BuildStatus
+from tests.support.dists import make_sdist
+from tests.support.index_server import FixtureIndex
+from tests.support.wheelhouse import load_into, require
+
+pytestmark = pytest.mark.docker
+SETUPTOOLS = "setuptools==84.2.1"
+
+
+@dataclass(frozen=True)
+class Release:
+    sdist: Path
+    wheel: Path
+
+
+def _maintainer_build(
+    tmp: Path, image: ImageRef, sandbox: DockerSandbox, version: str, env: dict[str, str]
+) -> Release:
+    """Build the wheel the way a maintainer would, in the sandbox, with ``env``."""
+    sdist = make_sdist(tmp, "demo", version)
+    source = extract_sdist(sdist, tmp / f"src-{version}")
+    wheelhouse = tmp / "wheelhouse"
+    wheelhouse.mkdir(exist_ok=True)
+    wheels = require()
+    name = next(n for n in wheels if n.startswith("setuptools-84.2.1"))
+    (wheelhouse / name).write_bytes(wheels[name].read_bytes())
+    out = tmp / f"maintainer-{version}"
+    out.mkdir()
+    outcome = sandbox.run(
+        BuildRequest(
+            image=image.reference,
+            source_dir=source,
+            wheelhouse=wheelhouse,
+            requirements=(SETUPTOOLS,),
+            distribution="wheel",
+            env={"TZ": "UTC", **env},
+            output_dir=out,
+        )
+    )
+    assert outcome.status is BuildStatus.OK, outcome.log
+    assert outcome.artifact is not None
+    return Release(sdist, outcome.artifact)
+
+
+@pytest.fixture
+def index() -> Iterator[FixtureIndex]:
+    with FixtureIndex() as served:
+        load_into(served, only=[SETUPTOOLS])
+        yield served
+
+
+def _publish(index: FixtureIndex, release: Release, wheel_bytes: bytes | None = None) -> None:
+    now = datetime.now(UTC)
+    index.add_file("demo", release.sdist.name, release.sdist.read_bytes(), now)
+    index.add_file("demo", release.wheel.name, wheel_bytes or release.wheel.read_bytes(), now)
+
+
+def _check(
+    spec: str, index: FixtureIndex, tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> tuple[int, list[dict[str, Any]]]:
+    monkeypatch.setenv("REBUILDER_CACHE_DIR", str(tmp / "cache"))
+    code = main(["check", spec, "--index-url", index.url, "--out", str(tmp / "out"), "--json"])
+    lines = capsys.readouterr().out.splitlines()
+    return code, [json.loads(line) for line in lines if line.startswith("{")]
+
+
+@pytest.mark.parametrize(
+    ("version", "env"),
+    [("1.0", {"SOURCE_DATE_EPOCH": "1700000000"}), ("1.1", {})],
+    ids=["source-date-epoch", "wall-clock"],
+)
+def test_genuine_release_is_reproducible(
+    version: str,
+    env: dict[str, str],
+    tmp_path: Path,
+    index: FixtureIndex,
+    sandbox_image: ImageRef,
+    sandbox: DockerSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    release = _maintainer_build(tmp_path, sandbox_image, sandbox, version, env)
+    times = {i.date_time for i in zipfile.ZipFile(release.wheel).infolist()}
+    assert (len(times) == 1) == bool(env)  # the wall-clock build really has several times
+    _publish(index, release)
+    code, results = _check(f"demo=={version}", index, tmp_path, monkeypatch, capsys)
+    wheel = next(r for r in results if r["filename"].endswith(".whl"))
+    assert wheel["verdict"] == "reproducible", wheel
+    assert wheel["rebuilt_sha256"] == hashlib.sha256(release.wheel.read_bytes()).hexdigest()
+    assert code == 0
+    evidence = Path(wheel["evidence"])
+    strategy = json.loads((evidence / "strategy.json").read_text())
+    assert strategy["backend"]["generator"] == "setuptools (84.2.1)"
+    assert [r["version"] for r in strategy["requirements"]] == ["84.2.1"]
+    assert (evidence / "rebuilt" / release.wheel.name).is_file()
+
+
+def _tamper(wheel: Path, path: str) -> bytes:
+    """Append a line to ``path`` and rewrite RECORD to match, as an attacker would."""
+    source = zipfile.ZipFile(wheel)
+    files = {i.filename: source.read(i) for i in source.infolist()}
+    files[path] += b"import os  # injected\n"
+    record_name = next(n for n in files if n.endswith(".dist-info/RECORD"))
+    lines = []
+    for name, data in files.items():
+        if name == record_name:
+            continue
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        lines.append(f"{name},sha256={digest},{len(data)}")
+    files[record_name] = ("\n".join([*lines, f"{record_name},,"]) + "\n").encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            out.writestr(info, files[info.filename])
+    return buffer.getvalue()
+
+
+def test_tampered_wheel_is_a_mismatch_naming_the_file(
+    tmp_path: Path,
+    index: FixtureIndex,
+    sandbox_image: ImageRef,
+    sandbox: DockerSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    release = _maintainer_build(
+        tmp_path, sandbox_image, sandbox, "2.0", {"SOURCE_DATE_EPOCH": "1700000000"}
+    )
+    _publish(index, release, _tamper(release.wheel, "demo/__init__.py"))
+    code, results = _check("pkg:pypi/demo@2.0", index, tmp_path, monkeypatch, capsys)
+    wheel = next(r for r in results if r["filename"].endswith(".whl"))
+    assert wheel["verdict"] == "mismatch"
+    assert {"path": "demo/__init__.py", "kind": "content"} in wheel["differences"]
+    assert code == 1
+    assert (Path(wheel["evidence"]) / "diffoscope.html").is_file()
+
+
+def test_unknown_release_exits_2(
+    tmp_path: Path, index: FixtureIndex, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    code, results = _check("demo==9.9", index, tmp_path, monkeypatch, capsys)
+    assert (code, results) == (2, [])

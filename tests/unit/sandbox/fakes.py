@@ -1,0 +1,101 @@
+"""A small, typed stand-in for the part of the docker SDK the sandbox uses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rebuilder.sandbox.docker import Container, Containers, DockerClient
+
+
+@dataclass
+class FakeContainer:
+    """A container whose run is a function of its mounts, and whose state is scripted."""
+
+    id: str
+    image: str
+    options: dict[str, Any]
+    behaviour: Callable[[FakeContainer], None]
+    log: bytes = b""
+    state: dict[str, Any] = field(default_factory=lambda: {"Status": "created"})
+    created: str = "2026-11-25T06:00:00.123456789Z"
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def attrs(self) -> Mapping[str, Any]:
+        return {"State": self.state, "Created": self.created}
+
+    @property
+    def output_dir(self) -> Path:
+        return next(Path(m["Source"]) for m in self.options["mounts"] if m["Target"] == "/out")
+
+    def start(self) -> None:
+        self.events.append("start")
+        self.state = {"Status": "running"}
+        self.behaviour(self)
+
+    def reload(self) -> None:
+        self.events.append("reload")
+
+    def kill(self) -> None:
+        self.events.append("kill")
+        self.state = {"Status": "exited", "ExitCode": 137, "OOMKilled": False}
+
+    def remove(self, *, force: bool) -> None:
+        self.events.append(f"remove(force={force})")
+
+    def logs(self, *, stream: bool, follow: bool) -> Iterator[bytes]:
+        del stream, follow
+        for start in range(0, len(self.log), 4096):
+            yield self.log[start : start + 4096]
+
+    def finish(self, code: int, result: Mapping[str, Any] | None, *, oom: bool = False) -> None:
+        """End the run as the driver would, leaving ``result`` in /out."""
+        if result is not None:
+            (self.output_dir / "result.json").write_text(json.dumps(result))
+        self.state = {"Status": "exited", "ExitCode": code, "OOMKilled": oom}
+
+
+@dataclass
+class FakeContainers:
+    behaviour: Callable[[FakeContainer], None] = lambda c: None
+    created: list[FakeContainer] = field(default_factory=list)
+    error: Exception | None = None
+
+    def create(self, image: str, command: list[str], **kwargs: object) -> Container:
+        if self.error is not None:
+            raise self.error
+        container = FakeContainer(
+            f"{len(self.created):064x}", image, {"command": command, **kwargs}, self.behaviour
+        )
+        self.created.append(container)
+        return container
+
+    def list(self, *, all: bool, filters: Mapping[str, Any]) -> list[Container]:
+        assert all
+        wanted = filters["label"]
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        return [
+            c
+            for c in self.created
+            if set(wanted) <= {f"{k}={v}" for k, v in c.options.get("labels", {}).items()}
+        ]
+
+
+@dataclass
+class FakeDocker:
+    containers: Containers
+
+    @classmethod
+    def running(
+        cls, behaviour: Callable[[FakeContainer], None]
+    ) -> tuple[FakeDocker, FakeContainers]:
+        containers = FakeContainers(behaviour)
+        return cls(containers), containers
+
+
+def as_client(fake: FakeDocker) -> DockerClient:
+    return fake

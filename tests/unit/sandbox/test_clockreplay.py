@@ -1,0 +1,83 @@
+"""Clock replay, in a real interpreter started the way the driver starts a backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rebuilder.sandbox import driver
+
+CLOCK = 1_600_000_000
+CLOCK_TIME = [2020, 9, 13, 12, 26, 40]
+
+SCRIPT = """\
+import json, os, shutil, sys, time, zipfile
+old, new, copied, wheel = sys.argv[1:]
+with open(new, "w") as f:
+    f.write("generated")
+shutil.copy2(old, copied)  # a copy keeps the source's mtime, as build_py does
+with zipfile.ZipFile(wheel, "w") as zf:
+    for path in (old, new, copied):
+        zf.write(path, os.path.basename(path))
+with zipfile.ZipFile(wheel) as zf:
+    times = {i.filename: list(i.date_time) for i in zf.infolist()}
+with open(new) as f:
+    fstat = os.fstat(f.fileno()).st_mtime
+print(json.dumps({
+    "times": times, "now": time.time(), "lstat": os.lstat(new).st_mtime, "fstat": fstat,
+    "stat_old": os.stat(old).st_mtime,
+}))
+"""
+
+
+def test_files_written_during_the_build_carry_the_build_clock(tmp_path: Path) -> None:
+    old = tmp_path / "old.py"
+    old.write_text("source")
+    os.utime(old, (1_500_000_000, 1_500_000_000))
+    env = {
+        "PATH": os.environ["PATH"],
+        "TZ": "UTC",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": str(driver.CLOCK_REPLAY),
+        "REBUILDER_BUILD_CLOCK": str(CLOCK),
+        "REBUILDER_BUILD_START_NS": str(time.time_ns()),
+    }
+    paths = [old, tmp_path / "new.txt", tmp_path / "copied.py", tmp_path / "out.whl"]
+
+    completed = subprocess.run(
+        [sys.executable, "-c", SCRIPT, *map(str, paths)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = json.loads(completed.stdout)
+
+    assert seen["times"]["new.txt"] == CLOCK_TIME
+    assert seen["times"]["old.py"] == [2017, 7, 14, 2, 40, 0]
+    assert seen["times"]["copied.py"] == [2017, 7, 14, 2, 40, 0]
+    assert seen["lstat"] == seen["fstat"] == CLOCK
+    assert seen["stat_old"] == 1_500_000_000
+    assert CLOCK <= seen["now"] < CLOCK + 60
+    # Only the backend's view changes: the file on disk has its real mtime.
+    assert (tmp_path / "new.txt").stat().st_mtime > CLOCK + 10**8
+
+
+def test_without_the_variables_nothing_changes(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-c", "import time; print(time.time())"],
+        env={
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": str(driver.CLOCK_REPLAY),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    assert abs(float(completed.stdout) - time.time()) < 60
