@@ -207,6 +207,7 @@ class Rebuilder:
                         wheel=wheel,
                         sdist=sdist,
                         generator=info.generator,
+                        tags=info.tags,
                         entries=archive.entries,
                         source_dir=source_dir,
                         image=image,
@@ -230,6 +231,8 @@ class Rebuilder:
                     umask=strategy.archive.umask,
                     build_clock=strategy.archive.build_clock,
                     source_mtime=strategy.archive.source_mtime,
+                    config_settings=dict(strategy.config_settings),
+                    clock_map=dict(strategy.archive.generated_times),
                     limits=self._limits,
                     labels={"org.pypi-rebuilder.file": wheel.filename[:200]},
                 )

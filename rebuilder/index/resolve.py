@@ -70,10 +70,17 @@ def _system_certs_flag(uv: str) -> str:
 
 
 def format_exclude_newer(as_of: datetime) -> str:
-    """``as_of`` as the UTC RFC 3339 timestamp uv expects; naive times are refused."""
+    """``as_of`` as the UTC RFC 3339 timestamp uv expects; naive times are refused.
+
+    Fractions of a second are kept: a dependency uploaded earlier in the same second as
+    the release must still be admitted.
+    """
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError(f"as_of must be timezone-aware, got {as_of!r}")
-    return as_of.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = as_of.astimezone(UTC)
+    if utc.microsecond:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def validate_requirements(requirements: Sequence[str]) -> list[str]:

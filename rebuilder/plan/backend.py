@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -75,6 +76,7 @@ class BuildSystem:
     requires: tuple[str, ...]
     backend: str
     declared: bool  # False when the defaults were used (no pyproject.toml or table)
+    in_tree: bool = False  # ``backend-path`` given: the backend is imported from the source
 
 
 def read_build_system(pyproject_text: str | None) -> BuildSystem:
@@ -97,11 +99,18 @@ def read_build_system(pyproject_text: str | None) -> BuildSystem:
     if not isinstance(backend, str):
         msg = "pyproject.toml: build-system.build-backend must be a string"
         raise ValueError(msg)  # noqa: TRY004 - a malformed file, reported as a value error
-    return BuildSystem(tuple(requires), backend, declared=True)
+    return BuildSystem(
+        tuple(requires), backend, declared=True, in_tree=bool(table.get("backend-path"))
+    )
 
 
-def build_requirements(system: BuildSystem, pin: BackendPin) -> tuple[str, ...]:
+def build_requirements(
+    system: BuildSystem, pin: BackendPin, project: str | None = None
+) -> tuple[str, ...]:
     """The requirements to resolve: the sdist's own, with the generator's version pinned.
+
+    A project that builds itself (an in-tree backend naming the project as generator,
+    as setuptools does) gets no pin: its backend is the source being built.
 
     A requirement on the pinned distribution is replaced by the exact pin. A wheel made
     by the ``wheel`` distribution's ``bdist_wheel`` also means setuptools was older than
@@ -110,6 +119,9 @@ def build_requirements(system: BuildSystem, pin: BackendPin) -> tuple[str, ...]:
     """
     out: list[str] = []
     pinned = canonicalize_name(pin.distribution) if pin.distribution else None
+    if system.in_tree and project is not None and pinned == canonicalize_name(project):
+        pinned = None
+        pin = BackendPin(pin.generator, None, None)
     for raw in system.requires:
         try:
             req = Requirement(raw)
@@ -128,3 +140,31 @@ def build_requirements(system: BuildSystem, pin: BackendPin) -> tuple[str, ...]:
 
 def _names(requirements: list[str]) -> set[str]:
     return {canonicalize_name(Requirement(r).name) for r in requirements}
+
+
+# setuptools 64 added ``--build-option`` for options of the command; before it,
+# ``--global-option`` values were appended after the command and served the same end.
+_SETUPTOOLS_BUILD_OPTION = Version("64")
+_BDIST_WHEEL_PROVIDERS = {"wheel", "setuptools"}
+
+
+def infer_config_settings(
+    pin: BackendPin, tags: Sequence[str], setuptools_version: str | None
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """PEP 517 config settings the original build must have used, read from its tags.
+
+    A pure wheel tagged for both Python 2 and 3 (``py2.py3-none-any``) comes from
+    ``bdist_wheel --universal`` (the option or ``universal = 1`` in ``setup.cfg``);
+    passing it again is harmless when the configuration already says so.
+    """
+    interpreters = {tag.split("-", 1)[0] for tag in tags}
+    if pin.distribution not in _BDIST_WHEEL_PROVIDERS or not {"py2", "py3"} <= interpreters:
+        return ()
+    key = "--build-option"
+    if setuptools_version is not None:
+        try:
+            if Version(setuptools_version) < _SETUPTOOLS_BUILD_OPTION:
+                key = "--global-option"
+        except InvalidVersion:
+            pass
+    return ((key, ("--universal",)),)

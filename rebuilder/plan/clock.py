@@ -20,6 +20,7 @@ from rebuilder.plan.strategy import ArchiveInputs
 ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can hold
 _UNIX = 3  # zip "version made by" host system of Unix
 _QUARTER_HOUR = 900
+MAX_GENERATED_TIMES = 512  # beyond this, one build clock stands for all generated files
 _MAX_TZ_OFFSET = 14 * 3600
 
 
@@ -48,8 +49,13 @@ def zip_floor(mtime: float) -> int:
 
 
 def is_generated(name: str) -> bool:
-    """Entries a backend writes during the build rather than copies from the source."""
-    return ".dist-info/" in name
+    """Entries a backend writes during the build: the wheel's own ``*.dist-info/`` folder.
+
+    Only the top-level one: vendored packages carry ``.dist-info`` folders of their own,
+    which are sources like any other file.
+    """
+    top, _, rest = name.partition("/")
+    return bool(rest) and top.endswith(".dist-info")
 
 
 def posix_tz(offset_seconds: int) -> str:
@@ -89,6 +95,15 @@ def infer_archive_inputs(
     generated = [zip_epoch(e.date_time) for e in files if is_generated(e.name)]
     counts = Counter(generated or times)
     build_clock = max(counts.items(), key=lambda item: (item[1], item[0]))[0]
+    # ``wheel`` stamps RECORD with "now" when it closes the archive: the clock the build
+    # reads must then show the time RECORD carries.
+    record = [
+        zip_epoch(e.date_time)
+        for e in files
+        if is_generated(e.name) and e.name.partition("/")[2] == "RECORD"
+    ]
+    if record:
+        build_clock = record[0]
     sources = [e for e in files if not is_generated(e.name)]
     pairs = _pair_with_sdist(sources, source_mtimes or {})
     offset = _tz_offset(pairs)
@@ -103,7 +118,37 @@ def infer_archive_inputs(
         umask=umask,
         tz=posix_tz(offset),
         source_mtime=source_mtime,
+        generated_times=_generated_times(files, source_mtimes or {}, offset, source_mtime),
     )
+
+
+def _generated_times(
+    files: Sequence[TimedEntry],
+    source_mtimes: Mapping[str, float],
+    offset: int,
+    source_mtime: int | None,
+) -> tuple[tuple[str, int], ...]:
+    """Each generated entry's published time: the original build clock when it wrote it.
+
+    Generated means written by the build: ``*.dist-info/*``, and source entries whose
+    published time is not their sdist mtime (version files and the like). The sandbox
+    applies these only to files that its own build writes.
+    """
+    matched = {
+        e.name
+        for e in files
+        if not is_generated(e.name)
+        and (
+            zip_epoch(e.date_time) == source_mtime
+            or any(
+                zip_epoch(e.date_time) == zip_floor(m + offset)
+                for p, m in source_mtimes.items()
+                if p == e.name or p.endswith("/" + e.name)
+            )
+        )
+    }
+    times = tuple(sorted((e.name, zip_epoch(e.date_time)) for e in files if e.name not in matched))
+    return times if len(times) <= MAX_GENERATED_TIMES else ()
 
 
 def _pair_with_sdist(
@@ -150,15 +195,18 @@ def _agree(pairs: Sequence[tuple[int, float]], offset: int) -> bool:
 def infer_umask(entries: Sequence[TimedEntry]) -> int:
     """The umask under which the generated files were written (default 022).
 
-    Read from the permission bits of the generated ``METADATA`` file, which the backend
-    creates with the process umask; only Unix-made entries carry such bits.
+    Read from the permission bits of a file the backend creates with the process
+    umask: ``WHEEL`` first (always written fresh), else ``METADATA`` (setuptools copies
+    that one from ``PKG-INFO``, so it can carry an older mode). Only Unix-made entries
+    carry such bits.
     """
-    for entry in entries:
-        if not entry.name.endswith(".dist-info/METADATA") or entry.create_system != _UNIX:
-            continue
-        mode = stat.S_IMODE(entry.external_attr >> 16)
-        if not mode & stat.S_IRUSR:  # no Unix bits recorded, or nonsense: keep the default
-            break
-        # Files are created 0o666 & ~umask; execute bits say nothing about the umask.
-        return (~mode) & 0o666
+    for witness in ("WHEEL", "METADATA"):
+        for entry in entries:
+            top_level = is_generated(entry.name) and entry.name.partition("/")[2] == witness
+            if not top_level or entry.create_system != _UNIX:
+                continue
+            mode = stat.S_IMODE(entry.external_attr >> 16)
+            if mode & stat.S_IRUSR:  # else no Unix bits recorded, or nonsense
+                # Files are created 0o666 & ~umask; execute bits say nothing of the umask.
+                return (~mode) & 0o666
     return 0o022

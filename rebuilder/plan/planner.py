@@ -12,7 +12,12 @@ from pathlib import Path
 from rebuilder.errors import ResolveError
 from rebuilder.index.model import Index, IndexFile, Resolver
 from rebuilder.index.wheelhouse import fetch_wheelhouse
-from rebuilder.plan.backend import build_requirements, parse_generator, read_build_system
+from rebuilder.plan.backend import (
+    build_requirements,
+    infer_config_settings,
+    parse_generator,
+    read_build_system,
+)
 from rebuilder.plan.clock import TimedEntry, infer_archive_inputs
 from rebuilder.plan.strategy import BuildRequirement, PinnedFile, Strategy
 
@@ -45,6 +50,7 @@ def plan_wheel(
     wheel: IndexFile,
     sdist: IndexFile,
     generator: str | None,
+    tags: Sequence[str] = (),
     entries: Sequence[TimedEntry],
     source_dir: Path,
     image: ImageChoice,
@@ -66,7 +72,7 @@ def plan_wheel(
     text = pyproject.read_text(encoding="utf-8", errors="replace") if pyproject.is_file() else None
     try:
         system = read_build_system(text)
-        requires = build_requirements(system, pin)
+        requires = build_requirements(system, pin, wheel.project)
     except ValueError as exc:
         raise ResolveError(str(exc)) from None
     requires = (*requires, *(r for r in extra_requires if r not in requires))
@@ -79,6 +85,8 @@ def plan_wheel(
     pins = resolver.resolve(requires, as_of=as_of, python_version=image.python_version)
     resolved: tuple[BuildRequirement, ...] = fetch_wheelhouse(index, pins, wheelhouse)
     archive = infer_archive_inputs(entries, source_mtimes(source_dir))
+    setuptools = next((r.version for r in resolved if r.name == "setuptools"), None)
+    config_settings = infer_config_settings(pin, tags, setuptools)
     return Strategy(
         project=wheel.project,
         version=wheel.version,
@@ -93,5 +101,6 @@ def plan_wheel(
         python_version=image.python_version,
         resolved_as_of=as_of.isoformat() if as_of else None,
         build_requires=tuple(requires),
+        config_settings=config_settings,
         notes=tuple(notes),
     )

@@ -70,6 +70,8 @@ class ArchiveInputs:
     umask: int = 0o022
     tz: str = "UTC"
     source_mtime: int | None = None  # every source file's mtime, when the original had one
+    # the original build's clock when it wrote each generated file: (archive path, time)
+    generated_times: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class Strategy:
     python_version: str
     resolved_as_of: str | None  # ISO 8601 upload time used for --exclude-newer
     build_requires: tuple[str, ...] = ()  # the requirement specs before resolution
+    config_settings: tuple[tuple[str, tuple[str, ...]], ...] = ()  # PEP 517, as pairs
     schema: int = STRATEGY_SCHEMA
     notes: tuple[str, ...] = field(default=())
 
@@ -125,11 +128,19 @@ class Strategy:
                 BuildRequirement(r["name"], r["version"], PinnedFile(**r["file"]))
                 for r in data["requirements"]
             ),
-            archive=ArchiveInputs(**data["archive"]),
+            archive=_archive_inputs(data["archive"]),
             image=data["image"],
             image_digest=data["image_digest"],
             python_version=data["python_version"],
             resolved_as_of=data["resolved_as_of"],
             build_requires=tuple(data.get("build_requires", ())),
+            config_settings=tuple(
+                (str(k), tuple(str(x) for x in v)) for k, v in data.get("config_settings", ())
+            ),
             notes=tuple(data.get("notes", ())),
         )
+
+
+def _archive_inputs(data: dict[str, Any]) -> ArchiveInputs:
+    times = tuple((str(name), int(when)) for name, when in data.get("generated_times", ()))
+    return ArchiveInputs(**{**data, "generated_times": times})

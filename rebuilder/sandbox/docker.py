@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -229,6 +230,8 @@ def driver_spec(request: BuildRequest) -> str:
             "build_clock": request.build_clock,
             "source_mtime": request.source_mtime,
             "output_bytes": request.limits.output_bytes,
+            "config_settings": {k: list(v) for k, v in request.config_settings.items()},
+            "clock_map": dict(request.clock_map),
         },
         sort_keys=True,
     )
@@ -332,6 +335,9 @@ class DockerSandbox:
         started = time.monotonic()
         timings: dict[str, float] = {}
         _prepare_output(request.output_dir)
+        modes = grant_read(request.source_dir)
+        if modes:
+            (request.output_dir / SOURCE_MODES_NAME).write_text(json.dumps(modes))
         container, timings["create"] = self._create(request)
         try:
             reader = _HeadReader(container, request.limits.log_bytes)
@@ -421,6 +427,31 @@ class DockerSandbox:
                 )
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
             poll = min(poll * 2, self._poll_seconds)
+
+
+SOURCE_MODES_NAME = ".source-modes.json"
+
+
+def grant_read(source_dir: Path) -> dict[str, int]:
+    """Make the source tree readable by the sandbox user; return the modes it changed.
+
+    An sdist may ship files only their owner can read (``0600`` keys, ``0700`` folders).
+    The build runs as another user, so they are opened up here, and the driver puts the
+    original modes back on its own copy: the wheel must carry the sdist's modes.
+    """
+    changed: dict[str, int] = {}
+    for top, dirs, files in os.walk(source_dir):
+        for name in (*dirs, *files):
+            path = Path(top, name)
+            info = path.lstat()
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            mode = stat.S_IMODE(info.st_mode)
+            wanted = mode | stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(info.st_mode) else 0)
+            if wanted != mode:
+                changed[path.relative_to(source_dir).as_posix()] = mode
+                path.chmod(wanted)
+    return changed
 
 
 def _prepare_output(output_dir: Path) -> None:

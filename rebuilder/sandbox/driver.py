@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -64,6 +65,8 @@ class DriverSpec:
     build_clock: int | None = None
     source_mtime: int | None = None
     output_bytes: int = 512 * 1024**2
+    config_settings: Mapping[str, list[str]] = field(default_factory=dict)
+    clock_map: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, text: str) -> DriverSpec:
@@ -81,6 +84,11 @@ class DriverSpec:
             build_clock=None if raw.get("build_clock") is None else int(raw["build_clock"]),
             source_mtime=None if raw.get("source_mtime") is None else int(raw["source_mtime"]),
             output_bytes=int(raw.get("output_bytes", 512 * 1024**2)),
+            config_settings={
+                str(k): [str(v) for v in values]
+                for k, values in dict(raw.get("config_settings", {})).items()
+            },
+            clock_map={str(k): int(v) for k, v in dict(raw.get("clock_map", {})).items()},
         )
 
 
@@ -115,9 +123,28 @@ def say(message: str) -> None:
     print(f"[rebuilder-driver] {message}", flush=True)
 
 
-def copy_source(source: Path, target: Path, mtime: int | None) -> None:
-    """Copy the tree keeping modes and mtimes; then give every entry ``mtime`` if set."""
+def read_source_modes() -> dict[str, int]:
+    """The modes the host opened up (see ``grant_read``), read once and removed."""
+    path = OUT / ".source-modes.json"
+    if not path.is_file():
+        return {}
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    path.unlink()
+    return {str(k): int(v) for k, v in dict(raw).items()}
+
+
+def copy_source(
+    source: Path, target: Path, mtime: int | None, modes: Mapping[str, int] | None = None
+) -> None:
+    """Copy the tree keeping modes and mtimes; then give every entry ``mtime`` if set.
+
+    ``modes`` are the original modes of entries the host had to open up for reading.
+    """
     shutil.copytree(source, target, symlinks=True, copy_function=shutil.copy2)
+    for relative, mode in (modes or {}).items():
+        path = (target / relative).resolve()
+        if path.is_relative_to(target.resolve()) and not path.is_symlink():
+            path.chmod(mode & 0o7777 | stat.S_IRUSR | stat.S_IWUSR)
     if mtime is None:
         return
     for top, dirs, files in os.walk(target, topdown=False):
@@ -204,7 +231,7 @@ def build(spec: DriverSpec, phases: Phases) -> tuple[str, str | None]:
     env_dir = SCRATCH / "env"
     dist_dir = SCRATCH / "dist"
     with phases("copy"):
-        copy_source(SOURCE, tree, spec.source_mtime)
+        copy_source(SOURCE, tree, spec.source_mtime, read_source_modes())
     env = base_environment(spec, env_dir)
     uv = str(TOOLS / "bin" / "uv")
     with phases("venv"):
@@ -228,6 +255,8 @@ def build(spec: DriverSpec, phases: Phases) -> tuple[str, str | None]:
             p for p in (str(CLOCK_REPLAY), backend_env.get("PYTHONPATH", "")) if p
         )
         backend_env["REBUILDER_BUILD_CLOCK"] = str(spec.build_clock)
+        if spec.clock_map:
+            backend_env["REBUILDER_BUILD_CLOCK_MAP"] = json.dumps(dict(spec.clock_map))
         # Everything the backend touches from here on counts as "written by the build".
         backend_env["REBUILDER_BUILD_START_NS"] = str(time.time_ns())
 
@@ -236,6 +265,9 @@ def build(spec: DriverSpec, phases: Phases) -> tuple[str, str | None]:
     ) -> None:
         subprocess.run(cmd, cwd=cwd, env={**backend_env, **(extra_environ or {})}, check=True)
 
+    # Lists, as old setuptools concatenate them onto argv. Only the build hook gets them:
+    # old setuptools hand ``--global-option`` to ``egg_info`` when asked for requirements.
+    settings = {k: list(v) for k, v in spec.config_settings.items()}
     try:
         builder = ProjectBuilder(tree, python_executable=python, runner=runner)
         with phases("requires"):
@@ -246,7 +278,7 @@ def build(spec: DriverSpec, phases: Phases) -> tuple[str, str | None]:
             if missing:
                 raise Stop("missing-requirements", "build requirements not installed", missing)
         with phases("build"):
-            built = Path(builder.build(spec.distribution, dist_dir))
+            built = Path(builder.build(spec.distribution, dist_dir, settings))
     except (BuildBackendException, BuildException) as exc:
         raise Stop("failed", f"the build backend failed: {exc}") from None
     size = built.stat().st_size

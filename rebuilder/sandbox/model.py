@@ -36,6 +36,9 @@ class BuildRequest:
     umask: int = 0o022
     build_clock: int | None = None  # replay: mtime given to files written during the build
     source_mtime: int | None = None  # replay: one mtime given to every source file first
+    config_settings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # PEP 517
+    # replay: the original clock per generated file (archive path -> time), by path suffix
+    clock_map: Mapping[str, int] = field(default_factory=dict)
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     labels: Mapping[str, str] = field(default_factory=dict)
 

@@ -20,6 +20,7 @@ This file must not import anything but the standard library.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from typing import Any
 
 _CLOCK_ENV = "REBUILDER_BUILD_CLOCK"
 _START_ENV = "REBUILDER_BUILD_START_NS"
+_MAP_ENV = "REBUILDER_BUILD_CLOCK_MAP"  # JSON {archive path: time the original wrote it}
 _NS = 1_000_000_000
 
 
@@ -47,25 +49,51 @@ def replay_stat(st: os.stat_result, clock: int, start_ns: int, now_ns: int) -> o
     return result
 
 
+def clock_for(path: object, clock: int, clock_map: dict[str, int]) -> int:
+    """The original build's clock for ``path``: its entry in the map by path suffix."""
+    if not clock_map or not isinstance(path, (str, bytes, os.PathLike)):
+        return clock
+    text = os.fsdecode(os.fspath(path))
+    parts = text.replace(os.sep, "/").split("/")
+    # Archive paths hold at most a few components; try the longest suffixes first.
+    for size in range(min(len(parts), 8), 0, -1):
+        found = clock_map.get("/".join(parts[-size:]))
+        if found is not None:
+            return found
+    # Metadata is written to an ``.egg-info`` (or differently named) folder and copied
+    # into the wheel's ``.dist-info``: match by the path inside the metadata folder.
+    for index in range(len(parts) - 2, -1, -1):
+        if parts[index].endswith((".egg-info", ".dist-info")):
+            inner = "/".join(parts[index + 1 :])
+            for name, when in clock_map.items():
+                top, _, rest = name.partition("/")
+                if top.endswith(".dist-info") and rest == inner:
+                    return when
+            break
+    return clock
+
+
 def _wrap(
-    real: Callable[..., os.stat_result], clock: int, start_ns: int
+    real: Callable[..., os.stat_result], clock: int, start_ns: int, clock_map: dict[str, int]
 ) -> Callable[..., os.stat_result]:
     real_time_ns = time.time_ns
 
     def stat(*args: object, **kwargs: object) -> os.stat_result:
-        return replay_stat(real(*args, **kwargs), clock, start_ns, real_time_ns())
+        target = args[0] if args else kwargs.get("path", kwargs.get("fd"))
+        when = clock_for(target, clock, clock_map)
+        return replay_stat(real(*args, **kwargs), when, start_ns, real_time_ns())
 
     stat.__name__ = real.__name__
     stat.__doc__ = real.__doc__
     return stat
 
 
-def install(clock: int, start_ns: int) -> None:
+def install(clock: int, start_ns: int, clock_map: dict[str, int] | None = None) -> None:
     """Replace the stat functions and the wall clock of this process."""
     offset_ns = clock * _NS - time.time_ns()
     real_time_ns = time.time_ns
     for name in ("stat", "lstat", "fstat"):
-        setattr(os, name, _wrap(getattr(os, name), clock, start_ns))
+        setattr(os, name, _wrap(getattr(os, name), clock, start_ns, clock_map or {}))
 
     def time_ns() -> int:
         return real_time_ns() + offset_ns
@@ -81,7 +109,8 @@ def _from_environment() -> None:
     clock = os.environ.get(_CLOCK_ENV)
     start = os.environ.get(_START_ENV)
     if clock and start:
-        install(int(clock), int(start))
+        raw = json.loads(os.environ.get(_MAP_ENV) or "{}")
+        install(int(clock), int(start), {str(k): int(v) for k, v in raw.items()})
 
 
 _from_environment()

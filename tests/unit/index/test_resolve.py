@@ -72,6 +72,9 @@ def test_valid_requirements_pass() -> None:
 def test_exclude_newer_format() -> None:
     cet = timezone(timedelta(hours=1))
     assert format_exclude_newer(datetime(2024, 1, 1, 1, 0, tzinfo=cet)) == "2024-01-01T00:00:00Z"
+    # a dependency uploaded earlier in the same second must stay admitted
+    fraction = datetime(2024, 1, 1, 0, 0, 0, 678013, tzinfo=UTC)
+    assert format_exclude_newer(fraction) == "2024-01-01T00:00:00.678013Z"
     with pytest.raises(ValueError, match="timezone-aware"):
         format_exclude_newer(datetime(2024, 1, 1))
 

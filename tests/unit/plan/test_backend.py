@@ -5,6 +5,7 @@ import pytest
 from rebuilder.plan.backend import (
     LEGACY_BACKEND,
     build_requirements,
+    infer_config_settings,
     parse_generator,
     read_build_system,
 )
@@ -89,3 +90,35 @@ def test_invalid_build_requirement_is_reported() -> None:
     system = read_build_system('[build-system]\nrequires = ["not a requirement ~~"]\n')
     with pytest.raises(ValueError, match="invalid build requirement"):
         build_requirements(system, parse_generator("hatchling 1.0"))
+
+
+def test_a_project_building_itself_in_tree_is_not_pinned_from_the_index() -> None:
+    system = read_build_system(
+        '[build-system]\nrequires = []\nbuild-backend = "setuptools.build_meta"\n'
+        'backend-path = ["."]\n'
+    )
+    assert system.in_tree
+    assert build_requirements(system, parse_generator("setuptools (84.2.1)"), "setuptools") == ()
+    # another project with an in-tree shim still gets the generator's backend
+    assert build_requirements(system, parse_generator("setuptools (84.2.1)"), "demo") == (
+        "setuptools==84.2.1",
+    )
+
+
+def test_universal_wheels_get_the_universal_option_in_the_setuptools_eras_form() -> None:
+    wheel = parse_generator("bdist_wheel (0.34.2)")
+    assert infer_config_settings(wheel, ["py2-none-any", "py3-none-any"], "56.2.0") == (
+        ("--global-option", ("--universal",)),
+    )
+    modern = parse_generator("setuptools (80.9.0)")
+    assert infer_config_settings(modern, ["py2-none-any", "py3-none-any"], "80.9.0") == (
+        ("--build-option", ("--universal",)),
+    )
+
+
+def test_python3_only_or_other_backends_need_no_settings() -> None:
+    assert (
+        infer_config_settings(parse_generator("bdist_wheel (0.34.2)"), ["py3-none-any"], "56") == ()
+    )
+    hatch = parse_generator("hatchling 1.27.0")
+    assert infer_config_settings(hatch, ["py2-none-any", "py3-none-any"], None) == ()

@@ -39,7 +39,11 @@ def test_many_times_replay_the_build_clock_of_generated_files() -> None:
     ]
     inputs = infer_archive_inputs(entries)
     assert inputs.source_date_epoch is None
-    assert inputs.build_clock == zip_epoch(T2)
+    # `wheel` stamps RECORD with the clock it reads last: that is the clock to replay
+    assert inputs.build_clock == zip_epoch(T3)
+    times = dict(inputs.generated_times)
+    assert times["a-1.dist-info/METADATA"] == zip_epoch(T2)
+    assert times["a-1.dist-info/RECORD"] == zip_epoch(T3)
 
 
 def test_directory_entries_do_not_count() -> None:
@@ -74,6 +78,11 @@ def test_sources_matching_the_sdist_keep_their_mtimes_in_utc() -> None:
     inputs = infer_archive_inputs(entries, sdist)
     assert (inputs.tz, inputs.source_mtime) == ("UTC", None)
     assert inputs.build_clock == zip_epoch(T2)
+    # sources whose times the sdist explains are not replayed; generated files are
+    assert [name for name, _ in inputs.generated_times] == [
+        "a-1.dist-info/METADATA",
+        "a-1.dist-info/RECORD",
+    ]
 
 
 def test_a_constant_offset_from_the_sdist_is_the_build_time_zone() -> None:
@@ -106,3 +115,23 @@ def test_posix_time_zones() -> None:
     assert posix_tz(0) == "UTC"
     assert posix_tz(2 * 3600) == "<+0200>-2"
     assert posix_tz(-(3 * 3600 + 30 * 60)) == "<-0330>3:30"
+
+
+def test_umask_prefers_the_freshly_written_wheel_file_over_copied_metadata() -> None:
+    copied = Entry("a-1.dist-info/METADATA", T1, external_attr=0o100644 << 16)
+    fresh = Entry("a-1.dist-info/WHEEL", T1, external_attr=0o100664 << 16)
+    assert infer_umask([copied, fresh]) == 0o002
+    windows_wheel = Entry("a-1.dist-info/WHEEL", T1, external_attr=0x20, create_system=0)
+    assert infer_umask([copied, windows_wheel]) == 0o022
+
+
+def test_vendored_dist_info_folders_are_sources_not_the_wheels_own_metadata() -> None:
+    entries = [
+        Entry("pkg/_vendor/dep-1.0.dist-info/RECORD", T1),
+        Entry("pkg/_vendor/dep-1.0.dist-info/WHEEL", T1, external_attr=0o100600 << 16),
+        Entry("pkg-1.dist-info/WHEEL", T2),
+        Entry("pkg-1.dist-info/RECORD", T3),
+    ]
+    inputs = infer_archive_inputs(entries)
+    assert inputs.build_clock == zip_epoch(T3)
+    assert inputs.umask == 0o022

@@ -36,6 +36,7 @@ def test_the_host_spec_is_what_the_driver_reads(tmp_path: Path) -> None:
         build_clock=1_600_000_000,
         source_mtime=1_500_000_000,
         limits=SandboxLimits(output_bytes=1234),
+        config_settings={"--global-option": ("--universal",)},
     )
 
     spec = driver.DriverSpec.from_json(driver_spec(request))
@@ -48,6 +49,7 @@ def test_the_host_spec_is_what_the_driver_reads(tmp_path: Path) -> None:
         build_clock=1_600_000_000,
         source_mtime=1_500_000_000,
         output_bytes=1234,
+        config_settings={"--global-option": ["--universal"]},
     )
 
 
