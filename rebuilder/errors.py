@@ -56,6 +56,12 @@ class ArchiveError(RebuilderError):
     reason = FailureReason.SANDBOX
 
 
+class UnusableSourceError(RebuilderError):
+    """The source to build from exists but cannot be used (hostile or malformed sdist)."""
+
+    reason = FailureReason.NO_SOURCE
+
+
 class ResolveError(RebuilderError):
     """The build requirements could not be resolved or fetched."""
 

@@ -23,7 +23,14 @@ from rebuilder.archive.wheelfile import read_wheel_info
 from rebuilder.archive.zipread import read_zip
 from rebuilder.compare.diffoscope import run_diffoscope
 from rebuilder.compare.judge import compare_files
-from rebuilder.errors import FailureReason, NotFoundError, RebuilderError, ResolveError
+from rebuilder.errors import (
+    ArchiveError,
+    FailureReason,
+    NotFoundError,
+    RebuilderError,
+    ResolveError,
+    UnusableSourceError,
+)
 from rebuilder.evidence import Evidence
 from rebuilder.index.model import FileKind, Index, IndexFile, Resolver
 from rebuilder.plan.planner import ImageChoice, plan_wheel
@@ -191,13 +198,23 @@ class Rebuilder:
             published = self._index.download(wheel)
             source_archive = self._index.download(sdist)
         with timer("inspect"):
-            archive = read_zip(published)
-            info = read_wheel_info(archive)
+            try:
+                archive = read_zip(published)
+                info = read_wheel_info(archive)
+            except ArchiveError as exc:
+                raise ArchiveError(
+                    f"the published wheel cannot be read safely: {exc.diagnostics()}"
+                ) from None
         self._work_root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="rebuild-", dir=self._work_root) as tmp:
             work = Path(tmp)
             with timer("extract"):
-                source_dir = extract_sdist(source_archive, work / "src")
+                try:
+                    source_dir = extract_sdist(source_archive, work / "src")
+                except ArchiveError as exc:
+                    raise UnusableSourceError(
+                        f"the sdist {sdist.filename} cannot be used safely: {exc.diagnostics()}"
+                    ) from None
             image = self._image_choice()
             extra: tuple[str, ...] = ()
             for _ in range(MAX_REQUIREMENT_ROUNDS):

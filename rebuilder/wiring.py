@@ -29,8 +29,10 @@ def build_sandbox_image(settings: Settings) -> ImageRef:
 def image_choice(settings: Settings) -> ImageChoice:
     """Find (or build, on first use) the sandbox image."""
     ref = ensure_image(reference=settings.image, base=settings.image_base or DEFAULT_BASE)
+    # Run by the immutable image id: a tag moved between planning and building cannot
+    # swap the image under a strategy.
     return ImageChoice(
-        reference=ref.reference, digest=ref.digest, python_version=settings.python_version
+        reference=ref.image_id, digest=ref.digest, python_version=settings.python_version
     )
 
 

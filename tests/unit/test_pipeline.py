@@ -20,9 +20,12 @@ from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, San
 from rebuilder.verdict import DifferenceKind, Verdict
 from tests.support.dists import (
     DEFAULT_EPOCH,
+    SdistMember,
+    SdistSpec,
     WheelEntry,
     make_sdist,
     wheel_entries,
+    write_sdist,
     write_wheel,
 )
 
@@ -271,3 +274,30 @@ def test_latest_version_skips_prereleases(tmp_path: Path) -> None:
 )
 def test_pure_wheels(filename: str, pure: bool) -> None:
     assert is_pure_wheel(filename) is pure
+
+
+def test_hostile_sdist_fails_as_no_source_and_nothing_is_built(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    (tmp_path / "hostile").mkdir()
+    hostile = write_sdist(
+        tmp_path / "hostile" / "demo-1.0.tar.gz",
+        SdistSpec("demo", "1.0", [SdistMember("../../escape.py", b"x")]),
+        top="",
+    )
+    sdist = next(f for f, _ in world.index.files.values() if f.kind is FileKind.SDIST)
+    world.index.files[sdist.filename] = (replace(sdist, sha256=_sha(hostile)), hostile)
+    result, _ = _wheel_result(world)
+    assert (result.verdict, result.reason_class) == (Verdict.FAILED, FailureReason.NO_SOURCE)
+    assert "cannot be used safely" in (result.reason or "")
+    assert world.sandbox.requests == []
+    assert not (tmp_path / "escape.py").exists()
+
+
+def test_garbage_published_wheel_fails_clearly(tmp_path: Path) -> None:
+    world = _world(tmp_path)
+    world.published.write_bytes(b"this is not a zip file")
+    wheel = world.index.files[WHEEL_NAME][0]
+    world.index.files[WHEEL_NAME] = (replace(wheel, sha256=_sha(world.published)), world.published)
+    result, _ = _wheel_result(world)
+    assert result.verdict is Verdict.FAILED
+    assert "published wheel cannot be read safely" in (result.reason or "")
