@@ -16,6 +16,21 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from rebuilder import __version__
+from rebuilder.attest.keys import (
+    KeyAlgorithm,
+    Keyring,
+    generate_key,
+    load_private_key,
+    save_private_key,
+    save_public_key,
+)
+from rebuilder.attest.publish import Attestor, load_or_create_key, public_key_path
+from rebuilder.attest.verify import (
+    FileVerification,
+    bundle_for_file,
+    bundles_for_release,
+    verify_bundle,
+)
 from rebuilder.errors import NotFoundError, RebuilderError, UsageError
 from rebuilder.settings import Settings
 from rebuilder.spec import ReleaseSpec, parse_spec
@@ -65,6 +80,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--out", type=Path, help="evidence folder (default ./rebuilds)")
     check.add_argument("--json", action="store_true", help="one JSON object per file and line")
+    check.add_argument(
+        "--no-attest",
+        action="store_true",
+        help="do not sign attestations (default: a bundle per file under OUT/pypi/)",
+    )
+
+    key = sub.add_parser("key", help="the signing key of this rebuilder")
+    key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
+    generate = key_sub.add_parser("generate", help="make a new signing key")
+    generate.add_argument("--algorithm", choices=["ed25519", "ecdsa-p256"], default="ed25519")
+    generate.add_argument("--force", action="store_true", help="replace an existing key")
+    key_sub.add_parser("show", help="print the key id and the public key (PEM)")
+
+    verify = sub.add_parser(
+        "verify",
+        help="check signed attestations about a wheel file or a release, offline",
+        description="Exit status 0 only when every signature checks with a trusted key, "
+        "the attestations are about this very file, and the verdict is PASSED.",
+    )
+    verify.add_argument(
+        "target", metavar="FILE_OR_SPEC", help="a local wheel/sdist, or NAME==VERSION"
+    )
+    verify.add_argument(
+        "--attestations",
+        type=Path,
+        default=None,
+        help="folder holding pypi/... bundles (default: the evidence folder)",
+    )
+    verify.add_argument(
+        "--key",
+        type=Path,
+        action="append",
+        default=[],
+        help="trusted public key (PEM); repeat for rotation (default: this rebuilder's own key)",
+    )
 
     image = sub.add_parser("image", help="the build sandbox image")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
@@ -85,10 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         truststore.inject_into_ssl()
         settings = Settings()
-        if args.command == "check":
-            return _check(args, settings)
-        if args.command == "image":
-            return _image(args, settings)
+        commands = {"check": _check, "image": _image, "key": _key, "verify": _verify}
+        return commands[args.command](args, settings)
     except UsageError as exc:
         parser.error(exc.diagnostics())  # exits 2
     except RebuilderError as exc:
@@ -97,7 +145,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")
         return 130
-    return EXIT_UNCHECKED
 
 
 def _configure_logging(verbosity: int) -> None:
@@ -129,6 +176,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     if args.out is not None:
         settings = settings.model_copy(update={"out_dir": args.out})
     rebuilder = production_rebuilder(settings, index_url=args.index_url)
+    attestor = None if args.no_attest else _attestor(settings)
     console = Console()
     err = Console(stderr=True)
     results: list[FileResult] = []
@@ -154,6 +202,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                 version = spec.version or rebuilder.latest_version(spec.project)
                 for result in rebuilder.check_release(spec.project, version, stage):
                     results.append(result)
+                    if attestor is not None:
+                        attestor.attest(result)
                     if args.json:
                         print(json.dumps(result.to_json(), sort_keys=True), flush=True)
                     elif not interactive:
@@ -167,6 +217,62 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         console.print(_table(results))
         console.print(f"evidence: {settings.out_dir}")
     return _exit_status(results, unchecked)
+
+
+def _attestor(settings: Settings) -> Attestor:
+    signer = load_or_create_key(settings.signing_key_path)
+    return Attestor(signer=signer, builder_id=settings.builder_id, root=settings.out_dir)
+
+
+def _key(args: argparse.Namespace, settings: Settings) -> int:
+    path = settings.signing_key_path
+    if args.key_command == "generate":
+        if path.exists() and not args.force:
+            raise UsageError(
+                f"{path} exists; --force replaces it (keep the old public key "
+                "trusted while attestations signed with it are in use)"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        signer = generate_key(KeyAlgorithm(args.algorithm))
+        save_private_key(signer, path, overwrite=args.force)
+        save_public_key(signer.public_key, public_key_path(path))
+    else:
+        if not path.exists():
+            raise UsageError(f"no signing key at {path}: run `rebuilder key generate`")
+        signer = load_private_key(path)
+    print(f"key id: {signer.key_id}\nprivate key: {path}\npublic key: {public_key_path(path)}")
+    print(signer.public_key.to_pem(), end="")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    root = args.attestations or settings.out_dir
+    keys = args.key or [public_key_path(settings.signing_key_path)]
+    keyring = Keyring.from_files(keys)
+    target = Path(args.target)
+    console = Console()
+    checked: list[FileVerification] = []
+    if target.is_file():
+        bundle, digest = bundle_for_file(target, root)
+        if not bundle.is_file():
+            raise UsageError(f"no attestations for {target.name} under {root}")
+        checked.append(verify_bundle(bundle, keyring, sha256=digest, filename=target.name))
+    else:
+        spec = parse_spec(args.target)
+        if spec.version is None:
+            raise UsageError("verify takes NAME==VERSION or a local file")
+        for bundle in bundles_for_release(spec.project, spec.version, root):
+            checked.append(verify_bundle(bundle, keyring))
+    for item in checked:
+        style = "bold green" if item.passed else "bold red"
+        detail = ", ".join(item.stabilizers or item.differences) or (item.reason or "")
+        console.print(
+            f"[{style}]{item.result or 'NOT VERIFIED'}[/] {escape(item.filename)} "
+            f"sha256={item.sha256[:16]}... verdict={item.verdict} "
+            f"signed by {', '.join(k[:16] for k in item.key_ids)} {escape(detail)}"
+        )
+    console.print("log inclusion: not checked (the transparency log comes with the fleet)")
+    return EXIT_OK if checked and all(i.passed for i in checked) else EXIT_MISMATCH
 
 
 def _exit_status(results: Sequence[FileResult], unchecked: Sequence[str]) -> int:

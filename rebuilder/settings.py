@@ -47,4 +47,18 @@ class Settings(BaseSettings):
     build_pids: int = Field(default=512, description="Process limit of one build.")
     build_cpus: float = Field(default=2.0, description="CPUs of one build.")
     diffoscope_timeout: float = Field(default=120.0, description="Limit of one diffoscope run.")
+    signing_key: Path | None = Field(
+        default=None,
+        description="The operator's private signing key (PEM); default: keys/signing-key.pem "
+        "in the cache folder, made on first use.",
+    )
+    builder_id: str = Field(
+        default="https://pypi-rebuilder.dev/builders/local",
+        description="URI naming this rebuilder deployment in the attestations it signs.",
+    )
     page_ttl: float = Field(default=3600.0, description="How long an index page is cached (s).")
+
+    @property
+    def signing_key_path(self) -> Path:
+        """Where the signing key is (or will be made)."""
+        return self.signing_key or self.cache_dir / "keys" / "signing-key.pem"

@@ -120,6 +120,9 @@ def test_genuine_release_is_reproducible(
     assert strategy["backend"]["generator"] == "setuptools (84.2.1)"
     assert [r["version"] for r in strategy["requirements"]] == ["84.2.1"]
     assert (evidence / "rebuilt" / release.wheel.name).is_file()
+    # the signed attestation verifies offline against this very file
+    verify = ["verify", str(release.wheel), "--attestations", str(tmp_path / "out")]
+    assert main(verify) == 0
 
 
 def _tamper(wheel: Path, path: str) -> bytes:
@@ -153,13 +156,19 @@ def test_tampered_wheel_is_a_mismatch_naming_the_file(
     release = _maintainer_build(
         tmp_path, sandbox_image, sandbox, "2.0", {"SOURCE_DATE_EPOCH": "1700000000"}
     )
-    _publish(index, release, _tamper(release.wheel, "demo/__init__.py"))
+    tampered = _tamper(release.wheel, "demo/__init__.py")
+    _publish(index, release, tampered)
     code, results = _check("pkg:pypi/demo@2.0", index, tmp_path, monkeypatch, capsys)
     wheel = next(r for r in results if r["filename"].endswith(".whl"))
     assert wheel["verdict"] == "mismatch"
     assert {"path": "demo/__init__.py", "kind": "content"} in wheel["differences"]
     assert code == 1
     assert (Path(wheel["evidence"]) / "diffoscope.html").is_file()
+    downloaded = tmp_path / "downloaded" / release.wheel.name
+    downloaded.parent.mkdir()
+    downloaded.write_bytes(tampered)
+    verify = ["verify", str(downloaded), "--attestations", str(tmp_path / "out")]
+    assert main(verify) == 1  # signed and about this file, but the verdict is FAILED
 
 
 def test_unknown_release_exits_2(

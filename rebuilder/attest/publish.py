@@ -1,0 +1,91 @@
+"""Sign what a rebuild found and publish it as a bundle, from the recorded evidence.
+
+Attestations are made from the evidence folder (``strategy.json``) and the file's
+result, so what is signed is exactly what was recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rebuilder.attest.bundle import sign_bundle, statements_for, write_bundle
+from rebuilder.attest.errors import AttestationError
+from rebuilder.attest.keys import (
+    KeyAlgorithm,
+    LocalKeySigner,
+    Signer,
+    generate_key,
+    load_private_key,
+    save_private_key,
+    save_public_key,
+)
+from rebuilder.attest.statements import BuildRun, Verification
+from rebuilder.plan.strategy import Strategy
+from rebuilder.verdict import FileResult
+
+logger = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Attestor:
+    """Signs statements about judged files and writes them under ``root``."""
+
+    signer: Signer
+    builder_id: str
+    root: Path
+    clock: Callable[[], datetime] = _now
+
+    def attest(self, result: FileResult) -> Path:
+        """Write the signed bundle of ``result``; the bundle's path."""
+        finished = self.clock()
+        strategy = _recorded_strategy(result)
+        run = BuildRun(
+            builder_id=self.builder_id,
+            invocation_id=f"urn:uuid:{uuid.uuid4()}",
+            started_on=finished - timedelta(seconds=result.seconds),
+            finished_on=finished,
+        )
+        verification = Verification(verifier_id=self.builder_id, time_verified=finished)
+        statements = statements_for(result, strategy, run, verification)
+        envelopes = sign_bundle(statements, self.signer)
+        self.root.mkdir(parents=True, exist_ok=True)
+        return write_bundle(self.root, result.project, result.version, result.filename, envelopes)
+
+
+def _recorded_strategy(result: FileResult) -> Strategy | None:
+    if result.evidence is None:
+        return None
+    path = Path(result.evidence) / "strategy.json"
+    if not path.is_file():
+        return None
+    try:
+        return Strategy.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AttestationError(f"{path}: not a strategy this version can read: {exc}") from None
+
+
+def load_or_create_key(path: Path) -> LocalKeySigner:
+    """The operator's signing key at ``path``; a new Ed25519 key is made on first use."""
+    if path.exists():
+        return load_private_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    signer = generate_key(KeyAlgorithm.ED25519)
+    save_private_key(signer, path)
+    save_public_key(signer.public_key, public_key_path(path))
+    logger.warning("made a new signing key %s (key id %s)", path, signer.key_id)
+    return signer
+
+
+def public_key_path(private_key: Path) -> Path:
+    """Where the public half of ``private_key`` is kept: ``NAME.pub`` beside it."""
+    return private_key.with_suffix(".pub")
