@@ -59,3 +59,8 @@ def sandbox(docker_client: Any, test_label: dict[str, str]) -> Iterator[DockerSa
     wanted = [f"{ROLE_LABEL}={ROLE_BUILD}", *(f"{k}={v}" for k, v in test_label.items())]
     left = docker_client.containers.list(all=True, filters={"label": wanted})
     assert not left, f"build containers left behind: {[c.id[:12] for c in left]}"
+
+
+from tests.support.postgres import database_url  # noqa: E402 - a shared fixture
+
+__all__ = ["database_url"]
