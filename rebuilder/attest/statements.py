@@ -230,22 +230,10 @@ def verification_summary_statement(
     purl = pypi_purl(result.project, result.version, result.filename)
     statement = {
         "_type": STATEMENT_TYPE,
-        "subject": [
-            {
-                "name": result.filename,
-                "uri": purl,
-                "digest": {"sha256": _hex_digest(result.upstream_sha256, "published sha256")},
-            }
-        ],
+        "subject": [_published_subject(result, purl)],
         "predicateType": VSA_PREDICATE_TYPE,
         "predicate": {
-            "verifier": {
-                "id": verification.verifier_id,
-                "version": {TOOL_NAME: verification.verifier_version},
-            },
-            "timeVerified": rfc3339(verification.time_verified),
-            "resourceUri": purl,
-            "policy": {"uri": verification.policy_uri},
+            **_verifier_fields(verification, purl),
             "inputAttestations": [
                 {
                     "name": f"{result.filename}.provenance",
@@ -268,6 +256,25 @@ def verification_summary_statement(
     return statement
 
 
+def _published_subject(result: FileResult, purl: str) -> dict[str, Any]:
+    """The published file as a statement subject."""
+    digest = _hex_digest(result.upstream_sha256 or "", "published sha256")
+    return {"name": result.filename, "uri": purl, "digest": {"sha256": digest}}
+
+
+def _verifier_fields(verification: Verification, purl: str) -> dict[str, Any]:
+    """Who judged which resource, when, under which policy (VSA and failure predicates)."""
+    return {
+        "verifier": {
+            "id": verification.verifier_id,
+            "version": {TOOL_NAME: verification.verifier_version},
+        },
+        "timeVerified": rfc3339(verification.time_verified),
+        "resourceUri": purl,
+        "policy": {"uri": verification.policy_uri},
+    }
+
+
 def failure_statement(
     result: FileResult, verification: Verification, strategy: Strategy | None = None
 ) -> dict[str, Any]:
@@ -281,22 +288,10 @@ def failure_statement(
     purl = pypi_purl(result.project, result.version, result.filename)
     statement = {
         "_type": STATEMENT_TYPE,
-        "subject": [
-            {
-                "name": result.filename,
-                "uri": purl,
-                "digest": {"sha256": _hex_digest(result.upstream_sha256, "published sha256")},
-            }
-        ],
+        "subject": [_published_subject(result, purl)],
         "predicateType": FAILURE_PREDICATE_TYPE,
         "predicate": {
-            "verifier": {
-                "id": verification.verifier_id,
-                "version": {TOOL_NAME: verification.verifier_version},
-            },
-            "timeVerified": rfc3339(verification.time_verified),
-            "resourceUri": purl,
-            "policy": {"uri": verification.policy_uri},
+            **_verifier_fields(verification, purl),
             "verdict": result.verdict.value,
             "reasonClass": result.reason_class.value if result.reason_class else None,
             "reason": result.reason,

@@ -15,16 +15,11 @@ from rebuilder.attest.publish import Attestor, load_or_create_key, public_key_pa
 from rebuilder.attest.verify import bundle_for_file, bundles_for_release, verify_bundle
 from rebuilder.errors import FailureReason
 from rebuilder.evidence import Evidence
-from rebuilder.plan.strategy import (
-    ArchiveInputs,
-    BackendPin,
-    BuildRequirement,
-    PinnedFile,
-    Strategy,
-)
+from rebuilder.plan.strategy import Strategy
 from rebuilder.verdict import Difference, DifferenceKind, FileResult, StabilizerUse, Verdict
+from tests.unit.attest.conftest import FILENAME
 
-WHEEL = "demo-1.0-py3-none-any.whl"
+WHEEL = FILENAME
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
@@ -34,35 +29,14 @@ def _published(tmp_path: Path) -> tuple[Path, str]:
     return path, hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _strategy() -> Strategy:
-    return Strategy(
-        project="demo",
-        version="1.0",
-        target=WHEEL,
-        distribution="wheel",
-        source=PinnedFile("demo-1.0.tar.gz", "http://127.0.0.1/demo-1.0.tar.gz", "ab" * 32),
-        backend=BackendPin("hatchling 1.27.0", "hatchling", "1.27.0"),
-        requirements=(
-            BuildRequirement(
-                "hatchling",
-                "1.27.0",
-                PinnedFile("hatchling-1.27.0-py3-none-any.whl", "u", "cd" * 32),
-            ),
-        ),
-        archive=ArchiveInputs(source_date_epoch=1_700_000_000, build_clock=None),
-        image="sha256:" + "ef" * 32,
-        image_digest="sha256:" + "ef" * 32,
-        python_version="3.11",
-        resolved_as_of="2026-01-01T00:00:00+00:00",
-    )
-
-
-def _result(tmp_path: Path, sha: str, verdict: Verdict, **extra: object) -> FileResult:
-    evidence = Evidence.for_file(tmp_path / "out", "demo", "1.0", WHEEL)
-    evidence.write_strategy(_strategy())
+def _result(
+    tmp_path: Path, sha: str, verdict: Verdict, strategy: Strategy, **extra: object
+) -> FileResult:
+    evidence = Evidence.for_file(tmp_path / "out", strategy.project, strategy.version, WHEEL)
+    evidence.write_strategy(strategy)
     return FileResult(
-        "demo",
-        "1.0",
+        strategy.project,
+        strategy.version,
         WHEEL,
         verdict,
         sha,
@@ -73,7 +47,7 @@ def _result(tmp_path: Path, sha: str, verdict: Verdict, **extra: object) -> File
     )
 
 
-def test_reproducible_file_verifies_offline(tmp_path: Path) -> None:
+def test_reproducible_file_verifies_offline(tmp_path: Path, strategy: Strategy) -> None:
     path, sha = _published(tmp_path)
     signer = generate_key()
     attestor = Attestor(
@@ -82,15 +56,17 @@ def test_reproducible_file_verifies_offline(tmp_path: Path) -> None:
         root=tmp_path / "out",
         clock=lambda: NOW,
     )
-    attestor.attest(_result(tmp_path, sha, Verdict.REPRODUCIBLE))
+    attestor.attest(_result(tmp_path, sha, Verdict.REPRODUCIBLE, strategy))
     bundle, digest = bundle_for_file(path, tmp_path / "out")
     checked = verify_bundle(bundle, Keyring.of([signer.public_key]), sha256=digest, filename=WHEEL)
     assert checked.passed
     assert (checked.verdict, checked.key_ids) == ("reproducible", (signer.key_id,))
-    assert bundles_for_release("Demo", "1.0", tmp_path / "out") == [bundle]
+    assert bundles_for_release("demo.pkg", "1.0+local", tmp_path / "out") == [bundle]
 
 
-def test_equivalent_names_its_stabilizers_and_mismatch_fails(tmp_path: Path) -> None:
+def test_equivalent_names_its_stabilizers_and_mismatch_fails(
+    tmp_path: Path, strategy: Strategy
+) -> None:
     path, sha = _published(tmp_path)
     signer = generate_key()
     attestor = Attestor(
@@ -99,7 +75,11 @@ def test_equivalent_names_its_stabilizers_and_mismatch_fails(tmp_path: Path) -> 
     keyring = Keyring.of([signer.public_key])
     attestor.attest(
         _result(
-            tmp_path, sha, Verdict.EQUIVALENT, stabilizers=(StabilizerUse("zip-timestamps", 1),)
+            tmp_path,
+            sha,
+            Verdict.EQUIVALENT,
+            strategy,
+            stabilizers=(StabilizerUse("zip-timestamps", 1),),
         )
     )
     bundle, _ = bundle_for_file(path, tmp_path / "out")
@@ -109,6 +89,7 @@ def test_equivalent_names_its_stabilizers_and_mismatch_fails(tmp_path: Path) -> 
             tmp_path,
             sha,
             Verdict.MISMATCH,
+            strategy,
             differences=(Difference("demo/x.py", DifferenceKind.CONTENT),),
         )
     )
@@ -125,8 +106,8 @@ def test_failed_rebuild_is_attested_but_never_passes(tmp_path: Path) -> None:
     signer = generate_key()
     Attestor(signer=signer, builder_id="https://example.invalid/b", root=tmp_path / "out").attest(
         FileResult(
-            "demo",
-            "1.0",
+            "Demo_Pkg",
+            "1.0+local",
             WHEEL,
             Verdict.FAILED,
             sha,
@@ -139,11 +120,13 @@ def test_failed_rebuild_is_attested_but_never_passes(tmp_path: Path) -> None:
     assert (checked.passed, checked.verdict, checked.reason) == (False, "failed", "backend crashed")
 
 
-def test_other_file_wrong_key_and_edited_bundle_are_refused(tmp_path: Path) -> None:
+def test_other_file_wrong_key_and_edited_bundle_are_refused(
+    tmp_path: Path, strategy: Strategy
+) -> None:
     path, sha = _published(tmp_path)
     signer = generate_key()
     Attestor(signer=signer, builder_id="https://example.invalid/b", root=tmp_path / "out").attest(
-        _result(tmp_path, sha, Verdict.REPRODUCIBLE)
+        _result(tmp_path, sha, Verdict.REPRODUCIBLE, strategy)
     )
     bundle, _ = bundle_for_file(path, tmp_path / "out")
     keyring = Keyring.of([signer.public_key])
