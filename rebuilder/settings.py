@@ -56,6 +56,14 @@ class Settings(BaseSettings):
         default="https://pypi-rebuilder.dev/builders/local",
         description="URI naming this rebuilder deployment in the attestations it signs.",
     )
+    database_url: str = Field(
+        default="postgresql://127.0.0.1:5432/rebuilder",
+        description="PostgreSQL of the fleet (psycopg connection URL).",
+    )
+    broker_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        description="RabbitMQ of the fleet (AMQP URL).",
+    )
     page_ttl: float = Field(default=3600.0, description="How long an index page is cached (s).")
 
     @property

@@ -1,0 +1,1 @@
+"""The fleet's workers: dramatiq actors on RabbitMQ that run rebuild attempts."""
