@@ -131,7 +131,9 @@ def build_requirements(
         if pinned is not None and canonicalize_name(req.name) == pinned and pin.version:
             continue
         out.append(str(req))
-    if pin.requirement is not None and (pin.version or pinned not in _names(out)):
+    # Without a version there is nothing to pin: the sdist's own requirements decide
+    # (a Generator name need not even be a distribution).
+    if pin.requirement is not None and pin.version:
         out.append(pin.requirement)
     if pinned == "wheel" and ("setuptools" in _names(out) or "setuptools" in system.backend):
         out.append(f"setuptools<{_SETUPTOOLS_OWN_BDIST_WHEEL}")

@@ -187,6 +187,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         f.write(f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n")
     with open(os.path.join(generated, "WHEEL"), "w") as f:
         f.write("Wheel-Version: 1.0\\nGenerator: in-tree\\nRoot-Is-Purelib: true\\n")
+        f.write("Tag: py3-none-any\\n")
     filename = f"{{NAME}}-{{VERSION}}-py3-none-any.whl"
     with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as zf:
         zf.write(os.path.join("src", NAME, "__init__.py"), f"{{NAME}}/__init__.py")

@@ -122,3 +122,8 @@ def test_python3_only_or_other_backends_need_no_settings() -> None:
     )
     hatch = parse_generator("hatchling 1.27.0")
     assert infer_config_settings(hatch, ["py2-none-any", "py3-none-any"], None) == ()
+
+
+def test_a_versionless_generator_adds_no_requirement() -> None:
+    system = read_build_system('[build-system]\nrequires = []\nbuild-backend = "backend"\n')
+    assert build_requirements(system, parse_generator("in-tree")) == ()

@@ -1,0 +1,115 @@
+"""Hostile builds through the whole check: each ends as `failed` with a clear reason
+class, leaks nothing, and the next release is checked normally (issue 8, item 1).
+
+The sdists use an in-tree backend whose `build_wheel` misbehaves on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rebuilder.cli import main
+from rebuilder.sandbox.docker import DockerSandbox
+from rebuilder.sandbox.image import ImageRef
+from rebuilder.sandbox.model import BuildRequest, BuildStatus
+from tests.support.dists import SdistSpec, in_tree_backend_members, make_wheel, write_sdist
+from tests.support.index_server import FixtureIndex
+
+pytestmark = pytest.mark.docker
+SECRET = "hunter2-do-not-leak"  # noqa: S105 - a canary, not a credential
+
+
+def _publish_hostile(index: FixtureIndex, tmp: Path, version: str, prelude: str) -> None:
+    sdist = write_sdist(
+        tmp / f"demo-{version}.tar.gz",
+        SdistSpec("demo", version, in_tree_backend_members(version=version, build_prelude=prelude)),
+    )
+    wheel = make_wheel(tmp, "demo", version, generator="in-tree")
+    now = datetime.now(UTC)
+    index.add_file("demo", sdist.name, sdist.read_bytes(), now)
+    index.add_file("demo", wheel.name, wheel.read_bytes(), now)
+
+
+def _check(
+    spec: str, index: FixtureIndex, tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> tuple[int, dict[str, Any]]:
+    monkeypatch.setenv("REBUILDER_CACHE_DIR", str(tmp / "cache"))
+    monkeypatch.setenv("REBUILDER_BUILD_TIMEOUT", "10")
+    monkeypatch.setenv("REBUILDER_TEST_SECRET", SECRET)  # the host's environment
+    code = main(["check", spec, "--index-url", index.url, "--out", str(tmp / "out"), "--json"])
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    return code, next(r for r in lines if r["filename"].endswith(".whl"))
+
+
+@pytest.mark.parametrize(
+    ("prelude", "reason_class", "log_says"),
+    [
+        (
+            "import socket\nsocket.create_connection(('127.0.0.1', INDEX_PORT), timeout=3)",
+            "build",
+            "Connection refused",
+        ),
+        ("import time\ntime.sleep(3600)", "timeout", ""),
+        (
+            "import os\nprint('ENV', sorted(os.environ.items()))\n"
+            "open('/etc/passwd-copy', 'w').write('x')",
+            "build",
+            "Read-only file system",
+        ),
+    ],
+    ids=["reach-the-index", "sleep-forever", "read-env-write-outside"],
+)
+def test_hostile_build_fails_cleanly_and_the_next_release_works(
+    prelude: str,
+    reason_class: str,
+    log_says: str,
+    tmp_path: Path,
+    sandbox_image: ImageRef,
+    sandbox: DockerSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    with FixtureIndex() as index:
+        _publish_hostile(index, tmp_path, "6.6.6", prelude.replace("INDEX_PORT", str(index.port)))
+        code, hostile = _check("demo==6.6.6", index, tmp_path, monkeypatch, capsys)
+        assert (code, hostile["verdict"], hostile["reason_class"]) == (2, "failed", reason_class)
+        log = (Path(hostile["evidence"]) / "build.log").read_text()
+        assert log_says in log
+        assert SECRET not in log
+        assert not index.paths_requested() or all(
+            not p.startswith("/connect") for p in index.paths_requested()
+        )
+
+        # the next job runs normally: a genuine in-tree release built by its "maintainer"
+        members = in_tree_backend_members(version="1.0")
+        sdist = write_sdist(tmp_path / "demo-1.0.tar.gz", SdistSpec("demo", "1.0", members))
+        source = tmp_path / "maintainer-src"
+        with tarfile.open(sdist) as tf:
+            tf.extractall(source, filter="data")
+        out = tmp_path / "maintainer-out"
+        out.mkdir()
+        (tmp_path / "empty-wheelhouse").mkdir()
+        built = sandbox.run(
+            BuildRequest(
+                image=sandbox_image.reference,
+                source_dir=source / "demo-1.0",
+                wheelhouse=tmp_path / "empty-wheelhouse",
+                requirements=(),
+                distribution="wheel",
+                env={"TZ": "UTC"},
+                output_dir=out,
+            )
+        )
+        assert built.status is BuildStatus.OK, built.log
+        assert built.artifact is not None
+        now = datetime.now(UTC)
+        index.add_file("demo", sdist.name, sdist.read_bytes(), now)
+        index.add_file("demo", built.artifact.name, built.artifact.read_bytes(), now)
+        code, genuine = _check("demo==1.0", index, tmp_path, monkeypatch, capsys)
+        assert (code, genuine["verdict"]) == (0, "reproducible"), genuine
