@@ -1,0 +1,1 @@
+"""Storage of the fleet: PostgreSQL (state, the transparency log) and evidence blobs."""

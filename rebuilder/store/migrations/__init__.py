@@ -1,0 +1,1 @@
+"""Ordered SQL migrations, applied in name order."""
