@@ -1,0 +1,443 @@
+"""What workers and the scheduler need from storage: the :class:`Store` Protocol.
+
+:class:`MemoryStore` keeps the same promises in memory (one attempt claimed once, at
+most one active attempt per file, idempotent recording) for unit tests of actor and
+scheduler logic; ``tests/integration/store/test_contract.py`` runs one suite against it
+and the PostgreSQL store to prove they agree.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from rebuilder.index.model import IndexFile
+from rebuilder.store import StoreError
+from rebuilder.store.projects import normalize
+from rebuilder.store.records import (
+    AttemptRow,
+    AttemptStatus,
+    FileRow,
+    ProjectRow,
+    RunningRow,
+    VerdictRow,
+)
+from rebuilder.verdict import FileResult, Verdict
+
+_T = TypeVar("_T")
+
+
+class Store(Protocol):
+    """The fleet's state, as the scheduler, the workers and ``rebuilder status`` use it."""
+
+    def watch_add(self, names: Iterable[str]) -> list[str]:
+        """Watch these projects; the normalized names that were not watched before."""
+        ...
+
+    def watch_remove(self, names: Iterable[str]) -> list[str]:
+        """Stop watching these projects; the normalized names that were watched."""
+        ...
+
+    def watched(self, *, prefix: str = "") -> list[ProjectRow]:
+        """The watched projects by name, optionally only those starting with ``prefix``."""
+        ...
+
+    def record_release(
+        self,
+        project: str,
+        version: str,
+        files: Sequence[IndexFile],
+        *,
+        cursor: tuple[str, str] | None = None,
+    ) -> list[FileRow]:
+        """Record a release and its files; the new files. Idempotent.
+
+        ``cursor`` (name, value) is saved in the same transaction, so a poller that
+        crashes resumes after the last release it recorded, never past one it did not.
+        """
+        ...
+
+    def release_versions(self, project: str) -> set[str]:
+        """The versions of ``project`` already recorded."""
+        ...
+
+    def file(self, file_id: int) -> FileRow | None:
+        """One recorded file."""
+        ...
+
+    def request_attempt(
+        self, file_id: int, priority: int, campaign_id: int | None = None
+    ) -> int | None:
+        """Queue an attempt; its id, or None when the file has one queued or running."""
+        ...
+
+    def request_attempts_bulk(
+        self, file_ids: Sequence[int], priority: int, campaign_id: int | None = None
+    ) -> list[int]:
+        """Queue attempts for many files at once; the ids made (busy files skipped)."""
+        ...
+
+    def attempt(self, attempt_id: int) -> AttemptRow | None:
+        """One attempt, whatever its status."""
+        ...
+
+    def start_attempt(self, attempt_id: int, worker: str) -> AttemptRow | None:
+        """Claim a queued attempt; None when it is not queued (a duplicate message)."""
+        ...
+
+    def heartbeat(self, attempt_id: int, worker: str) -> bool:
+        """Keep a claim alive; False when ``worker`` no longer holds it."""
+        ...
+
+    def finish_attempt(
+        self,
+        attempt_id: int,
+        result: FileResult,
+        strategy_json: Mapping[str, Any] | None,
+        image_digest: str | None,
+        *,
+        worker: str | None = None,
+        evidence_manifest: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Record the outcome once; False when the attempt already had one."""
+        ...
+
+    def requeue_stale(self, older_than: timedelta) -> list[int]:
+        """Queue again the running attempts whose worker went silent; their ids."""
+        ...
+
+    def queued_ids(self, *, limit: int = 1000) -> list[int]:
+        """Queued attempts, most urgent first."""
+        ...
+
+    def latest_verdicts(
+        self, *, project: str | None = None, verdict: Verdict | None = None, limit: int = 100
+    ) -> list[VerdictRow]:
+        """The latest verdict of each file, newest first."""
+        ...
+
+    def verdict_counts(self) -> dict[Verdict, int]:
+        """How many files have each verdict as their latest."""
+        ...
+
+    def queue_depth(self) -> int:
+        """How many attempts wait for a worker."""
+        ...
+
+    def running(self) -> list[RunningRow]:
+        """The attempts being run now, oldest first."""
+        ...
+
+    def get_cursor(self, name: str) -> str | None:
+        """A poller's saved position."""
+        ...
+
+    def set_cursor(self, name: str, value: str) -> None:
+        """Save a poller's position."""
+        ...
+
+
+class MemoryStore:
+    """A :class:`Store` in memory, safe to share between threads. For tests only."""
+
+    def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        self._projects: dict[str, ProjectRow] = {}
+        self._releases: dict[tuple[str, str], int] = {}
+        self._files: dict[int, FileRow] = {}
+        self._filenames: dict[str, int] = {}
+        self._attempts: dict[int, AttemptRow] = {}
+        self._cursors: dict[str, str] = {}
+        self._next_id = 0
+
+    def watch_add(self, names: Iterable[str]) -> list[str]:
+        wanted = sorted({normalize(n) for n in names})
+        with self._lock:
+            added = [n for n in wanted if not self._project(n).watched]
+            for name in added:
+                self._projects[name] = replace(self._projects[name], watched=True)
+        return added
+
+    def watch_remove(self, names: Iterable[str]) -> list[str]:
+        wanted = sorted({normalize(n) for n in names})
+        with self._lock:
+            removed = [n for n in wanted if n in self._projects and self._projects[n].watched]
+            for name in removed:
+                self._projects[name] = replace(self._projects[name], watched=False)
+        return removed
+
+    def watched(self, *, prefix: str = "") -> list[ProjectRow]:
+        with self._lock:
+            rows = [p for p in self._projects.values() if p.watched and p.name.startswith(prefix)]
+        return sorted(rows, key=lambda p: p.name)
+
+    def record_release(
+        self,
+        project: str,
+        version: str,
+        files: Sequence[IndexFile],
+        *,
+        cursor: tuple[str, str] | None = None,
+    ) -> list[FileRow]:
+        name = normalize(project)
+        for file in files:
+            if normalize(file.project) != name or file.version != version:
+                msg = f"{file.filename} is not a file of {name} {version}"
+                raise ValueError(msg)
+        with self._lock:
+            self._project(name)
+            release_id = self._releases.get((name, version))
+            if release_id is None:
+                release_id = self._releases[(name, version)] = self._new_id()
+            new: list[FileRow] = []
+            for file in files:
+                if file.filename in self._filenames:
+                    continue
+                row = FileRow(
+                    id=self._new_id(),
+                    release_id=release_id,
+                    project=name,
+                    version=version,
+                    filename=file.filename,
+                    kind=file.kind,
+                    url=file.url,
+                    sha256=file.sha256.lower(),
+                    size=file.size,
+                    upload_time=file.upload_time,
+                    yanked=file.yanked,
+                )
+                self._files[row.id] = row
+                self._filenames[row.filename] = row.id
+                new.append(row)
+            if cursor is not None:
+                self._cursors[cursor[0]] = cursor[1]
+        return new
+
+    def release_versions(self, project: str) -> set[str]:
+        name = normalize(project)
+        with self._lock:
+            return {version for (p, version) in self._releases if p == name}
+
+    def file(self, file_id: int) -> FileRow | None:
+        with self._lock:
+            return self._files.get(file_id)
+
+    def request_attempt(
+        self, file_id: int, priority: int, campaign_id: int | None = None
+    ) -> int | None:
+        made = self.request_attempts_bulk([file_id], priority, campaign_id)
+        return made[0] if made else None
+
+    def request_attempts_bulk(
+        self, file_ids: Sequence[int], priority: int, campaign_id: int | None = None
+    ) -> list[int]:
+        with self._lock:
+            unknown = sorted(set(file_ids) - set(self._files))
+            if unknown:
+                raise StoreError(f"no such files: {unknown[:10]}")
+            busy = {
+                a.file_id for a in self._attempts.values() if a.status is not AttemptStatus.DONE
+            }
+            made = []
+            for file_id in sorted(set(file_ids) - busy):
+                row = AttemptRow(
+                    id=self._new_id(),
+                    file_id=file_id,
+                    status=AttemptStatus.QUEUED,
+                    priority=priority,
+                    campaign_id=campaign_id,
+                    requested_at=self._clock(),
+                )
+                self._attempts[row.id] = row
+                made.append(row.id)
+        return made
+
+    def attempt(self, attempt_id: int) -> AttemptRow | None:
+        with self._lock:
+            return self._attempts.get(attempt_id)
+
+    def start_attempt(self, attempt_id: int, worker: str) -> AttemptRow | None:
+        with self._lock:
+            row = self._attempts.get(attempt_id)
+            if row is None or row.status is not AttemptStatus.QUEUED:
+                return None
+            now = self._clock()
+            row = replace(
+                row,
+                status=AttemptStatus.RUNNING,
+                worker=worker,
+                started_at=now,
+                heartbeat_at=now,
+                tries=row.tries + 1,
+            )
+            self._attempts[attempt_id] = row
+            return row
+
+    def heartbeat(self, attempt_id: int, worker: str) -> bool:
+        with self._lock:
+            row = self._attempts.get(attempt_id)
+            if row is None or row.status is not AttemptStatus.RUNNING or row.worker != worker:
+                return False
+            self._attempts[attempt_id] = replace(row, heartbeat_at=self._clock())
+            return True
+
+    def finish_attempt(
+        self,
+        attempt_id: int,
+        result: FileResult,
+        strategy_json: Mapping[str, Any] | None,
+        image_digest: str | None,
+        *,
+        worker: str | None = None,
+        evidence_manifest: Mapping[str, str] | None = None,
+    ) -> bool:
+        with self._lock:
+            row = self._attempts.get(attempt_id)
+            if row is None:
+                raise StoreError(f"no attempt {attempt_id} to finish")
+            filename = self._files[row.file_id].filename
+            if filename != result.filename:
+                raise StoreError(
+                    f"attempt {attempt_id} rebuilds {filename}, not {result.filename}: "
+                    "outcome refused"
+                )
+            if row.status is AttemptStatus.DONE:
+                return False
+            if worker is not None and (
+                row.status is not AttemptStatus.RUNNING or row.worker != worker
+            ):
+                return False
+            self._attempts[attempt_id] = replace(
+                row,
+                status=AttemptStatus.DONE,
+                finished_at=self._clock(),
+                strategy=None if strategy_json is None else dict(strategy_json),
+                image_digest=image_digest,
+                verdict=result.verdict,
+                reason_class=result.reason_class,
+                reason=result.reason,
+                stabilizers=result.stabilizers,
+                differences=result.differences,
+                timings=dict(result.timings),
+                seconds=result.seconds,
+                evidence=result.evidence,
+                evidence_manifest=None if evidence_manifest is None else dict(evidence_manifest),
+                rebuilt_sha256=result.rebuilt_sha256,
+            )
+            return True
+
+    def requeue_stale(self, older_than: timedelta) -> list[int]:
+        with self._lock:
+            limit = self._clock() - older_than
+            stale = [
+                a
+                for a in self._attempts.values()
+                if a.status is AttemptStatus.RUNNING
+                and (a.heartbeat_at or a.started_at or limit) < limit
+            ]
+            for row in stale:
+                self._attempts[row.id] = replace(
+                    row,
+                    status=AttemptStatus.QUEUED,
+                    worker=None,
+                    started_at=None,
+                    heartbeat_at=None,
+                )
+        return sorted(a.id for a in stale)
+
+    def queued_ids(self, *, limit: int = 1000) -> list[int]:
+        with self._lock:
+            queued = [a for a in self._attempts.values() if a.status is AttemptStatus.QUEUED]
+        queued.sort(key=lambda a: (-a.priority, a.id))
+        return [a.id for a in queued[:limit]]
+
+    def latest_verdicts(
+        self, *, project: str | None = None, verdict: Verdict | None = None, limit: int = 100
+    ) -> list[VerdictRow]:
+        wanted = None if project is None else normalize(project)
+        with self._lock:
+            rows = []
+            for done in self._latest_done().values():
+                file = self._files[done.file_id]
+                if wanted is not None and file.project != wanted:
+                    continue
+                if verdict is not None and done.verdict is not verdict:
+                    continue
+                rows.append(
+                    VerdictRow(
+                        file_id=file.id,
+                        project=file.project,
+                        version=file.version,
+                        filename=file.filename,
+                        attempt_id=done.id,
+                        verdict=_known(done.verdict),
+                        reason_class=done.reason_class,
+                        finished_at=_known(done.finished_at),
+                    )
+                )
+        rows.sort(key=lambda r: (r.finished_at, r.attempt_id), reverse=True)
+        return rows[:limit]
+
+    def verdict_counts(self) -> dict[Verdict, int]:
+        counts = dict.fromkeys(Verdict, 0)
+        with self._lock:
+            for done in self._latest_done().values():
+                counts[_known(done.verdict)] += 1
+        return counts
+
+    def queue_depth(self) -> int:
+        with self._lock:
+            return sum(a.status is AttemptStatus.QUEUED for a in self._attempts.values())
+
+    def running(self) -> list[RunningRow]:
+        with self._lock:
+            rows = [
+                RunningRow(
+                    attempt_id=a.id,
+                    project=self._files[a.file_id].project,
+                    version=self._files[a.file_id].version,
+                    filename=self._files[a.file_id].filename,
+                    worker=_known(a.worker),
+                    started_at=_known(a.started_at),
+                )
+                for a in self._attempts.values()
+                if a.status is AttemptStatus.RUNNING
+            ]
+        return sorted(rows, key=lambda r: (r.started_at, r.attempt_id))
+
+    def get_cursor(self, name: str) -> str | None:
+        with self._lock:
+            return self._cursors.get(name)
+
+    def set_cursor(self, name: str, value: str) -> None:
+        with self._lock:
+            self._cursors[name] = value
+
+    def _project(self, name: str) -> ProjectRow:
+        row = self._projects.get(name)
+        if row is None:
+            row = self._projects[name] = ProjectRow(name, watched=False, added_at=self._clock())
+        return row
+
+    def _latest_done(self) -> dict[int, AttemptRow]:
+        latest: dict[int, AttemptRow] = {}
+        for row in sorted(self._attempts.values(), key=lambda a: a.id):
+            if row.status is AttemptStatus.DONE:
+                latest[row.file_id] = row
+        return latest
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+
+def _known(value: _T | None) -> _T:
+    # Fields a status guarantees (a done attempt has a verdict): a None is a bug here.
+    if value is None:
+        msg = "a row is missing a field its status guarantees"
+        raise AssertionError(msg)
+    return value
