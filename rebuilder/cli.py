@@ -32,6 +32,7 @@ from rebuilder.attest.verify import (
     verify_bundle,
 )
 from rebuilder.errors import NotFoundError, RebuilderError, UsageError
+from rebuilder.fleetcli import add_fleet_commands, db_command, status_command, watch_command
 from rebuilder.settings import Settings
 from rebuilder.spec import ReleaseSpec, parse_spec
 from rebuilder.verdict import FileResult, Verdict
@@ -122,6 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     image_sub.add_parser(
         "show", help="print the image reference and digest, building it if missing"
     )
+    add_fleet_commands(sub)
     return parser
 
 
@@ -135,7 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         truststore.inject_into_ssl()
         settings = Settings()
-        commands = {"check": _check, "image": _image, "key": _key, "verify": _verify}
+        commands = {
+            "check": _check,
+            "image": _image,
+            "key": _key,
+            "verify": _verify,
+            "db": db_command,
+            "watch": watch_command,
+            "status": status_command,
+        }
         return commands[args.command](args, settings)
     except UsageError as exc:
         parser.error(exc.diagnostics())  # exits 2
