@@ -134,6 +134,7 @@ def _generated_times(
     published time is not their sdist mtime (version files and the like). The sandbox
     applies these only to files that its own build writes.
     """
+    by_name = _index_by_name(source_mtimes)
     matched = {
         e.name
         for e in files
@@ -141,9 +142,8 @@ def _generated_times(
         and (
             zip_epoch(e.date_time) == source_mtime
             or any(
-                zip_epoch(e.date_time) == zip_floor(m + offset)
-                for p, m in source_mtimes.items()
-                if p == e.name or p.endswith("/" + e.name)
+                zip_epoch(e.date_time) == zip_floor(source_mtimes[p] + offset)
+                for p in _sdist_candidates(by_name, e.name)
             )
         )
     }
@@ -155,19 +155,30 @@ def _pair_with_sdist(
     sources: Sequence[TimedEntry], source_mtimes: Mapping[str, float]
 ) -> list[tuple[int, float]]:
     """(published zip time, sdist mtime) for wheel entries found in the sdist by path suffix."""
-    by_name: dict[str, list[str]] = {}
-    for path in source_mtimes:
-        by_name.setdefault(path.rsplit("/", 1)[-1], []).append(path)
+    by_name = _index_by_name(source_mtimes)
     pairs = []
     for entry in sources:
-        candidates = [
-            p
-            for p in by_name.get(entry.name.rsplit("/", 1)[-1], ())
-            if p == entry.name or p.endswith("/" + entry.name)
-        ]
+        candidates = _sdist_candidates(by_name, entry.name)
         if len(candidates) == 1:
             pairs.append((zip_epoch(entry.date_time), source_mtimes[candidates[0]]))
     return pairs
+
+
+def _index_by_name(source_mtimes: Mapping[str, float]) -> dict[str, list[str]]:
+    """Sdist paths by their last component, so a wheel path is matched without a scan."""
+    by_name: dict[str, list[str]] = {}
+    for path in source_mtimes:
+        by_name.setdefault(path.rsplit("/", 1)[-1], []).append(path)
+    return by_name
+
+
+def _sdist_candidates(by_name: Mapping[str, list[str]], wheel_path: str) -> list[str]:
+    """Sdist paths that end with ``wheel_path`` (``src/pkg/x.py`` for ``pkg/x.py``)."""
+    return [
+        p
+        for p in by_name.get(wheel_path.rsplit("/", 1)[-1], ())
+        if p == wheel_path or p.endswith("/" + wheel_path)
+    ]
 
 
 def _tz_offset(pairs: Sequence[tuple[int, float]]) -> int:
