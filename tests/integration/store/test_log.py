@@ -122,6 +122,14 @@ def tamper(url: str, origin: str, *statements: str, **params: object) -> None:
 # --- appends and proofs ------------------------------------------------------------
 
 
+def assert_history_refused(fresh: TransparencyLog, signer: LocalKeySigner) -> None:
+    """A tampered log must neither be signed over again nor pass its own audit."""
+    with pytest.raises(LogIntegrityError):
+        fresh.checkpoint(signer, KEY_NAME)
+    with pytest.raises(LogIntegrityError):
+        fresh.audit()
+
+
 def test_proofs_verify_for_every_size_up_to_50(
     log: TransparencyLog, signer: LocalKeySigner, verifier: NoteVerifier
 ) -> None:
@@ -452,10 +460,7 @@ def test_a_changed_leaf_is_detected(
             verify_inclusion_proof(forged, fresh.inclusion_proof(17, 40), note, [verifier])
         with pytest.raises(VerificationError):
             verify_inclusion_proof(lines[3], fresh.inclusion_proof(3, 40), note, [verifier])
-        with pytest.raises(LogIntegrityError):
-            fresh.checkpoint(signer, KEY_NAME)
-        with pytest.raises(LogIntegrityError):
-            fresh.audit()
+        assert_history_refused(fresh, signer)
 
 
 def test_a_removed_entry_is_detected(
@@ -468,10 +473,7 @@ def test_a_removed_entry_is_detected(
     with fresh_log(log_url, log.origin) as fresh:
         with pytest.raises(LogIntegrityError):
             fresh.inclusion_proof(30, 40)
-        with pytest.raises(LogIntegrityError):
-            fresh.checkpoint(signer, KEY_NAME)
-        with pytest.raises(LogIntegrityError):
-            fresh.audit()
+        assert_history_refused(fresh, signer)
 
 
 def test_a_removed_and_renumbered_entry_is_detected(
@@ -497,10 +499,7 @@ def test_a_removed_and_renumbered_entry_is_detected(
         assert fresh.size() == 40
         with pytest.raises(VerificationError):
             verify_inclusion_proof(lines[20], fresh.inclusion_proof(19, 40), note, [verifier])
-        with pytest.raises(LogIntegrityError):
-            fresh.checkpoint(signer, KEY_NAME)
-        with pytest.raises(LogIntegrityError):
-            fresh.audit()
+        assert_history_refused(fresh, signer)
         # The newer head cannot be proven to extend the signed one.
         fresh.append(envelope_line("more"))
         forged = log_checkpoint_bypassing_guard(fresh, signer)
@@ -532,10 +531,7 @@ def test_reordered_entries_are_detected(
         for index, line in ((5, lines[6]), (6, lines[5]), (30, lines[30])):
             with pytest.raises(VerificationError):
                 verify_inclusion_proof(line, fresh.inclusion_proof(index, 40), note, [verifier])
-        with pytest.raises(LogIntegrityError):
-            fresh.checkpoint(signer, KEY_NAME)
-        with pytest.raises(LogIntegrityError):
-            fresh.audit()
+        assert_history_refused(fresh, signer)
 
 
 def test_a_rewritten_checkpoint_row_is_detected(
