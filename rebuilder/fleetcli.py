@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.markup import escape
 
+from rebuilder.errors import UsageError
 from rebuilder.settings import Settings
+from rebuilder.signals import stop_on_signals
 from rebuilder.spec import parse_spec
 from rebuilder.store.db import open_pool
 from rebuilder.store.migrate import migrate
@@ -31,7 +36,31 @@ def add_fleet_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     listing = watch_sub.add_parser("list", help="the watched projects")
     listing.add_argument("--prefix", default="", help="only names starting with this")
 
-    sub.add_parser("status", help="queue depth, running jobs and verdict counts")
+    sub.add_parser("status", help="queue depth, running jobs, workers and verdict counts")
+
+    worker = sub.add_parser(
+        "worker",
+        help="run a rebuild worker (consumes the queue until SIGTERM)",
+        description="Consume attempt ids from RabbitMQ and rebuild them in the sandbox. "
+        "Any number may run, on any host that reaches the same database and broker. "
+        "REBUILDER_WORKER_THREADS rebuilds run at once.",
+    )
+    worker.add_argument("--threads", type=int, help="rebuilds at once (default: settings)")
+    sub.add_parser(
+        "scheduler",
+        help="run the scheduler (polls the index, dispatches, recovers lost jobs)",
+        description="Poll the watched projects for new releases and send their rebuilds to "
+        "the workers. Run one or more: a database lock keeps all but one idle.",
+    )
+    fleet = sub.add_parser(
+        "fleet",
+        help="start the whole fleet on this machine: scheduler, workers, web app",
+        description="Migrate the database, make sure the sandbox image and the signing key "
+        "exist, then run the scheduler, the workers and the status web app as supervised "
+        "child processes (restarted if they die) until interrupted.",
+    )
+    fleet.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    fleet.add_argument("--no-web", action="store_true", help="do not start the web app")
 
 
 @contextmanager
@@ -81,4 +110,69 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
                 f"  {escape(row.filename)} on {escape(row.worker)} since {row.started_at:%H:%M:%S}"
             )
         console.print("verdicts: " + ", ".join(f"{v.value} {counts.get(v, 0)}" for v in Verdict))
+        workers = store.workers()
+        console.print(f"workers: {len(workers)}")
+        now = datetime.now(UTC)
+        for w in workers:
+            silent = (now - w.heartbeat_at).total_seconds()
+            state = f"on attempt {w.current_attempt}" if w.current_attempt else "idle"
+            health = "" if silent < 60 else f" [yellow](silent for {silent:.0f} s)[/]"
+            console.print(f"  {escape(w.name)} {state}{health}")
+    return 0
+
+
+def scheduler_command(args: argparse.Namespace, settings: Settings) -> int:
+    del args
+    from scheduler.service import run_scheduler  # noqa: PLC0415 - the CLI wires all packages
+
+    return run_scheduler(settings)
+
+
+def worker_command(args: argparse.Namespace, settings: Settings) -> int:
+    from rebuilder.worker.service import run_worker  # noqa: PLC0415 - dramatiq on demand
+
+    if args.threads is not None:
+        settings = settings.model_copy(update={"worker_threads": args.threads})
+    return run_worker(settings)
+
+
+def fleet_command(args: argparse.Namespace, settings: Settings) -> int:
+    from rebuilder.attest.publish import load_or_create_key  # noqa: PLC0415
+    from rebuilder.supervisor import plan_children, supervise  # noqa: PLC0415
+    from rebuilder.wiring import image_choice  # noqa: PLC0415 - docker on demand
+
+    console = Console(stderr=True)
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    console.print("[bold]==>[/] preparing the database")
+    migrate(settings.database_url)
+    console.print("[bold]==>[/] checking the sandbox image (built on first use)")
+    image = image_choice(settings)
+    signer = load_or_create_key(settings.signing_key_path)
+    log_dir = settings.fleet_dir / "logs"
+    children = plan_children(
+        workers=args.workers,
+        web=not args.no_web,
+        log_dir=log_dir,
+        env=dict(os.environ),
+        verbose=max(1, args.verbose),
+    )
+    console.print(
+        f"[bold green]fleet starting[/]: 1 scheduler, {args.workers} worker(s)"
+        + ("" if args.no_web else ", web app")
+        + f"\n  index:       {escape(settings.index_url)}"
+        + f"\n  sandbox:     {escape(image.digest)}"
+        + f"\n  signing key: {escape(signer.key_id)}"
+        + (
+            ""
+            if args.no_web
+            else f"\n  status page: http://{settings.web_host}:{settings.web_port}/"
+        )
+        + f"\n  logs:        {escape(str(log_dir))}"
+        + "\n  follow it:   rebuilder status | rebuilder watch add NAME | Ctrl-C stops"
+    )
+    stop = threading.Event()
+    stop_on_signals(stop)
+    supervise(children, stop)
+    console.print("fleet stopped")
     return 0

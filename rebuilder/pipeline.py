@@ -131,6 +131,31 @@ class Rebuilder:
             results.append(replace(result, seconds=result.seconds or self._clock() - start))
         return results
 
+    def judge_file(self, file: IndexFile, progress: Progress = _no_progress) -> FileResult:
+        """Judge one published file (the fleet's unit of work); never raises RebuilderError.
+
+        The release's sdist is looked up on the index; an index that cannot be read is a
+        ``failed`` result with the error's reason class, like any other failure.
+        """
+        start = self._clock()
+        try:
+            siblings = self._index.release_files(file.project, file.version)
+            sdists = [f for f in siblings if f.kind is FileKind.SDIST]
+        except RebuilderError as exc:
+            logger.info("%s: %s (%s)", file.filename, exc.diagnostics(), exc.reason)
+            return FileResult(
+                file.project,
+                file.version,
+                file.filename,
+                Verdict.FAILED,
+                file.sha256,
+                reason=exc.diagnostics(),
+                reason_class=exc.reason,
+                seconds=self._clock() - start,
+            )
+        result = self._judge(file, sdists, progress)
+        return replace(result, seconds=result.seconds or self._clock() - start)
+
     def _judge(
         self, file: IndexFile, sdists: Sequence[IndexFile], progress: Progress
     ) -> FileResult:

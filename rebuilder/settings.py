@@ -65,6 +65,64 @@ class Settings(BaseSettings):
         description="RabbitMQ of the fleet (AMQP URL).",
     )
     page_ttl: float = Field(default=3600.0, description="How long an index page is cached (s).")
+    data_dir: Path | None = Field(
+        default=None,
+        description="The fleet's file storage: evidence blobs (content-addressed) and work "
+        "folders; default: fleet/ in the cache folder. Shared by workers and the web app.",
+    )
+    log_origin: str = Field(
+        default="pypi-rebuilder.dev/log",
+        description="Origin line of the transparency log's checkpoints (C2SP signed note).",
+    )
+    operator_token: str | None = Field(
+        default=None,
+        description="Bearer token that the JSON API's write operations require; unset: "
+        "writes are refused.",
+    )
+    web_host: str = Field(default="127.0.0.1", description="Address the web app listens on.")
+    web_port: int = Field(default=8080, description="Port the web app listens on.")
+    worker_name: str | None = Field(
+        default=None, description="This worker's name; default: host name and process id."
+    )
+    watch_default: str = Field(
+        default="attrs,idna,packaging,six,certifi",
+        description="Comma-separated projects the fleet watches when its watch list is empty.",
+    )
+    poll_interval: float = Field(default=300.0, description="Seconds between index polls.")
+    queue_name: str = Field(default="rebuilds", description="The RabbitMQ queue of rebuilds.")
+    worker_threads: int = Field(default=1, description="Rebuilds one worker runs at once.")
+    metrics_port: int = Field(
+        default=0, description="Port of this process's Prometheus metrics; 0: none."
+    )
+    log_format: str = Field(
+        default="text", description="Log lines as 'text' (a terminal) or 'json' (one per line)."
+    )
+    source_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source tracing: project name -> repository URL, used instead of the "
+        "URL found in the release's metadata (JSON in the environment).",
+    )
+    source_mirrors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source tracing: URL prefix -> replacement prefix, e.g. an upstream forge "
+        "-> an internal mirror (JSON in the environment).",
+    )
+    source_clone_bytes: int = Field(
+        default=512 * 1024**2, description="Source tracing: largest repository cloned (bytes)."
+    )
+    source_clone_timeout: float = Field(
+        default=300.0, description="Source tracing: time limit of one clone or fetch (s)."
+    )
+
+    @property
+    def fleet_dir(self) -> Path:
+        """The fleet's file storage."""
+        return self.data_dir or self.cache_dir / "fleet"
+
+    @property
+    def blob_dir(self) -> Path:
+        """Evidence blobs, addressed by sha256 (``rebuilder.store.blobs.BlobStore``)."""
+        return self.fleet_dir / "blobs"
 
     @property
     def signing_key_path(self) -> Path:

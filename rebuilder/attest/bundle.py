@@ -59,6 +59,13 @@ def bundle_path(project: str, version: str, filename: str) -> PurePosixPath:
     return PurePosixPath("pypi", name, version, filename, BUNDLE_NAME)
 
 
+def statement_kinds(verdict: Verdict) -> tuple[str, ...]:
+    """What the statements of :func:`statements_for` are, in bundle order."""
+    if verdict in {Verdict.FAILED, Verdict.UNSUPPORTED}:
+        return ("failure",)
+    return ("provenance", "vsa")
+
+
 def statements_for(
     result: FileResult,
     strategy: Strategy | None,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rebuilder.attest.bundle import sign_bundle, statements_for, write_bundle
+from rebuilder.attest.dsse import Envelope
 from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import (
     KeyAlgorithm,
@@ -47,6 +48,12 @@ class Attestor:
 
     def attest(self, result: FileResult) -> Path:
         """Write the signed bundle of ``result``; the bundle's path."""
+        envelopes = self.sign(result)
+        self.root.mkdir(parents=True, exist_ok=True)
+        return write_bundle(self.root, result.project, result.version, result.filename, envelopes)
+
+    def sign(self, result: FileResult) -> list[Envelope]:
+        """The signed statements about ``result``, in bundle order (see statements_for)."""
         finished = self.clock()
         strategy = _recorded_strategy(result)
         run = BuildRun(
@@ -57,9 +64,7 @@ class Attestor:
         )
         verification = Verification(verifier_id=self.builder_id, time_verified=finished)
         statements = statements_for(result, strategy, run, verification)
-        envelopes = sign_bundle(statements, self.signer)
-        self.root.mkdir(parents=True, exist_ok=True)
-        return write_bundle(self.root, result.project, result.version, result.filename, envelopes)
+        return sign_bundle(statements, self.signer)
 
 
 def _recorded_strategy(result: FileResult) -> Strategy | None:

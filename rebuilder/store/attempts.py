@@ -40,23 +40,37 @@ _ATTEMPT_COLUMNS = sql.SQL(", ").join(sql.Identifier(f.name) for f in fields(Att
 
 
 def request_attempt(
-    conn: Connection, file_id: int, priority: int, campaign_id: int | None = None
+    conn: Connection,
+    file_id: int,
+    priority: int,
+    campaign_id: int | None = None,
+    *,
+    image: str | None = None,
 ) -> int | None:
-    """Queue an attempt for the file; its id, or None when one is queued or running."""
+    """Queue an attempt for the file; its id, or None when one is queued or running.
+
+    ``image`` asks for a sandbox image other than the worker's default.
+    """
     with conn.transaction():
         row = conn.execute(
             """
-            INSERT INTO attempts (file_id, priority, campaign_id) VALUES (%s, %s, %s)
+            INSERT INTO attempts (file_id, priority, campaign_id, image)
+            VALUES (%s, %s, %s, %s)
             ON CONFLICT (file_id) WHERE status IN ('queued', 'running') DO NOTHING
             RETURNING id
             """,
-            (file_id, priority, campaign_id),
+            (file_id, priority, campaign_id, image),
         ).fetchone()
     return None if row is None else int(row[0])
 
 
 def request_attempts_bulk(
-    conn: Connection, file_ids: Sequence[int], priority: int, campaign_id: int | None = None
+    conn: Connection,
+    file_ids: Sequence[int],
+    priority: int,
+    campaign_id: int | None = None,
+    *,
+    image: str | None = None,
 ) -> list[int]:
     """Queue attempts for many files in one statement; the ids of the attempts made.
 
@@ -68,14 +82,14 @@ def request_attempts_bulk(
     with conn.transaction():
         rows = conn.execute(
             """
-            INSERT INTO attempts (file_id, priority, campaign_id)
-            SELECT DISTINCT file_id, %s::smallint, %s::bigint
+            INSERT INTO attempts (file_id, priority, campaign_id, image)
+            SELECT DISTINCT file_id, %s::smallint, %s::bigint, %s::text
             FROM unnest(%s::bigint[]) AS file_id
             ORDER BY file_id
             ON CONFLICT (file_id) WHERE status IN ('queued', 'running') DO NOTHING
             RETURNING id
             """,
-            (priority, campaign_id, list(file_ids)),
+            (priority, campaign_id, image, list(file_ids)),
         ).fetchall()
     return [int(row[0]) for row in rows]
 
@@ -208,7 +222,8 @@ def requeue_stale(conn: Connection, older_than: timedelta) -> list[int]:
         rows = conn.execute(
             """
             UPDATE attempts
-            SET status = 'queued', worker = NULL, started_at = NULL, heartbeat_at = NULL
+            SET status = 'queued', worker = NULL, started_at = NULL, heartbeat_at = NULL,
+                dispatched_at = NULL
             WHERE status = 'running' AND coalesce(heartbeat_at, started_at) < now() - %s
             RETURNING id
             """,
@@ -218,6 +233,52 @@ def requeue_stale(conn: Connection, older_than: timedelta) -> list[int]:
     if requeued:
         logger.warning("requeued %s stale attempts: %s", len(requeued), requeued[:20])
     return requeued
+
+
+def release_attempt(conn: Connection, attempt_id: int, worker: str) -> bool:
+    """Give a claim back (the worker met trouble that may pass): queued again, unsent.
+
+    False when ``worker`` does not hold the attempt (any more).
+    """
+    with conn.transaction():
+        row = conn.execute(
+            """
+            UPDATE attempts
+            SET status = 'queued', worker = NULL, started_at = NULL, heartbeat_at = NULL,
+                dispatched_at = NULL
+            WHERE id = %s AND status = 'running' AND worker = %s
+            RETURNING id
+            """,
+            (attempt_id, worker),
+        ).fetchone()
+    return row is not None
+
+
+def mark_dispatched(conn: Connection, attempt_ids: Sequence[int]) -> None:
+    """Note that these attempts were handed to the broker."""
+    if attempt_ids:
+        conn.execute(
+            "UPDATE attempts SET dispatched_at = now() WHERE id = ANY(%s) AND status = 'queued'",
+            (list(attempt_ids),),
+        )
+
+
+def undispatched(
+    conn: Connection, older_than: timedelta, *, limit: int = 1000
+) -> list[tuple[int, int]]:
+    """Queued attempts never sent (or taken back), requested before ``older_than`` ago.
+
+    (id, priority) pairs, most urgent first.
+    """
+    rows = conn.execute(
+        """
+        SELECT id, priority FROM attempts
+        WHERE status = 'queued' AND dispatched_at IS NULL AND requested_at < now() - %s
+        ORDER BY priority DESC, id LIMIT %s
+        """,
+        (older_than, limit),
+    ).fetchall()
+    return [(int(r[0]), int(r[1])) for r in rows]
 
 
 def queued_ids(conn: Connection, *, limit: int = 1000) -> list[int]:

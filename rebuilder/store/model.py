@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from rebuilder.index.model import IndexFile
 from rebuilder.store import StoreError
+from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.projects import normalize
 from rebuilder.store.records import (
     AttemptRow,
@@ -25,6 +26,7 @@ from rebuilder.store.records import (
     RunningRow,
     VerdictRow,
 )
+from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import FileResult, Verdict
 
 _T = TypeVar("_T")
@@ -69,13 +71,23 @@ class Store(Protocol):
         ...
 
     def request_attempt(
-        self, file_id: int, priority: int, campaign_id: int | None = None
+        self,
+        file_id: int,
+        priority: int,
+        campaign_id: int | None = None,
+        *,
+        image: str | None = None,
     ) -> int | None:
         """Queue an attempt; its id, or None when the file has one queued or running."""
         ...
 
     def request_attempts_bulk(
-        self, file_ids: Sequence[int], priority: int, campaign_id: int | None = None
+        self,
+        file_ids: Sequence[int],
+        priority: int,
+        campaign_id: int | None = None,
+        *,
+        image: str | None = None,
     ) -> list[int]:
         """Queue attempts for many files at once; the ids made (busy files skipped)."""
         ...
@@ -103,6 +115,57 @@ class Store(Protocol):
         evidence_manifest: Mapping[str, str] | None = None,
     ) -> bool:
         """Record the outcome once; False when the attempt already had one."""
+        ...
+
+    def record_outcome(
+        self,
+        attempt_id: int,
+        result: FileResult,
+        *,
+        worker: str,
+        strategy_json: Mapping[str, Any] | None,
+        image_digest: str | None,
+        evidence_manifest: Mapping[str, str] | None,
+        statements: Sequence[SignedStatement],
+        log_origin: str,
+    ) -> bool:
+        """Finish ``worker``'s attempt and log its signed statements, all or nothing."""
+        ...
+
+    def bundle_lines(self, file_id: int) -> list[str]:
+        """The envelope lines of the file's latest attested attempt, in bundle order."""
+        ...
+
+    def release_attempt(self, attempt_id: int, worker: str) -> bool:
+        """Give back ``worker``'s claim: queued again and marked unsent."""
+        ...
+
+    def mark_dispatched(self, attempt_ids: Sequence[int]) -> None:
+        """Note that these attempts were handed to the broker."""
+        ...
+
+    def undispatched(self, older_than: timedelta, *, limit: int = 1000) -> list[tuple[int, int]]:
+        """(id, priority) of queued attempts never sent, older than ``older_than``."""
+        ...
+
+    def set_generator(self, file_id: int, generator: str) -> None:
+        """Record the published wheel's WHEEL Generator line."""
+        ...
+
+    def announce_worker(self, name: str, host: str, pid: int, version: str) -> None:
+        """A worker starts."""
+        ...
+
+    def worker_beat(self, name: str, current_attempt: int | None) -> None:
+        """A worker is alive, on ``current_attempt``."""
+        ...
+
+    def retire_worker(self, name: str) -> None:
+        """A worker stopped cleanly."""
+        ...
+
+    def workers(self, *, include_stopped: bool = False) -> list[WorkerRow]:
+        """Known workers, most recently heard of first."""
         ...
 
     def requeue_stale(self, older_than: timedelta) -> list[int]:
@@ -152,6 +215,11 @@ class MemoryStore:
         self._filenames: dict[str, int] = {}
         self._attempts: dict[int, AttemptRow] = {}
         self._cursors: dict[str, str] = {}
+        self._dispatched: set[int] = set()
+        self._bundles: dict[int, tuple[int, list[str]]] = {}
+        self.logged: list[str] = []  # every envelope line "logged", in order
+        self.generators: dict[int, str] = {}
+        self._workers: dict[str, WorkerRow] = {}
         self._next_id = 0
 
     def watch_add(self, names: Iterable[str]) -> list[str]:
@@ -227,13 +295,23 @@ class MemoryStore:
             return self._files.get(file_id)
 
     def request_attempt(
-        self, file_id: int, priority: int, campaign_id: int | None = None
+        self,
+        file_id: int,
+        priority: int,
+        campaign_id: int | None = None,
+        *,
+        image: str | None = None,
     ) -> int | None:
-        made = self.request_attempts_bulk([file_id], priority, campaign_id)
+        made = self.request_attempts_bulk([file_id], priority, campaign_id, image=image)
         return made[0] if made else None
 
     def request_attempts_bulk(
-        self, file_ids: Sequence[int], priority: int, campaign_id: int | None = None
+        self,
+        file_ids: Sequence[int],
+        priority: int,
+        campaign_id: int | None = None,
+        *,
+        image: str | None = None,
     ) -> list[int]:
         with self._lock:
             unknown = sorted(set(file_ids) - set(self._files))
@@ -251,6 +329,7 @@ class MemoryStore:
                     priority=priority,
                     campaign_id=campaign_id,
                     requested_at=self._clock(),
+                    image=image,
                 )
                 self._attempts[row.id] = row
                 made.append(row.id)
@@ -330,6 +409,99 @@ class MemoryStore:
             )
             return True
 
+    def record_outcome(
+        self,
+        attempt_id: int,
+        result: FileResult,
+        *,
+        worker: str,
+        strategy_json: Mapping[str, Any] | None,
+        image_digest: str | None,
+        evidence_manifest: Mapping[str, str] | None,
+        statements: Sequence[SignedStatement],
+        log_origin: str,
+    ) -> bool:
+        del log_origin  # one log in memory
+        finished = self.finish_attempt(
+            attempt_id,
+            result,
+            strategy_json,
+            image_digest,
+            worker=worker,
+            evidence_manifest=evidence_manifest,
+        )
+        if finished and statements:
+            with self._lock:
+                lines = [s.line for s in statements]
+                self.logged.extend(line for line in lines if line not in self.logged)
+                file_id = self._attempts[attempt_id].file_id
+                self._bundles[file_id] = (attempt_id, lines)
+        return finished
+
+    def bundle_lines(self, file_id: int) -> list[str]:
+        with self._lock:
+            return list(self._bundles.get(file_id, (0, []))[1])
+
+    def release_attempt(self, attempt_id: int, worker: str) -> bool:
+        with self._lock:
+            row = self._attempts.get(attempt_id)
+            if row is None or row.status is not AttemptStatus.RUNNING or row.worker != worker:
+                return False
+            self._attempts[attempt_id] = replace(
+                row, status=AttemptStatus.QUEUED, worker=None, started_at=None, heartbeat_at=None
+            )
+            self._dispatched.discard(attempt_id)
+            return True
+
+    def mark_dispatched(self, attempt_ids: Sequence[int]) -> None:
+        with self._lock:
+            self._dispatched.update(
+                i
+                for i in attempt_ids
+                if i in self._attempts and self._attempts[i].status is AttemptStatus.QUEUED
+            )
+
+    def undispatched(self, older_than: timedelta, *, limit: int = 1000) -> list[tuple[int, int]]:
+        with self._lock:
+            before = self._clock() - older_than
+            rows = [
+                a
+                for a in self._attempts.values()
+                if a.status is AttemptStatus.QUEUED
+                and a.id not in self._dispatched
+                and a.requested_at < before
+            ]
+        rows.sort(key=lambda a: (-a.priority, a.id))
+        return [(a.id, a.priority) for a in rows[:limit]]
+
+    def set_generator(self, file_id: int, generator: str) -> None:
+        with self._lock:
+            self.generators.setdefault(file_id, generator[:200])
+
+    def announce_worker(self, name: str, host: str, pid: int, version: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._workers[name] = WorkerRow(name, host, pid, version, now, now, None, None)
+
+    def worker_beat(self, name: str, current_attempt: int | None) -> None:
+        with self._lock:
+            if name in self._workers:
+                self._workers[name] = replace(
+                    self._workers[name], heartbeat_at=self._clock(), current_attempt=current_attempt
+                )
+
+    def retire_worker(self, name: str) -> None:
+        with self._lock:
+            if name in self._workers:
+                self._workers[name] = replace(
+                    self._workers[name], stopped_at=self._clock(), current_attempt=None
+                )
+
+    def workers(self, *, include_stopped: bool = False) -> list[WorkerRow]:
+        with self._lock:
+            rows = [w for w in self._workers.values() if include_stopped or w.stopped_at is None]
+        return sorted(rows, key=lambda w: (-w.heartbeat_at.timestamp(), w.name))
+
     def requeue_stale(self, older_than: timedelta) -> list[int]:
         with self._lock:
             limit = self._clock() - older_than
@@ -347,6 +519,7 @@ class MemoryStore:
                     started_at=None,
                     heartbeat_at=None,
                 )
+                self._dispatched.discard(row.id)
         return sorted(a.id for a in stale)
 
     def queued_ids(self, *, limit: int = 1000) -> list[int]:

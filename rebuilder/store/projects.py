@@ -151,6 +151,14 @@ def file_by_id(conn: Connection, file_id: int) -> FileRow | None:
         ).fetchone()
 
 
+def set_generator(conn: Connection, file_id: int, generator: str) -> None:
+    """Record the WHEEL Generator line read from the published wheel (first one wins)."""
+    conn.execute(
+        "UPDATE files SET generator = %s WHERE id = %s AND generator IS NULL",
+        (generator[:200], file_id),
+    )
+
+
 def _warn_conflicts(conn: Connection, files: Sequence[IndexFile]) -> None:
     known = dict(
         conn.execute(

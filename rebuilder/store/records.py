@@ -95,6 +95,7 @@ class AttemptRow:
     evidence: str | None = None
     evidence_manifest: Mapping[str, str] | None = None
     rebuilt_sha256: str | None = None
+    image: str | None = None  # the sandbox image asked for; None: the worker's default
 
     def __post_init__(self) -> None:
         put = object.__setattr__

@@ -17,9 +17,11 @@ from typing import Any
 import psycopg
 
 from rebuilder.index.model import IndexFile
-from rebuilder.store import attempts, cursors, projects
+from rebuilder.store import attempts, cursors, outcomes, projects, workers
 from rebuilder.store.db import Connection, Pool, database_error
+from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptRow, FileRow, ProjectRow, RunningRow, VerdictRow
+from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import FileResult, Verdict
 
 logger = logging.getLogger(__name__)
@@ -75,16 +77,28 @@ class PostgresStore:
             return projects.file_by_id(conn, file_id)
 
     def request_attempt(
-        self, file_id: int, priority: int, campaign_id: int | None = None
+        self,
+        file_id: int,
+        priority: int,
+        campaign_id: int | None = None,
+        *,
+        image: str | None = None,
     ) -> int | None:
         with self.connection(f"queueing file {file_id}") as conn:
-            return attempts.request_attempt(conn, file_id, priority, campaign_id)
+            return attempts.request_attempt(conn, file_id, priority, campaign_id, image=image)
 
     def request_attempts_bulk(
-        self, file_ids: Sequence[int], priority: int, campaign_id: int | None = None
+        self,
+        file_ids: Sequence[int],
+        priority: int,
+        campaign_id: int | None = None,
+        *,
+        image: str | None = None,
     ) -> list[int]:
         with self.connection(f"queueing {len(file_ids)} files") as conn:
-            return attempts.request_attempts_bulk(conn, file_ids, priority, campaign_id)
+            return attempts.request_attempts_bulk(
+                conn, file_ids, priority, campaign_id, image=image
+            )
 
     def attempt(self, attempt_id: int) -> AttemptRow | None:
         with self.connection(f"reading attempt {attempt_id}") as conn:
@@ -118,6 +132,67 @@ class PostgresStore:
                 worker=worker,
                 evidence_manifest=evidence_manifest,
             )
+
+    def record_outcome(
+        self,
+        attempt_id: int,
+        result: FileResult,
+        *,
+        worker: str,
+        strategy_json: Mapping[str, Any] | None,
+        image_digest: str | None,
+        evidence_manifest: Mapping[str, str] | None,
+        statements: Sequence[SignedStatement],
+        log_origin: str,
+    ) -> bool:
+        with self.connection(f"recording the outcome of attempt {attempt_id}") as conn:
+            return outcomes.record_outcome(
+                conn,
+                attempt_id,
+                result,
+                worker=worker,
+                strategy_json=strategy_json,
+                image_digest=image_digest,
+                evidence_manifest=evidence_manifest,
+                statements=statements,
+                log_origin=log_origin,
+            )
+
+    def bundle_lines(self, file_id: int) -> list[str]:
+        with self.connection(f"reading the attestations of file {file_id}") as conn:
+            return outcomes.bundle_lines(conn, file_id)
+
+    def release_attempt(self, attempt_id: int, worker: str) -> bool:
+        with self.connection(f"giving back attempt {attempt_id}") as conn:
+            return attempts.release_attempt(conn, attempt_id, worker)
+
+    def mark_dispatched(self, attempt_ids: Sequence[int]) -> None:
+        with self.connection("noting dispatched attempts") as conn:
+            attempts.mark_dispatched(conn, attempt_ids)
+
+    def undispatched(self, older_than: timedelta, *, limit: int = 1000) -> list[tuple[int, int]]:
+        with self.connection("listing undispatched attempts") as conn:
+            return attempts.undispatched(conn, older_than, limit=limit)
+
+    def set_generator(self, file_id: int, generator: str) -> None:
+        with self.connection(f"recording the generator of file {file_id}") as conn:
+            projects.set_generator(conn, file_id, generator)
+
+    def announce_worker(self, name: str, host: str, pid: int, version: str) -> None:
+        with self.connection(f"registering worker {name}") as conn:
+            workers.announce(conn, name, host, pid, version)
+
+    def worker_beat(self, name: str, current_attempt: int | None) -> None:
+        with self.connection(f"heartbeat of worker {name}") as conn:
+            workers.beat(conn, name, current_attempt)
+
+    def retire_worker(self, name: str) -> None:
+        with self.connection(f"retiring worker {name}") as conn:
+            workers.retire(conn, name)
+
+    def workers(self, *, include_stopped: bool = False) -> list[WorkerRow]:
+        with self.connection("listing workers") as conn:
+            return workers.workers(conn, include_stopped=include_stopped)
 
     def requeue_stale(self, older_than: timedelta) -> list[int]:
         with self.connection("requeueing stale attempts") as conn:

@@ -20,7 +20,7 @@ from rebuilder.store.migrate import migrate
 from rebuilder.store.model import MemoryStore, Store
 from rebuilder.store.repository import PostgresStore
 
-FLEET_TABLES = ("attempts", "files", "releases", "projects", "poll_cursors")
+FLEET_TABLES = ("attempts", "files", "releases", "projects", "poll_cursors", "workers")
 
 
 def _new_schema(database_url: str) -> tuple[str, str]:
@@ -70,7 +70,7 @@ def pg_store(fleet_pool: Pool) -> PostgresStore:
     """A PostgreSQL store on empty tables."""
     with fleet_pool.connection() as conn:
         conn.execute(
-            sql.SQL("TRUNCATE {} RESTART IDENTITY").format(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
                 sql.SQL(", ").join(sql.Identifier(t) for t in FLEET_TABLES)
             )
         )

@@ -82,12 +82,13 @@ def test_one_active_attempt_per_file(store: Store) -> None:
     assert store.request_attempt(file_id, 9) is None  # running counts as active
 
     store.finish_attempt(attempt_id, result_for(wheel("demo", "1.0")), None, None)
-    again = store.request_attempt(file_id, 9, campaign_id=7)
+    image = "sandbox@sha256:" + "c" * 64
+    again = store.request_attempt(file_id, 9, image=image)
     assert again is not None
     assert again != attempt_id
     row = store.attempt(again)
     assert row is not None
-    assert (row.status, row.priority, row.campaign_id) == (AttemptStatus.QUEUED, 9, 7)
+    assert (row.status, row.priority, row.image) == (AttemptStatus.QUEUED, 9, image)
 
 
 def test_unknown_files_cannot_be_queued(store: Store) -> None:

@@ -1,0 +1,266 @@
+"""The scheduler: discover new releases of watched projects and dispatch their rebuilds.
+
+One tick does three things, each safe to repeat:
+
+1. **Poll** the watched projects that are due (each on its own timer with jitter, and
+   exponential backoff after a failure) through the simple API. Versions not yet
+   recorded are recorded with their files (one transaction per release); their pure
+   and platform wheels get attempts (a platform wheel is recorded ``unsupported`` by
+   the worker, so the page shows it). A project seen for the first time is backfilled:
+   its newest release at new-release priority, the ``backfill_releases - 1`` before it
+   at backfill priority, older ones recorded only.
+2. **Recover**: running attempts whose worker went silent are queued again, and queued
+   attempts never handed to the broker (a crash between commit and send, a claim given
+   back) are sent now. A message sent twice is harmless: workers claim before running.
+3. **Hooks** (e.g. closing finished campaigns).
+
+Messages are sent only after the rows they name committed (``request_attempts_bulk``
+commits before returning).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from packaging.version import InvalidVersion, Version
+
+from rebuilder.errors import RebuilderError
+from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.store.model import Store
+from rebuilder.worker.queue import Dispatcher, Priority
+
+logger = logging.getLogger(__name__)
+
+
+class ReleaseSource(Protocol):
+    """The index, read fresh (``rebuilder.index.simple.SimpleIndex.refresh``)."""
+
+    def refresh(self, project: str) -> Sequence[IndexFile]: ...
+
+
+class Leader(Protocol):
+    """Who may schedule (``scheduler.leader.Leadership``): one scheduler at a time."""
+
+    def try_acquire(self) -> bool: ...
+
+    def is_leader(self) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """The scheduler's knobs."""
+
+    poll_interval: float = 300.0  # seconds between two polls of one project
+    jitter: float = 0.1  # +- this fraction of the interval, so polls spread out
+    max_backoff: float = 3600.0  # longest wait after repeated failures of one project
+    backfill_releases: int = 3  # releases rebuilt when a project is first seen
+    stale_after: timedelta = timedelta(minutes=2)  # a running attempt's silence limit
+    redispatch_after: timedelta = timedelta(seconds=30)  # unsent queued attempts' age
+    tick_seconds: float = 2.0
+
+
+@dataclass
+class TickReport:
+    """What one tick did."""
+
+    polled: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    new_releases: list[tuple[str, str]] = field(default_factory=list)
+    dispatched: int = 0
+    requeued: int = 0
+
+
+@dataclass
+class _ProjectTimer:
+    due: float = 0.0
+    failures: int = 0
+
+
+def _priority(value: int) -> Priority:
+    try:
+        return Priority(value)
+    except ValueError:
+        return max((p for p in Priority if p <= value), default=Priority.BACKFILL)
+
+
+def _version_key(version: str) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:
+        return (0, version)
+
+
+def _upload_key(files: Sequence[IndexFile]) -> datetime | None:
+    times = [f.upload_time for f in files if f.upload_time is not None]
+    return min(times) if times else None
+
+
+class Scheduler:
+    """Polls, records, dispatches and recovers. Run :meth:`tick` repeatedly."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        index: ReleaseSource,
+        dispatcher: Dispatcher,
+        config: SchedulerConfig | None = None,
+        hooks: Sequence[Callable[[], None]] = (),
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._index = index
+        self._dispatcher = dispatcher
+        self._config = config or SchedulerConfig()
+        self._hooks = list(hooks)
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._timers: dict[str, _ProjectTimer] = {}
+
+    def tick(self) -> TickReport:
+        """One round: poll what is due, recover what was lost, run the hooks."""
+        report = TickReport()
+        self.poll_due(report)
+        self.recover(report)
+        for hook in self._hooks:
+            try:
+                hook()
+            except RebuilderError as exc:
+                logger.warning("scheduler hook failed: %s", exc.diagnostics())
+        return report
+
+    def poll_due(self, report: TickReport) -> None:
+        """Poll every watched project whose timer ran out."""
+        now = self._clock()
+        watched = [p.name for p in self._store.watched()]
+        for name in set(self._timers) - set(watched):
+            del self._timers[name]
+        for name in watched:
+            timer = self._timers.setdefault(name, _ProjectTimer())
+            if timer.due > now:
+                continue
+            try:
+                report.new_releases.extend(self.poll_project(name, report))
+            except RebuilderError as exc:
+                timer.failures += 1
+                wait = min(
+                    self._config.max_backoff,
+                    self._config.poll_interval * 0.1 * 2 ** (timer.failures - 1),
+                )
+                timer.due = self._clock() + wait * (1 + self._rng.uniform(0, 0.5))
+                report.failed.append(name)
+                logger.warning(
+                    "polling %s failed (%d in a row, next try in %.0f s): %s",
+                    name,
+                    timer.failures,
+                    timer.due - self._clock(),
+                    exc.diagnostics(),
+                )
+                continue
+            timer.failures = 0
+            spread = 1 + self._rng.uniform(-self._config.jitter, self._config.jitter)
+            timer.due = self._clock() + self._config.poll_interval * spread
+            report.polled.append(name)
+
+    def poll_project(self, name: str, report: TickReport | None = None) -> list[tuple[str, str]]:
+        """Record the project's new releases and dispatch their wheels; the new releases."""
+        files = self._index.refresh(name)
+        by_version: dict[str, list[IndexFile]] = {}
+        for file in files:
+            by_version.setdefault(file.version, []).append(file)
+        known = self._store.release_versions(name)
+        first_time = not known
+        new_versions = [v for v in by_version if v not in known]
+        if not new_versions:
+            return []
+        newest_first = sorted(new_versions, key=_version_key, reverse=True)
+        rebuilt = set(newest_first[: self._config.backfill_releases]) if first_time else None
+        made: list[tuple[str, str]] = []
+        # Oldest first, so a crash leaves the newest releases to the next poll.
+        for version in sorted(new_versions, key=_version_key):
+            rows = self._store.record_release(name, version, by_version[version])
+            made.append((name, version))
+            if rebuilt is not None and version not in rebuilt:
+                continue
+            priority = (
+                Priority.NEW_RELEASE
+                if rebuilt is None or version == newest_first[0]
+                else Priority.BACKFILL
+            )
+            wheels = [r.id for r in rows if r.kind is FileKind.WHEEL and not r.yanked]
+            ids = self._store.request_attempts_bulk(wheels, int(priority))
+            sent = self._send([(i, int(priority)) for i in ids])
+            if report is not None:
+                report.dispatched += sent
+            logger.info(
+                "%s %s: recorded %d files, queued %d rebuilds",
+                name,
+                version,
+                len(rows),
+                len(ids),
+                extra={"project": name, "version": version, "queued": len(ids)},
+            )
+        return made
+
+    def recover(self, report: TickReport | None = None) -> None:
+        """Take back silent workers' attempts and send what was never sent."""
+        requeued = self._store.requeue_stale(self._config.stale_after)
+        pending = self._store.undispatched(self._config.redispatch_after)
+        sent = self._send(pending)
+        if report is not None:
+            report.requeued += len(requeued)
+            report.dispatched += sent
+        if pending:
+            logger.info("re-sent %d queued attempts to the workers", sent)
+
+    def _send(self, attempts: Sequence[tuple[int, int]]) -> int:
+        sent: list[int] = []
+        for attempt_id, priority in attempts:
+            try:
+                self._dispatcher.enqueue(attempt_id, _priority(priority))
+            except Exception as exc:  # noqa: BLE001 - any broker failure: recovery resends
+                logger.warning(
+                    "broker unavailable (%s); %d attempts left to send later",
+                    exc,
+                    len(attempts) - len(sent),
+                )
+                break
+            sent.append(attempt_id)
+        # What was sent is noted even when the broker failed half-way; the rest stays
+        # unsent and is tried again by a later tick's recovery.
+        if sent:
+            self._store.mark_dispatched(sent)
+        return len(sent)
+
+    def run(self, leader: Leader, stop: threading.Event) -> None:
+        """Tick until ``stop`` is set, while this process holds the leadership."""
+        while not stop.is_set():
+            if not leader.is_leader() and not leader.try_acquire():
+                logger.debug("another scheduler leads; waiting")
+                stop.wait(5.0)
+                continue
+            try:
+                report = self.tick()
+            except Exception as exc:  # noqa: BLE001 - a service away: the loop goes on
+                logger.warning("scheduler tick failed: %s", exc)
+                stop.wait(min(30.0, self._config.tick_seconds * 5))
+                continue
+            if report.new_releases or report.dispatched or report.requeued:
+                logger.info(
+                    "tick: %d new releases, %d dispatched, %d requeued",
+                    len(report.new_releases),
+                    report.dispatched,
+                    report.requeued,
+                )
+            stop.wait(self._config.tick_seconds)
+        leader.release()

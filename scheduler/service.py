@@ -1,0 +1,82 @@
+"""The scheduler process: lead (one at a time), poll, dispatch, recover, until stopped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from rebuilder.index.simple import SimpleIndex
+from rebuilder.settings import Settings
+from rebuilder.signals import stop_on_signals
+from rebuilder.store.db import open_pool
+from rebuilder.store.migrate import migrate
+from rebuilder.store.repository import PostgresStore
+from rebuilder.worker.queue import (
+    ActorDispatcher,
+    JobRunner,
+    declare_rebuild_actor,
+    rabbitmq_broker,
+)
+from scheduler.errors import SchedulerError
+from scheduler.leader import Leadership
+from scheduler.loop import Scheduler, SchedulerConfig
+
+logger = logging.getLogger(__name__)
+
+SEEDED_CURSOR = "watch-list-seeded"
+
+
+def seed_watch_list(store: PostgresStore, names: list[str]) -> list[str]:
+    """Watch ``names`` the first time the fleet starts (never again: removals stick)."""
+    if store.get_cursor(SEEDED_CURSOR) is not None:
+        return []
+    added = store.watch_add(names) if names else []
+    store.set_cursor(SEEDED_CURSOR, "1")
+    return added
+
+
+def _no_runner() -> JobRunner:
+    raise SchedulerError("the scheduler only sends attempts; it does not run them")
+
+
+def run_scheduler(
+    settings: Settings,
+    stop: threading.Event | None = None,
+    *,
+    hooks: list[Callable[[], None]] | None = None,
+) -> int:
+    """Run the scheduler until ``stop`` is set (or SIGTERM/SIGINT); the exit status."""
+    stop = stop or threading.Event()
+    migrate(settings.database_url)
+    pool = open_pool(settings.database_url, min_size=1, max_size=4)
+    store = PostgresStore(pool)
+    seeded = seed_watch_list(
+        store, [n.strip() for n in settings.watch_default.split(",") if n.strip()]
+    )
+    if seeded:
+        logger.info("watching the default projects: %s", ", ".join(seeded))
+    broker = rabbitmq_broker(settings.broker_url)
+    actor = declare_rebuild_actor(broker, _no_runner, queue_name=settings.queue_name)
+    scheduler = Scheduler(
+        store=store,
+        index=SimpleIndex(
+            settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
+        ),
+        dispatcher=ActorDispatcher(actor),
+        config=SchedulerConfig(
+            poll_interval=settings.poll_interval,
+            stale_after=timedelta(seconds=max(60.0, settings.poll_interval / 2)),
+        ),
+        hooks=hooks or [],
+    )
+    stop_on_signals(stop)
+    leader = Leadership(settings.database_url)
+    logger.info("scheduler started; polling %s", settings.index_url)
+    try:
+        scheduler.run(leader, stop)
+    finally:
+        broker.close()
+        pool.close()
+    return 0

@@ -1,0 +1,191 @@
+"""The scheduler's polling, dispatch and recovery, on the in-memory store."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from rebuilder.errors import IndexError_
+from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.store.model import MemoryStore
+from rebuilder.store.records import AttemptStatus
+from rebuilder.worker.queue import Priority
+from scheduler.loop import Scheduler, SchedulerConfig
+
+
+def file(project: str, version: str, filename: str, **kw: object) -> IndexFile:
+    values: dict[str, object] = {
+        "project": project,
+        "version": version,
+        "filename": filename,
+        "url": f"http://127.0.0.1:9/{filename}",
+        "sha256": (filename.encode().hex() * 64)[:64],
+        "kind": FileKind.WHEEL if filename.endswith(".whl") else FileKind.SDIST,
+        "upload_time": datetime(2025, 1, 1, tzinfo=UTC),
+    }
+    values.update(kw)
+    return IndexFile(**values)  # type: ignore[arg-type]
+
+
+def release(project: str, version: str, *, platform: bool = False) -> list[IndexFile]:
+    files = [
+        file(project, version, f"{project}-{version}.tar.gz"),
+        file(project, version, f"{project}-{version}-py3-none-any.whl"),
+    ]
+    if platform:
+        files.append(file(project, version, f"{project}-{version}-cp311-cp311-linux_x86_64.whl"))
+    return files
+
+
+@dataclass
+class FakeIndex:
+    pages: dict[str, list[IndexFile]] = field(default_factory=dict)
+    failing: set[str] = field(default_factory=set)
+    calls: list[str] = field(default_factory=list)
+
+    def refresh(self, project: str) -> Sequence[IndexFile]:
+        self.calls.append(project)
+        if project in self.failing:
+            raise IndexError_(f"{project}: index unreachable")
+        return self.pages.get(project, [])
+
+
+@dataclass
+class FakeDispatcher:
+    sent: list[tuple[int, Priority]] = field(default_factory=list)
+    down: bool = False
+
+    def enqueue(self, attempt_id: int, priority: Priority) -> None:
+        if self.down:
+            raise ConnectionError("broker away")
+        self.sent.append((attempt_id, priority))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(
+    store: MemoryStore, index: FakeIndex, dispatcher: FakeDispatcher, clock: Clock
+) -> Scheduler:
+    return Scheduler(
+        store=store,
+        index=index,
+        dispatcher=dispatcher,
+        config=SchedulerConfig(poll_interval=60, backfill_releases=2),
+        clock=clock,
+        rng=random.Random(1),
+    )
+
+
+def test_first_poll_backfills_the_newest_releases_only() -> None:
+    store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["demo"] = release("demo", "1.0") + release("demo", "2.0") + release("demo", "1.10")
+    store.watch_add(["demo"])
+    report = make(store, index, dispatcher, clock).tick()
+    assert sorted(report.new_releases) == [("demo", "1.0"), ("demo", "1.10"), ("demo", "2.0")]
+    assert store.release_versions("demo") == {"1.0", "1.10", "2.0"}
+    # newest (2.0) at new-release priority, 1.10 as backfill, 1.0 only recorded
+    priorities = {
+        store.file(store.attempt(a).file_id).version: p  # type: ignore[union-attr]
+        for a, p in dispatcher.sent
+    }
+    assert priorities == {"2.0": Priority.NEW_RELEASE, "1.10": Priority.BACKFILL}
+    # only wheels get attempts; the sdist is the rebuild's input
+    assert all(
+        store.file(store.attempt(a).file_id).kind is FileKind.WHEEL  # type: ignore[union-attr]
+        for a, _ in dispatcher.sent
+    )
+
+
+def test_a_new_release_is_found_on_the_next_due_poll_and_sent_once() -> None:
+    store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["demo"] = release("demo", "1.0")
+    store.watch_add(["demo"])
+    scheduler = make(store, index, dispatcher, clock)
+    scheduler.tick()
+    index.pages["demo"] += release("demo", "1.1", platform=True)
+    assert scheduler.tick().new_releases == []  # not due yet
+    clock.now += 61 * 1.2
+    report = scheduler.tick()
+    assert report.new_releases == [("demo", "1.1")]
+    assert len(dispatcher.sent) == 3  # 1.0's wheel, then 1.1's two wheels
+    assert all(p is Priority.NEW_RELEASE for _, p in dispatcher.sent)
+    clock.now += 100
+    scheduler.tick()
+    assert len(dispatcher.sent) == 3  # nothing twice
+
+
+def test_a_failing_project_backs_off_and_others_go_on() -> None:
+    store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["good"] = release("good", "1.0")
+    index.failing.add("bad")
+    store.watch_add(["good", "bad"])
+    scheduler = make(store, index, dispatcher, clock)
+    report = scheduler.tick()
+    assert report.failed == ["bad"] and report.polled == ["good"]
+    index.calls.clear()
+    clock.now += 3  # shorter than the first backoff (6 s and more)
+    scheduler.tick()
+    assert index.calls == []
+    clock.now += 60
+    scheduler.tick()
+    assert "bad" in index.calls
+
+
+def test_attempts_not_sent_because_the_broker_was_down_are_sent_later() -> None:
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    now = {"t": base}
+    store = MemoryStore(clock=lambda: now["t"])
+    index, dispatcher, clock = FakeIndex(), FakeDispatcher(down=True), Clock()
+    index.pages["demo"] = release("demo", "1.0")
+    store.watch_add(["demo"])
+    scheduler = make(store, index, dispatcher, clock)
+    scheduler.tick()  # recorded and queued, but not sent
+    assert dispatcher.sent == []
+    assert store.queue_depth() == 1
+    dispatcher.down = False
+    now["t"] = base + timedelta(minutes=5)
+    report = scheduler.tick()
+    assert report.dispatched == 1 and len(dispatcher.sent) == 1
+    now["t"] = base + timedelta(minutes=10)
+    scheduler.tick()
+    assert len(dispatcher.sent) == 1  # marked as sent: not again
+
+
+def test_a_silent_workers_attempt_is_requeued_and_sent_again() -> None:
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    now = {"t": base}
+    store = MemoryStore(clock=lambda: now["t"])
+    index, dispatcher, clock = FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["demo"] = release("demo", "1.0")
+    store.watch_add(["demo"])
+    scheduler = make(store, index, dispatcher, clock)
+    scheduler.tick()
+    ((attempt, _),) = dispatcher.sent
+    assert store.start_attempt(attempt, "worker-killed") is not None
+    now["t"] = base + timedelta(minutes=10)  # no heartbeat since
+    report = scheduler.tick()
+    assert report.requeued == 1
+    assert [a for a, _ in dispatcher.sent] == [attempt, attempt]
+    row = store.attempt(attempt)
+    assert row is not None and row.status is AttemptStatus.QUEUED
+
+
+def test_unwatched_projects_are_not_polled() -> None:
+    store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["demo"] = release("demo", "1.0")
+    store.watch_add(["demo"])
+    scheduler = make(store, index, dispatcher, clock)
+    scheduler.tick()
+    store.watch_remove(["demo"])
+    clock.now += 1000
+    index.calls.clear()
+    scheduler.tick()
+    assert index.calls == []
