@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         description="Comma-separated projects the fleet watches when its watch list is empty.",
     )
     poll_interval: float = Field(default=300.0, description="Seconds between index polls.")
+    claim_timeout: float = Field(
+        default=120.0,
+        description="Seconds a running attempt may go without a worker heartbeat before the "
+        "scheduler takes it back (workers beat six times as often).",
+    )
     queue_name: str = Field(default="rebuilds", description="The RabbitMQ queue of rebuilds.")
     worker_threads: int = Field(default=1, description="Rebuilds one worker runs at once.")
     metrics_port: int = Field(

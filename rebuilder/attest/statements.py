@@ -42,6 +42,8 @@ FAILURE_PREDICATE_TYPE = "https://pypi-rebuilder.dev/attestation/rebuild-failure
 VERDICT_POLICY_URI = "https://pypi-rebuilder.dev/policy/verdict/v1"
 VSA_EXTENSION_KEY = "https://pypi-rebuilder.dev/attestation/rebuild-verdict/v1"
 """The predicate field (a URI, so it cannot clash with SLSA's) holding our verdict details."""
+SOURCE_CHECK_PREDICATE_TYPE = "https://pypi-rebuilder.dev/attestation/source-check/v1"
+"""Our predicate: an sdist judged against the git commit it claims (docs/source-tracing.md)."""
 TOOL_NAME = "pypi-rebuilder"
 SLSA_VERSION = "1.0"
 
@@ -49,7 +51,7 @@ LEVEL_REPRODUCIBLE = "PYPI_REBUILDER_REPRODUCIBLE"
 LEVEL_EQUIVALENT = "PYPI_REBUILDER_EQUIVALENT"
 LEVEL_FAILED = "FAILED"
 
-_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "sha1": 40}
+_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128, "sha1": 40, "gitCommit": 40}
 _HEX = re.compile(r"[0-9a-f]+")
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})")
 _IMAGE_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
@@ -74,6 +76,25 @@ class Verification:
     time_verified: datetime
     policy_uri: str = VERDICT_POLICY_URI
     verifier_version: str = __version__
+
+
+@dataclass(frozen=True)
+class GitSource:
+    """A git commit a build or a check rests on (a resolved dependency of its provenance)."""
+
+    repository: str  # the URL it was fetched from
+    commit: str  # the full hex object name
+    tag: str | None = None
+
+    def descriptor(self, role: str = "source-commit") -> dict[str, Any]:
+        """The commit as an in-toto ResourceDescriptor (``gitCommit`` digest, SLSA style)."""
+        ref = f"@refs/tags/{self.tag}" if self.tag else f"@{self.commit}"
+        annotations = {"role": role, **({"tag": self.tag} if self.tag else {})}
+        return {
+            "uri": f"git+{self.repository}{ref}",
+            "digest": {"gitCommit": _hex_digest(self.commit, "git commit", "gitCommit")},
+            "annotations": annotations,
+        }
 
 
 @dataclass(frozen=True)
@@ -145,8 +166,15 @@ def pypi_purl(project: str, version: str, filename: str) -> str:
     )
 
 
-def provenance_statement(result: FileResult, strategy: Strategy, run: BuildRun) -> dict[str, Any]:
-    """SLSA Provenance v1 for the rebuilt file of ``result``, built with ``strategy``."""
+def provenance_statement(
+    result: FileResult, strategy: Strategy, run: BuildRun, git_source: GitSource | None = None
+) -> dict[str, Any]:
+    """SLSA Provenance v1 for the rebuilt file of ``result``, built with ``strategy``.
+
+    ``git_source``: the build's source was this commit (a rebuild from git), recorded as
+    a resolved dependency with role ``source-commit`` beside the published sdist whose
+    strategy it followed.
+    """
     if result.rebuilt_sha256 is None:
         raise AttestationError(f"{result.filename}: no rebuilt file, so no provenance")
     _check_same_file(result, strategy)
@@ -166,6 +194,8 @@ def provenance_statement(result: FileResult, strategy: Strategy, run: BuildRun) 
             "annotations": {"role": "build-image"},
         },
     ]
+    if git_source is not None:
+        dependencies.insert(1, git_source.descriptor())
     dependencies += [
         {
             "uri": req.file.url,
@@ -302,6 +332,61 @@ def failure_statement(
     return statement
 
 
+def source_check_statement(
+    *,
+    project: str,
+    version: str,
+    sdist_filename: str,
+    sdist_sha256: str,
+    verdict: str,
+    git_source: GitSource | None,
+    details: Mapping[str, Any],
+    verification: Verification,
+) -> dict[str, Any]:
+    """Our statement about a published sdist judged against its git source.
+
+    ``verdict`` is ``consistent``, ``inconsistent`` or ``no-source``; ``details`` the
+    explained and differing files, the repository-only count, the reason and the from-git
+    rebuild verdicts (``SourceResult.to_json`` minus what is said elsewhere).
+    """
+    purl = pypi_purl(project, version, sdist_filename)
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {
+                "name": sdist_filename,
+                "uri": purl,
+                "digest": {"sha256": _hex_digest(sdist_sha256, "sdist sha256")},
+            }
+        ],
+        "predicateType": SOURCE_CHECK_PREDICATE_TYPE,
+        "predicate": {
+            **_verifier_fields(verification, purl),
+            "verdict": verdict,
+            "source": git_source.descriptor() if git_source is not None else None,
+            "details": dict(details),
+        },
+    }
+    validate_statement(statement)
+    return statement
+
+
+def _validate_source_check(predicate: Mapping[str, Any]) -> None:
+    verifier = _obj(predicate.get("verifier"), "verifier")
+    _str(verifier, "id", "verifier")
+    _timestamp(predicate.get("timeVerified"), "timeVerified")
+    _str(predicate, "resourceUri", "predicate")
+    if predicate.get("verdict") not in {"consistent", "inconsistent", "no-source"}:
+        raise AttestationError(
+            "a source check's verdict must be consistent, inconsistent or no-source"
+        )
+    if predicate.get("source") is not None:
+        _resource_descriptor(predicate["source"], "source")
+    elif predicate.get("verdict") != "no-source":
+        raise AttestationError("a source check with a verdict names the commit it compared")
+    _obj(predicate.get("details"), "details")
+
+
 def parse_statement(payload: bytes) -> Statement:
     """Decode and validate a DSSE payload as an in-toto Statement (untrusted input)."""
     try:
@@ -402,6 +487,7 @@ _PREDICATE_VALIDATORS = {
     PROVENANCE_PREDICATE_TYPE: _validate_provenance,
     VSA_PREDICATE_TYPE: _validate_vsa,
     FAILURE_PREDICATE_TYPE: _validate_failure,
+    SOURCE_CHECK_PREDICATE_TYPE: _validate_source_check,
 }
 
 

@@ -1,0 +1,202 @@
+"""Rebuild a release from its git checkout: the sdist, then the pure wheel from it.
+
+The strategy is the one the core infers for the published wheel (same backend pin, same
+build requirements resolved as of the upload time, same clock, umask and environment);
+only the source differs: ``git archive`` of the tagged commit instead of the published
+sdist. The tree has no ``.git``, so tools that read the version from git are told it
+(``SETUPTOOLS_SCM_PRETEND_VERSION``). The built sdist is judged against the published one
+(identical bytes: ``reproducible``; the same files with the same contents:
+``equivalent`` after ``tar-metadata@1``; else ``mismatch``), and the wheel built from it
+against the published wheel exactly as the core does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rebuilder.archive.tarread import extract_sdist
+from rebuilder.archive.wheelfile import read_wheel_info
+from rebuilder.archive.zipread import read_zip
+from rebuilder.compare.judge import compare_files
+from rebuilder.errors import ArchiveError, RebuilderError
+from rebuilder.evidence import Evidence
+from rebuilder.index.model import Index, IndexFile, Resolver
+from rebuilder.plan.planner import ImageChoice, plan_wheel
+from rebuilder.plan.strategy import Strategy
+from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
+from rebuilder.source.compare import sdist_files
+from rebuilder.source.result import GitBuild
+
+logger = logging.getLogger(__name__)
+
+TAR_METADATA_STABILIZER = "tar-metadata@1"
+_ROUNDS = 3
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def judge_sdist(published: Path, rebuilt: Path, work: Path, filename: str) -> GitBuild:
+    """The rebuilt sdist against the published ``filename`` (see the module documentation)."""
+    upstream, ours = _sha256(published), _sha256(rebuilt)
+    if upstream == ours:
+        return GitBuild(filename, "reproducible", ours)
+    try:
+        a = extract_sdist(published, work / "published")
+        b = extract_sdist(rebuilt, work / "rebuilt")
+    except ArchiveError as exc:
+        return GitBuild(filename, "failed", ours, reason=exc.diagnostics())
+    files_a = {p: _sha256(f) for p, f in sdist_files(a).items()}
+    files_b = {p: _sha256(f) for p, f in sdist_files(b).items()}
+    differences = sorted(
+        f"{'added' if p not in files_b else 'removed' if p not in files_a else 'content'}:{p}"
+        for p in files_a.keys() | files_b.keys()
+        if files_a.get(p) != files_b.get(p)
+    )
+    if not differences and a.name == b.name:
+        return GitBuild(filename, "equivalent", ours, (TAR_METADATA_STABILIZER,))
+    return GitBuild(filename, "mismatch", ours, differences=tuple(differences))
+
+
+class GitRebuilder:
+    """Builds the sdist and the pure wheel of a release from a git tree, in the sandbox."""
+
+    def __init__(
+        self,
+        *,
+        index: Index,
+        resolver: Resolver,
+        sandbox: Sandbox,
+        image: Callable[[], ImageChoice],
+        work_root: Path,
+        limits: SandboxLimits,
+    ) -> None:
+        self._index = index
+        self._resolver = resolver
+        self._sandbox = sandbox
+        self._image = image
+        self._work_root = work_root
+        self._limits = limits
+
+    def rebuild(
+        self,
+        *,
+        git_tar: Path,
+        subdir: str,
+        sdist: IndexFile,
+        sdist_path: Path,
+        wheels: Sequence[IndexFile],
+        evidence: Path,
+    ) -> tuple[GitBuild, ...]:
+        """Build from ``git_tar`` (``subdir`` in it); one result for the sdist and the wheel."""
+        if not wheels:
+            return (GitBuild(sdist.filename, "unsupported", reason="no pure wheel to take the "
+                             "build strategy from"),)  # fmt: skip
+        wheel = wheels[0]
+        self._work_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="from-git-", dir=self._work_root) as tmp:
+            work = Path(tmp)
+            try:
+                return self._rebuild(work, git_tar, subdir, sdist, sdist_path, wheel, evidence)
+            except RebuilderError as exc:
+                logger.info("from-git rebuild of %s: %s", sdist.filename, exc.diagnostics())
+                return (GitBuild(sdist.filename, "failed", reason=exc.diagnostics()),)
+
+    def _rebuild(  # noqa: PLR0917 - one private step of rebuild()
+        self,
+        work: Path,
+        git_tar: Path,
+        subdir: str,
+        sdist: IndexFile,
+        sdist_path: Path,
+        wheel: IndexFile,
+        evidence: Path,
+    ) -> tuple[GitBuild, ...]:
+        try:
+            top = extract_sdist(git_tar, work / "git")
+            published_src = extract_sdist(sdist_path, work / "published-src")
+        except ArchiveError as exc:
+            return (GitBuild(sdist.filename, "failed", reason=f"unusable tree: {exc}"),)
+        tree = top / subdir if subdir else top
+        published_wheel = self._index.download(wheel)
+        archive = read_zip(published_wheel)
+        info = read_wheel_info(archive)
+        extra: tuple[str, ...] = ()
+        outcome: BuildOutcome | None = None
+        strategy: Strategy | None = None
+        for _ in range(_ROUNDS):
+            strategy = plan_wheel(
+                wheel=wheel, sdist=sdist, generator=info.generator, tags=info.tags,
+                entries=archive.entries, source_dir=published_src, image=self._image(),
+                resolver=self._resolver, index=self._index, wheelhouse=work / "wheelhouse",
+                extra_requires=extra,
+            )  # fmt: skip
+            outcome = self._build(strategy, tree, work / "sdist-out", "sdist", work)
+            if outcome.status is not BuildStatus.MISSING_REQUIREMENTS:
+                break
+            new = tuple(r for r in outcome.missing if r not in extra)
+            if not new:
+                break
+            extra = (*extra, *new)
+        assert outcome is not None and strategy is not None  # noqa: S101 - _ROUNDS > 0
+        folder = evidence / "from-git"
+        folder.mkdir(parents=True, exist_ok=True)
+        Evidence(folder).write_strategy(strategy)
+        (folder / "sdist-build.log").write_text(outcome.log, encoding="utf-8", errors="replace")
+        if outcome.status is not BuildStatus.OK or outcome.artifact is None:
+            reason = outcome.detail or f"sdist build ended {outcome.status.value}"
+            return (GitBuild(sdist.filename, "failed", reason=reason),)
+        built_sdist = Evidence(folder).keep_rebuilt(outcome.artifact)
+        sdist_result = judge_sdist(sdist_path, built_sdist, work / "judge", sdist.filename)
+        try:
+            wheel_src = extract_sdist(built_sdist, work / "built-src")
+        except ArchiveError as exc:
+            return (sdist_result, GitBuild(wheel.filename, "failed", reason=exc.diagnostics()))
+        outcome = self._build(strategy, wheel_src, work / "wheel-out", "wheel", work)
+        (folder / "wheel-build.log").write_text(outcome.log, encoding="utf-8", errors="replace")
+        if outcome.status is not BuildStatus.OK or outcome.artifact is None:
+            reason = outcome.detail or f"wheel build ended {outcome.status.value}"
+            return (sdist_result, GitBuild(wheel.filename, "failed", reason=reason))
+        rebuilt = Evidence(folder).keep_rebuilt(outcome.artifact)
+        comparison = compare_files(published_wheel, rebuilt)
+        return (
+            sdist_result,
+            GitBuild(
+                wheel.filename,
+                comparison.verdict.value,
+                comparison.rebuilt_sha256,
+                tuple(str(s) for s in comparison.stabilizers),
+                tuple(f"{d.kind.value}:{d.path}" for d in comparison.differences),
+            ),
+        )
+
+    def _build(
+        self, strategy: Strategy, source: Path, out: Path, distribution: str, work: Path
+    ) -> BuildOutcome:
+        del work
+        out.mkdir(parents=True, exist_ok=True)
+        env = dict(strategy.env)
+        env.setdefault("SETUPTOOLS_SCM_PRETEND_VERSION", strategy.version)
+        wheel_only = distribution == "wheel"
+        request = BuildRequest(
+            image=strategy.image,
+            source_dir=source,
+            wheelhouse=out.parent / "wheelhouse",
+            requirements=tuple(r.spec for r in strategy.requirements),
+            distribution=distribution,
+            env=env,
+            output_dir=out,
+            umask=strategy.archive.umask,
+            build_clock=strategy.archive.build_clock if wheel_only else None,
+            source_mtime=strategy.archive.source_mtime if wheel_only else None,
+            config_settings=dict(strategy.config_settings) if wheel_only else {},
+            clock_map=dict(strategy.archive.generated_times) if wheel_only else {},
+            limits=self._limits,
+            labels={"org.pypi-rebuilder.file": f"from-git:{strategy.target}"[:200]},
+        )
+        return self._sandbox.run(request)
