@@ -67,7 +67,7 @@ def run_scheduler(
         dispatcher=ActorDispatcher(actor),
         config=SchedulerConfig(
             poll_interval=settings.poll_interval,
-            stale_after=timedelta(seconds=max(60.0, settings.poll_interval / 2)),
+            stale_after=timedelta(seconds=settings.claim_timeout),
         ),
         hooks=hooks or [],
     )

@@ -13,6 +13,8 @@ import logging
 import os
 import socket
 import threading
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import dramatiq
@@ -43,6 +45,35 @@ class BlobEvidence:
 
     def keep(self, folder: Path) -> dict[str, str]:
         return store_evidence(self._blobs, folder)
+
+
+class OrphanSweeper:
+    """Removes build containers left behind by killed workers on this Docker engine.
+
+    A live worker stops its own build at the build time limit, so any build container
+    older than that (plus a margin) belongs to nobody.
+    """
+
+    def __init__(self, build_timeout: float, *, every: float = 60.0) -> None:
+        self._age = timedelta(seconds=build_timeout + 30.0)
+        self._every = every
+        self._last = 0.0
+
+    def maybe_sweep(self) -> None:
+        if time.monotonic() - self._last >= self._every:
+            self.sweep()
+
+    def sweep(self) -> None:
+        from rebuilder.sandbox.docker import connect, remove_orphans  # noqa: PLC0415
+
+        self._last = time.monotonic()
+        try:
+            removed = remove_orphans(connect(), self._age)
+        except Exception as exc:  # noqa: BLE001 - the engine away: the next sweep tries again
+            logger.warning("could not sweep orphaned build containers: %s", exc)
+            return
+        if removed:
+            logger.info("removed %d orphaned build containers", len(removed))
 
 
 def default_worker_name() -> str:
@@ -85,7 +116,10 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
         signer=signer,
         evidence=BlobEvidence(BlobStore(settings.blob_dir)),
         config=RunnerConfig(
-            worker=name, log_origin=settings.log_origin, work_root=settings.fleet_dir / "work"
+            worker=name,
+            log_origin=settings.log_origin,
+            work_root=settings.fleet_dir / "work",
+            heartbeat_seconds=settings.claim_timeout / 6,
         ),
         observer=metrics,
     )
@@ -99,8 +133,11 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
     store.announce_worker(name, socket.gethostname(), os.getpid(), __version__)
     worker.start()
     logger.info("worker %s started (%d threads)", name, threads, extra={"worker": name})
+    sweeper = OrphanSweeper(settings.build_timeout)
+    sweeper.sweep()
     try:
         while not stop.wait(IDLE_BEAT_SECONDS):
+            sweeper.maybe_sweep()
             if not runner.busy():
                 try:
                     store.worker_beat(name, None)

@@ -8,65 +8,23 @@ a mismatch naming the file.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rebuilder.archive.tarread import extract_sdist
 from rebuilder.cli import main
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
-from rebuilder.sandbox.model import BuildRequest, BuildStatus
-from tests.support.dists import make_sdist
 from tests.support.index_server import FixtureIndex
-from tests.support.wheelhouse import load_into, require
+from tests.support.releases import SETUPTOOLS, maintainer_build, publish, tamper
+from tests.support.wheelhouse import load_into
 
 pytestmark = pytest.mark.docker
-SETUPTOOLS = "setuptools==84.2.1"
-
-
-@dataclass(frozen=True)
-class Release:
-    sdist: Path
-    wheel: Path
-
-
-def _maintainer_build(
-    tmp: Path, image: ImageRef, sandbox: DockerSandbox, version: str, env: dict[str, str]
-) -> Release:
-    """Build the wheel the way a maintainer would, in the sandbox, with ``env``."""
-    sdist = make_sdist(tmp, "demo", version)
-    source = extract_sdist(sdist, tmp / f"src-{version}")
-    wheelhouse = tmp / "wheelhouse"
-    wheelhouse.mkdir(exist_ok=True)
-    wheels = require()
-    name = next(n for n in wheels if n.startswith("setuptools-84.2.1"))
-    (wheelhouse / name).write_bytes(wheels[name].read_bytes())
-    out = tmp / f"maintainer-{version}"
-    out.mkdir()
-    outcome = sandbox.run(
-        BuildRequest(
-            image=image.reference,
-            source_dir=source,
-            wheelhouse=wheelhouse,
-            requirements=(SETUPTOOLS,),
-            distribution="wheel",
-            env={"TZ": "UTC", **env},
-            output_dir=out,
-        )
-    )
-    assert outcome.status is BuildStatus.OK, outcome.log
-    assert outcome.artifact is not None
-    return Release(sdist, outcome.artifact)
 
 
 @pytest.fixture
@@ -74,12 +32,6 @@ def index() -> Iterator[FixtureIndex]:
     with FixtureIndex() as served:
         load_into(served, only=[SETUPTOOLS])
         yield served
-
-
-def _publish(index: FixtureIndex, release: Release, wheel_bytes: bytes | None = None) -> None:
-    now = datetime.now(UTC)
-    index.add_file("demo", release.sdist.name, release.sdist.read_bytes(), now)
-    index.add_file("demo", release.wheel.name, wheel_bytes or release.wheel.read_bytes(), now)
 
 
 def _check(
@@ -106,10 +58,10 @@ def test_genuine_release_is_reproducible(
     monkeypatch: pytest.MonkeyPatch,
     capsys: Any,
 ) -> None:
-    release = _maintainer_build(tmp_path, sandbox_image, sandbox, version, env)
+    release = maintainer_build(tmp_path, sandbox_image, sandbox, version, env)
     times = {i.date_time for i in zipfile.ZipFile(release.wheel).infolist()}
     assert (len(times) == 1) == bool(env)  # the wall-clock build really has several times
-    _publish(index, release)
+    publish(index, release)
     code, results = _check(f"demo=={version}", index, tmp_path, monkeypatch, capsys)
     wheel = next(r for r in results if r["filename"].endswith(".whl"))
     assert wheel["verdict"] == "reproducible", wheel
@@ -125,26 +77,6 @@ def test_genuine_release_is_reproducible(
     assert main(verify) == 0
 
 
-def _tamper(wheel: Path, path: str) -> bytes:
-    """Append a line to ``path`` and rewrite RECORD to match, as an attacker would."""
-    source = zipfile.ZipFile(wheel)
-    files = {i.filename: source.read(i) for i in source.infolist()}
-    files[path] += b"import os  # injected\n"
-    record_name = next(n for n in files if n.endswith(".dist-info/RECORD"))
-    lines = []
-    for name, data in files.items():
-        if name == record_name:
-            continue
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        lines.append(f"{name},sha256={digest},{len(data)}")
-    files[record_name] = ("\n".join([*lines, f"{record_name},,"]) + "\n").encode()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
-        for info in source.infolist():
-            out.writestr(info, files[info.filename])
-    return buffer.getvalue()
-
-
 def test_tampered_wheel_is_a_mismatch_naming_the_file(
     tmp_path: Path,
     index: FixtureIndex,
@@ -153,11 +85,11 @@ def test_tampered_wheel_is_a_mismatch_naming_the_file(
     monkeypatch: pytest.MonkeyPatch,
     capsys: Any,
 ) -> None:
-    release = _maintainer_build(
+    release = maintainer_build(
         tmp_path, sandbox_image, sandbox, "2.0", {"SOURCE_DATE_EPOCH": "1700000000"}
     )
-    tampered = _tamper(release.wheel, "demo/__init__.py")
-    _publish(index, release, tampered)
+    tampered = tamper(release.wheel, "demo/__init__.py")
+    publish(index, release, tampered)
     code, results = _check("pkg:pypi/demo@2.0", index, tmp_path, monkeypatch, capsys)
     wheel = next(r for r in results if r["filename"].endswith(".whl"))
     assert wheel["verdict"] == "mismatch"

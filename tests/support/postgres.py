@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -31,6 +32,13 @@ def _with_database(url: str, name: str) -> str:
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """The URL of an empty database that lives for this test session."""
+    with fresh_database() as url:
+        yield url
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """Create an empty database; its URL; dropped on exit."""
     admin = server_url()
     name = f"rebuilder_test_{uuid.uuid4().hex[:12]}"
     try:

@@ -1,0 +1,268 @@
+"""The fleet for real: scheduler and worker processes on PostgreSQL, RabbitMQ and Docker,
+against a local fixture index. Releases appear, get rebuilt, judged, signed and logged;
+a worker SIGKILLed mid-build and a scheduler SIGKILLed mid-run lose nothing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from rebuilder.attest.bundle import bundle_path
+from rebuilder.attest.publish import load_or_create_key
+from rebuilder.cli import main
+from rebuilder.sandbox.docker import DockerSandbox
+from rebuilder.sandbox.image import ImageRef
+from rebuilder.store.db import open_pool
+from rebuilder.store.migrate import migrate
+from rebuilder.store.records import AttemptStatus
+from rebuilder.store.repository import PostgresStore
+from rebuilder.verdict import Verdict
+from rebuilder.worker.queue import rabbitmq_broker
+from tests.support.dists import SdistSpec, in_tree_backend_members, make_wheel, write_sdist
+from tests.support.index_server import FixtureIndex
+from tests.support.postgres import fresh_database
+from tests.support.releases import SETUPTOOLS, maintainer_build, publish, tamper
+from tests.support.wheelhouse import load_into
+
+pytestmark = pytest.mark.docker
+
+BROKER_URL = os.environ.get("REBUILDER_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+T = TypeVar("T")
+SDE = {"SOURCE_DATE_EPOCH": "1700000000"}
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 180.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Fleet:
+    """Starts and stops the fleet's processes with one environment."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        with (self.logs / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rebuilder", "-v", *args],
+                env={**self.env, "REBUILDER_WORKER_NAME": name},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.kill()
+        proc.wait()
+
+    def stop_all(self) -> dict[str, int]:
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGTERM)
+        codes = {}
+        for name, proc in self.procs.items():
+            try:
+                codes[name] = proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes[name] = -9
+        self.procs.clear()
+        return codes
+
+    def log_text(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in self.logs.iterdir()
+        )
+
+
+@pytest.fixture
+def broker_ready() -> None:
+    broker = rabbitmq_broker(BROKER_URL)
+    try:
+        broker.channel  # noqa: B018 - connects now
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"RabbitMQ is required under CI: {exc}")
+        pytest.skip(f"no RabbitMQ: {exc}")
+    finally:
+        broker.close()
+
+
+@dataclass
+class Setup:
+    env: dict[str, str]
+    index: FixtureIndex
+    store: PostgresStore
+
+
+@pytest.fixture
+def setup(tmp_path: Path, broker_ready: None) -> Iterator[Setup]:
+    queue = f"rebuilds-test-{uuid.uuid4().hex[:8]}"
+    with FixtureIndex() as index, fresh_database() as url:
+        load_into(index, only=[SETUPTOOLS])
+        migrate(url)
+        key = tmp_path / "signing-key.pem"
+        load_or_create_key(key)
+        env = {
+            **os.environ,
+            "REBUILDER_DATABASE_URL": url,
+            "REBUILDER_BROKER_URL": BROKER_URL,
+            "REBUILDER_QUEUE_NAME": queue,
+            "REBUILDER_INDEX_URL": index.url,
+            "REBUILDER_CACHE_DIR": str(tmp_path / "cache"),
+            "REBUILDER_DATA_DIR": str(tmp_path / "fleet"),
+            "REBUILDER_SIGNING_KEY": str(key),
+            "REBUILDER_WATCH_DEFAULT": "",
+            "REBUILDER_POLL_INTERVAL": "1",
+            "REBUILDER_PAGE_TTL": "0",
+            "REBUILDER_CLAIM_TIMEOUT": "6",
+            "REBUILDER_BUILD_TIMEOUT": "60",
+            "REBUILDER_LOG_FORMAT": "json",
+        }
+        pool = open_pool(url, max_size=4)
+        try:
+            yield Setup(env, index, PostgresStore(pool))
+        finally:
+            pool.close()
+            broker = rabbitmq_broker(BROKER_URL)
+            for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+                broker.channel.queue_delete(name)
+            broker.close()
+
+
+def verdicts(store: PostgresStore, project: str) -> dict[str, Verdict]:
+    return {
+        row.filename: row.verdict
+        for row in store.latest_verdicts(project=project)
+        if row.filename.endswith(".whl")
+    }
+
+
+def slow_release(tmp: Path, index: FixtureIndex, seconds: int) -> str:
+    """A project whose build sleeps: long enough to kill its worker mid-build."""
+    spec = SdistSpec(
+        "slow",
+        "1.0",
+        in_tree_backend_members("slow", "1.0", build_prelude=f"time.sleep({seconds})"),
+    )
+    sdist = write_sdist(tmp / "slow-1.0.tar.gz", spec)
+    wheel = make_wheel(tmp, "slow", "1.0", generator="in-tree")
+    now = datetime.now(UTC)
+    index.add_path("slow", sdist, now)
+    index.add_path("slow", wheel, now)
+    return wheel.name
+
+
+def test_fleet_rebuilds_judges_signs_and_survives_kills(
+    tmp_path: Path,
+    setup: Setup,
+    sandbox_image: ImageRef,
+    sandbox: DockerSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    genuine = maintainer_build(tmp_path, sandbox_image, sandbox, "1.0", SDE)
+    publish(setup.index, genuine)
+    evil = maintainer_build(tmp_path, sandbox_image, sandbox, "1.0", SDE, name="evil")
+    publish(setup.index, evil, tamper(evil.wheel, "evil/__init__.py"), project="evil")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    fleet = Fleet(setup.env, logs)
+    try:
+        fleet.start("scheduler", "scheduler")
+        fleet.start("worker-1", "worker")
+        setup.store.watch_add(["demo", "evil"])
+
+        # 1. a watched genuine release is reproducible, a tampered one a mismatch
+        found = wait_for(
+            "verdicts of demo and evil",
+            lambda: (
+                (verdicts(setup.store, "demo"), verdicts(setup.store, "evil"))
+                if verdicts(setup.store, "demo") and verdicts(setup.store, "evil")
+                else None
+            ),
+        )
+        assert found == (
+            {genuine.wheel.name: Verdict.REPRODUCIBLE},
+            {evil.wheel.name: Verdict.MISMATCH},
+        ), fleet.log_text()
+
+        # 2. the attestations are in the log and verify offline against the file
+        (row,) = [r for r in setup.store.latest_verdicts(project="demo")]
+        lines = setup.store.bundle_lines(row.file_id)
+        assert len(lines) == 2
+        bundle = tmp_path / "attestations" / bundle_path("demo", "1.0", genuine.wheel.name)
+        bundle.parent.mkdir(parents=True)
+        bundle.write_text("".join(line + "\n" for line in lines))
+        monkeypatch.setenv("REBUILDER_SIGNING_KEY", setup.env["REBUILDER_SIGNING_KEY"])
+        assert (
+            main(["verify", str(genuine.wheel), "--attestations", str(tmp_path / "attestations")])
+            == 0
+        )
+        attempt = setup.store.attempt(row.attempt_id)
+        assert attempt is not None and attempt.evidence_manifest
+        assert "strategy.json" in attempt.evidence_manifest
+        with setup.store.connection() as conn:
+            (generator,) = conn.execute(
+                "SELECT generator FROM files WHERE id = %s", (row.file_id,)
+            ).fetchone() or (None,)
+        assert generator == "setuptools (84.2.1)"
+
+        # 3. the scheduler is SIGKILLed; a new one finds the next release
+        fleet.kill("scheduler")
+        fleet.start("scheduler-2", "scheduler")
+        newer = maintainer_build(tmp_path, sandbox_image, sandbox, "1.1", SDE)
+        publish(setup.index, newer)
+        wait_for("demo 1.1", lambda: newer.wheel.name in verdicts(setup.store, "demo"))
+        assert verdicts(setup.store, "demo")[newer.wheel.name] is Verdict.REPRODUCIBLE
+
+        # 4. a worker SIGKILLed mid-build: its attempt is taken back and finished once
+        slow_wheel = slow_release(tmp_path, setup.index, seconds=12)
+        setup.store.watch_add(["slow"])
+        running = wait_for(
+            "the slow build to start",
+            lambda: [r for r in setup.store.running() if r.filename == slow_wheel],
+            timeout=60,
+        )
+        fleet.kill("worker-1")
+        fleet.start("worker-2", "worker")
+        wait_for("the slow build to finish", lambda: verdicts(setup.store, "slow"), timeout=120)
+        done = setup.store.attempt(running[0].attempt_id)
+        assert done is not None and done.status is AttemptStatus.DONE
+        assert (done.worker, done.tries) == ("worker-2", 2)
+        with setup.store.connection() as conn:
+            attempts = conn.execute(
+                "SELECT count(*) FROM attempts a JOIN files f ON f.id = a.file_id "
+                "WHERE f.filename = %s",
+                (slow_wheel,),
+            ).fetchone()
+            logged = conn.execute(
+                "SELECT count(*), count(DISTINCT entry) FROM log_entries"
+            ).fetchone()
+            attested = conn.execute("SELECT count(*) FROM attestations").fetchone()
+        assert attempts == (1,)
+        assert logged is not None and logged[0] == logged[1]  # no envelope twice
+        assert attested == (logged[0],)  # every logged envelope belongs to one outcome
+        assert not list((Path(setup.env["REBUILDER_DATA_DIR"]) / "work").iterdir())
+    finally:
+        codes = fleet.stop_all()
+    assert all(code == 0 for code in codes.values()), (codes, fleet.log_text())
