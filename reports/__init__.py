@@ -1,1 +1,1 @@
-"""The public face: status pages, API, reports: not built yet."""
+"""The public face: the status pages and JSON API (``reports.app``), campaign reports."""

@@ -1,0 +1,233 @@
+"""The server-rendered pages: home, search, project, file, and the API index.
+
+Every value from a package (names, versions, file names, logs, differences) reaches the
+HTML through autoescaped Jinja2 templates only. Pages work without JavaScript; the one
+script (``static/search.js``) only fills the search box's suggestions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from rebuilder.errors import UsageError
+from rebuilder.store.projects import normalize
+from reports import charts, evidence, queries
+from reports.deps import PoolDep, SettingsDep, templates
+from reports.security import REPORT_CSP
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+LOG_TAIL_BYTES = 128 * 1024
+HEALTHY_SECONDS = 120.0
+MAX_DIFFERENCES_SHOWN = 500
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, pool: PoolDep) -> Response:
+    with pool.connection() as conn:
+        counts = queries.verdict_counts(conn)
+        days = queries.daily_rates(conn, days=90)
+        latest = queries.latest_rebuilds(conn, limit=20).items
+        mismatches = queries.new_mismatches(conn, limit=10)
+        queue = queries.queue_status(conn)
+        workers = queries.workers(conn, limit=50)
+        now = queries.database_now(conn)
+    healthy = {w.name: (now - w.heartbeat_at).total_seconds() <= HEALTHY_SECONDS for w in workers}
+    return templates.TemplateResponse(
+        request,
+        "home.html",
+        {
+            "counts": counts,
+            "total": sum(counts.values()),
+            "chart": charts.rate_chart(
+                charts.day_bars(days), title="Share of rebuilds verified, per day (90 days)"
+            ),
+            "latest": latest,
+            "mismatches": mismatches,
+            "queue": queue,
+            "workers": workers,
+            "healthy": healthy,
+            "now": now,
+        },
+    )
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search(
+    request: Request,
+    pool: PoolDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+) -> Response:
+    text = q.strip()
+    try:
+        name = normalize(text) if text else ""
+    except UsageError:
+        name = ""
+    with pool.connection() as conn:
+        if name and queries.project(conn, name) is not None:
+            # A normalized name: only [a-z0-9-], so this stays on our own site.
+            return RedirectResponse(f"/projects/{name}", status_code=303)
+        near = queries.suggestions(conn, name or text.lower(), limit=20) if text else []
+    return templates.TemplateResponse(
+        request,
+        "search.html",
+        {"query": q, "normalized": name, "suggestions": near},
+        status_code=200 if near or not text else 404,
+    )
+
+
+@router.get("/projects/{name}", response_class=HTMLResponse)
+def project_page(
+    request: Request,
+    name: str,
+    pool: PoolDep,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    canonical = _canonical(name)
+    if canonical != name:
+        return RedirectResponse(f"/projects/{canonical}", status_code=301)
+    with pool.connection() as conn:
+        found = queries.project(conn, name)
+        if found is None:
+            raise HTTPException(404, f"No project named {name!r} is known here.")
+        releases = queries.releases(conn, name, limit=20, cursor=cursor)
+        counts = queries.verdict_counts(conn, project=name)
+        history = queries.project_attempts(conn, name, limit=30)
+        trend = queries.release_trend(conn, name, releases=30)
+    return templates.TemplateResponse(
+        request,
+        "project.html",
+        {
+            "project": found,
+            "releases": releases,
+            "counts": counts,
+            "history": history,
+            "status": charts.badge_status(counts),
+            "chart": charts.rate_chart(
+                charts.release_bars(trend), title="Share of files verified, per release"
+            ),
+            "cursor": cursor,
+        },
+    )
+
+
+@router.get("/files/{file_id}", response_class=HTMLResponse)
+def file_page(request: Request, file_id: int, pool: PoolDep, settings: SettingsDep) -> Response:
+    with pool.connection() as conn:
+        detail = queries.file_detail(conn, file_id)
+        if detail is None:
+            raise HTTPException(404, "No such file.")
+        history = queries.attempts(conn, file_id=file_id, limit=20).items
+    checkpoint = evidence.latest_checkpoint_size(pool, detail.attestations)
+    latest = detail.latest
+    manifest = dict(latest.evidence_manifest or {}) if latest else {}
+    blobs = evidence.blob_store(request)
+    log_tail = None
+    log_path = evidence.find(manifest, evidence.BUILD_LOG)
+    if log_path is not None:
+        log_tail = evidence.read_tail(blobs, manifest[log_path], LOG_TAIL_BYTES)
+    f = detail.file
+    return templates.TemplateResponse(
+        request,
+        "file.html",
+        {
+            "detail": detail,
+            "file": f,
+            "latest": latest,
+            "history": history,
+            "manifest": sorted(manifest),
+            "diffoscope": evidence.find(manifest, evidence.DIFFOSCOPE_HTML),
+            "log_path": log_path,
+            "log_tail": log_tail,
+            "strategy": (
+                json.dumps(latest.strategy, indent=2, sort_keys=True)
+                if latest and latest.strategy
+                else None
+            ),
+            "differences": latest.differences[:MAX_DIFFERENCES_SHOWN] if latest else (),
+            "more_differences": max(0, len(latest.differences) - MAX_DIFFERENCES_SHOWN)
+            if latest
+            else 0,
+            "checkpoint": checkpoint,
+            "bundle_path": evidence.bundle_relpath(f.project, f.version, f.filename),
+            "index_url": settings.index_url,
+            "file_url": detail.url if detail.url.startswith(("https://", "http://")) else None,
+        },
+    )
+
+
+@router.get("/files/{file_id}/diffoscope")
+def diffoscope_report(request: Request, file_id: int, pool: PoolDep) -> Response:
+    """The diffoscope HTML report, untrusted: no script, framed only by our file page."""
+    manifest = _manifest(pool, file_id)
+    path = evidence.find(manifest, evidence.DIFFOSCOPE_HTML)
+    if path is None:
+        raise HTTPException(404, "This file has no diffoscope report.")
+    data = evidence.read(evidence.blob_store(request), manifest[path])
+    return Response(
+        data,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": REPORT_CSP,
+            "X-Frame-Options": "SAMEORIGIN",
+            "Cache-Control": "private, max-age=300",
+        },
+    )
+
+
+@router.get("/files/{file_id}/evidence/{path:path}")
+def evidence_file(request: Request, file_id: int, path: str, pool: PoolDep) -> Response:
+    """One file of the latest attempt's evidence, as plain text or a download."""
+    manifest = _manifest(pool, file_id)
+    if path not in manifest:
+        raise HTTPException(404, "No such evidence file.")
+    data = evidence.read(evidence.blob_store(request), manifest[path])
+    media_type, disposition = evidence.media_type(path)
+    headers = {"Content-Security-Policy": "default-src 'none'; sandbox"}
+    if disposition:
+        headers["Content-Disposition"] = disposition
+    return Response(data, media_type=media_type, headers=headers)
+
+
+@router.get("/api", response_class=HTMLResponse)
+def api_index(request: Request) -> Response:
+    """The API's endpoints, from its OpenAPI document, readable without JavaScript."""
+    schema: dict[str, Any] = request.app.openapi()
+    endpoints = [
+        {
+            "method": method.upper(),
+            "path": path,
+            "summary": op.get("summary", ""),
+            "operator": bool(op.get("security")),
+        }
+        for path, ops in schema.get("paths", {}).items()
+        for method, op in ops.items()
+    ]
+    return templates.TemplateResponse(request, "api.html", {"endpoints": endpoints})
+
+
+def _manifest(pool: PoolDep, file_id: int) -> dict[str, str]:
+    with pool.connection() as conn:
+        found = queries.file_verdict(conn, file_id)
+        latest = (
+            queries.attempt(conn, found.attempt_id)
+            if found is not None and found.attempt_id is not None
+            else None
+        )
+    if found is None:
+        raise HTTPException(404, "No such file.")
+    return dict(latest.evidence_manifest or {}) if latest else {}
+
+
+def _canonical(name: str) -> str:
+    try:
+        return normalize(name)
+    except UsageError:
+        raise HTTPException(404, "Not a valid project name.") from None

@@ -1,0 +1,155 @@
+"""Campaign reports: the summary counts, every format, and hostile names kept inert."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from rebuilder.errors import UsageError
+from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.store.records import AttemptStatus
+from rebuilder.verdict import Difference, DifferenceKind, Verdict
+from reports.campaign_report import (
+    CSV_COLUMNS,
+    ReportFormat,
+    build_report,
+    csv_cell,
+    md_escape,
+    render,
+)
+from scheduler.campaigns import campaign as campaigns
+from scheduler.campaigns.selection import Selection
+from scheduler.campaigns.store import MemoryCampaignStore
+from tests.unit.scheduler.campaigns.fakes import FakeIndex, sha, wheel, when
+
+HOSTILE_PATH = "<script>alert(1)</script>|x](javascript:alert(2))\n# title"
+
+
+def hostile_file() -> IndexFile:
+    # A filename can't hold "<" on a real index, but the report must not trust that.
+    filename = "evil-1.0-py3-none-any<img src=x onerror=alert(1)>.whl"
+    return IndexFile(
+        "evil", "1.0", filename, "http://h/e.whl", sha(filename), FileKind.WHEEL, when(1)
+    )
+
+
+@pytest.fixture
+def store() -> MemoryCampaignStore:
+    return MemoryCampaignStore()
+
+
+def campaign(store: MemoryCampaignStore) -> int:
+    files = [
+        wheel("good", "1.0"),
+        wheel("bad", "1.0"),
+        wheel("plat", "1.0", tag="cp311-cp311-linux_x86_64"),
+        hostile_file(),
+        wheel("slow", "1.0"),
+    ]
+    index = FakeIndex(files)
+    started = campaigns.start(
+        '<b>"Backend X" & co</b>',
+        Selection(specs=("good==1.0", "bad==1.0", "plat==1.0", "evil==1.0", "slow==1.0")),
+        store=store,
+        index=index,
+        dispatcher=None,
+    )
+    by_name = {f.filename: f.attempt_id for f in store.files(started.campaign_id)}
+    store.finish(by_name["good-1.0-py3-none-any.whl"], Verdict.REPRODUCIBLE)
+    store.finish(
+        by_name["bad-1.0-py3-none-any.whl"],
+        Verdict.MISMATCH,
+        differences=(Difference("bad/__init__.py", DifferenceKind.CONTENT),),
+    )
+    store.finish(by_name["plat-1.0-cp311-cp311-linux_x86_64.whl"], Verdict.UNSUPPORTED)
+    store.finish(
+        by_name[hostile_file().filename],
+        Verdict.MISMATCH,
+        differences=(Difference(HOSTILE_PATH, DifferenceKind.ADDED),),
+        reason='=HYPERLINK("http://evil")',
+    )
+    store.set_status(by_name["slow-1.0-py3-none-any.whl"], AttemptStatus.RUNNING)
+    return started.campaign_id
+
+
+def test_summary_counts(store: MemoryCampaignStore) -> None:
+    report = build_report(store, campaign(store))
+    s = report.summary
+    assert (s.total, s.verified, s.mismatched, s.failed, s.not_rebuildable, s.pending) == (
+        5,
+        1,
+        2,
+        0,
+        1,
+        1,
+    )
+
+
+def test_json_has_summary_and_files(store: MemoryCampaignStore) -> None:
+    data = json.loads(
+        render(build_report(store, campaign(store), base_url="https://r.example/"), "json")
+    )
+    assert data["summary"]["mismatched"] == 2
+    assert data["name"] == '<b>"Backend X" & co</b>'  # data stays data in JSON
+    bad = next(f for f in data["files"] if f["project"] == "bad")
+    assert bad["differences"] == [{"path": "bad/__init__.py", "kind": "content"}]
+    assert bad["evidence"] == f"https://r.example/files/{bad['file_id']}"
+    assert bad["attestation"] is None  # nothing signed for it in memory
+    slow = next(f for f in data["files"] if f["project"] == "slow")
+    assert slow["state"] == "running" and slow["evidence"] is None
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs.extend(attrs)
+
+
+def test_html_escapes_every_hostile_name(store: MemoryCampaignStore) -> None:
+    page = render(build_report(store, campaign(store)), ReportFormat.HTML)
+    parser = _Collect()
+    parser.feed(page)
+    assert "script" not in parser.tags and "img" not in parser.tags and "b" not in parser.tags
+    assert not any(name.startswith("on") for name, _ in parser.attrs)
+    assert not any((value or "").startswith("javascript:") for _, value in parser.attrs)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "&lt;b&gt;&quot;Backend X&quot; &amp; co&lt;/b&gt;" in page
+    assert "Content-Security-Policy" in page
+
+
+def test_markdown_escapes_markup_and_keeps_one_row_per_file(store: MemoryCampaignStore) -> None:
+    text = render(build_report(store, campaign(store)), ReportFormat.MD)
+    assert "<script>" not in text and "<img" not in text and "<b>" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "whl" in line]
+    assert len(rows) == 5  # the newline in the hostile path did not break a row
+    evil = next(r for r in rows if "evil" in r)
+    # the "|" of the hostile path is escaped: the row keeps its 6 cells
+    assert len(re.findall(r"(?<!\\)\|", evil)) == 7
+    assert not re.search(r"(?<!\\)\]\(javascript", evil)  # the "]" is escaped: no link
+    assert md_escape("a|b") == "a\\|b"
+
+
+def test_csv_parses_back_and_defuses_formulas(store: MemoryCampaignStore) -> None:
+    text = render(build_report(store, campaign(store)), ReportFormat.CSV)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert len(rows) == 5
+    evil = next(r for r in rows if r["project"] == "evil")
+    assert evil["reason"].startswith("'=")
+    assert evil["differences"].startswith("added:<script>")
+    assert csv_cell("-1") == "'-1" and csv_cell("ok") == "ok"
+
+
+def test_unknown_campaign_is_a_usage_error(store: MemoryCampaignStore) -> None:
+    with pytest.raises(UsageError):
+        build_report(store, 404)
