@@ -1,0 +1,457 @@
+"""``rebuilder campaign ...`` and ``rebuilder audit``: incident response from the terminal.
+
+Selections are given as ``--select KIND:ARGUMENT`` (repeatable, combined as a union):
+
+=====================  ===================================================================
+``NAME==VERSION``      a release (also ``pkg:pypi/NAME@VERSION``, or a bare NAME: latest)
+``specs:FILE``         specs one per line from a file (``-``: stdin)
+``lock:FILE``          requirements.txt / uv.lock / pylock.toml / poetry.lock (``-``: stdin)
+``project:A,B``        every release of these projects (``--window`` narrows by upload time)
+``uploaded:S..U``      every recorded file uploaded in [S, U) (ISO 8601; a side may be empty)
+``backend:RANGE``      wheels whose Generator is in range, e.g. ``hatchling>=1.25,<1.27``
+``verdict:V[,V]``      files whose latest verdict is one of these (mismatch, failed)
+=====================  ===================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import dramatiq.errors
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bar
+from rich.table import Table
+
+from rebuilder.errors import UsageError
+from rebuilder.index.simple import SimpleIndex
+from rebuilder.settings import Settings
+from rebuilder.store.db import open_pool
+from rebuilder.verdict import Verdict
+from rebuilder.worker.queue import (
+    ActorDispatcher,
+    Dispatcher,
+    JobRunner,
+    declare_rebuild_actor,
+    rabbitmq_broker,
+)
+from reports.campaign_report import ReportFormat, build_report, render
+from scheduler.campaigns import CampaignError
+from scheduler.campaigns import campaign as campaigns
+from scheduler.campaigns.audit import AuditResult, audit, audit_campaign
+from scheduler.campaigns.selection import (
+    LockInput,
+    Selection,
+    parse_specs_text,
+    parse_window,
+    resolve,
+)
+from scheduler.campaigns.store import CampaignStore, Finding, PostgresCampaignStore, Progress
+
+logger = logging.getLogger(__name__)
+
+_KINDS = ("specs", "lock", "project", "uploaded", "backend", "verdict", "spec")
+
+
+def add_campaign_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``campaign`` and ``audit`` on the main parser."""
+    campaign = sub.add_parser(
+        "campaign",
+        help="incident response: bulk-rebuild a selection at top priority",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = campaign.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
+
+    start = actions.add_parser("start", help="select files and rebuild them at top priority")
+    start.add_argument("--name", required=True, help="what the campaign is about")
+    start.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="KIND:ARG",
+        help="a selection (repeatable): NAME==VERSION, specs:FILE, lock:FILE, project:A,B, "
+        "uploaded:SINCE..UNTIL, backend:RANGE, verdict:mismatch,failed",
+    )
+    start.add_argument(
+        "--window", metavar="SINCE..UNTIL", help="only files uploaded then (project: selections)"
+    )
+    start.add_argument("--dry-run", action="store_true", help="count the files, start nothing")
+    start.add_argument(
+        "--force", action="store_true", help="rebuild even files that already have a verdict"
+    )
+    start.add_argument("--image", metavar="REF", help="rebuild on this sandbox image (by digest)")
+    start.add_argument("--wait", action="store_true", help="follow until every file is judged")
+    start.add_argument("--json", action="store_true", help="print JSON")
+
+    status = actions.add_parser("status", help="progress of a campaign")
+    status.add_argument("id", type=int)
+    status.add_argument("--follow", action="store_true", help="follow with a progress bar")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    cancel = actions.add_parser("cancel", help="withdraw a campaign's queued rebuilds")
+    cancel.add_argument("id", type=int)
+
+    report = actions.add_parser("report", help="the campaign's report")
+    report.add_argument("id", type=int)
+    report.add_argument("--format", choices=[f.value for f in ReportFormat], default="md")
+    report.add_argument("--out", type=Path, help="write here instead of stdout")
+    report.add_argument("--base-url", default="", help="status site URL for the links")
+
+    listing = actions.add_parser("list", help="campaigns, newest first")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+
+    audit_parser = sub.add_parser(
+        "audit",
+        help="do the dependencies a lock file pins verify? (CI gate)",
+        description="Look up every file a requirements.txt, uv.lock, pylock.toml or "
+        "poetry.lock pins (hashes checked against the index) in the fleet's verdicts. "
+        "Exit status: 0 when every pinned file is reproducible, equivalent or unsupported; "
+        "1 when any mismatches or a lock hash differs from the index; 2 when some could "
+        "not be checked (never rebuilt, failed, pending, not on the index).",
+    )
+    audit_parser.add_argument("file", metavar="FILE", help="the lock file (-: stdin)")
+    audit_parser.add_argument(
+        "--rebuild", action="store_true", help="start a campaign for the pinned files first"
+    )
+    audit_parser.add_argument("--wait", action="store_true", help="with --rebuild: wait for it")
+    audit_parser.add_argument(
+        "--timeout", type=float, default=None, help="with --wait: give up after this many s"
+    )
+    audit_parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+# -- wiring ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fleet:
+    store: PostgresCampaignStore
+    index: SimpleIndex
+    dispatcher: Dispatcher | None
+
+
+def _no_runner() -> JobRunner:
+    raise CampaignError("the command line only sends attempts; workers run them")
+
+
+@contextmanager
+def _fleet(settings: Settings, *, dispatch: bool = False) -> Iterator[_Fleet]:
+    pool = open_pool(settings.database_url, max_size=4, timeout=10.0)
+    broker = None
+    try:
+        dispatcher: Dispatcher | None = None
+        if dispatch:
+            try:
+                broker = rabbitmq_broker(settings.broker_url)
+                actor = declare_rebuild_actor(broker, _no_runner, queue_name=settings.queue_name)
+                dispatcher = ActorDispatcher(actor)
+            except (
+                dramatiq.errors.DramatiqError,
+                OSError,
+            ) as exc:  # the scheduler sends the unsent ones
+                logger.warning("no broker (%s): the scheduler will send the rebuilds", exc)
+        index = SimpleIndex(
+            settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
+        )
+        yield _Fleet(PostgresCampaignStore(pool), index, dispatcher)
+    finally:
+        if broker is not None:
+            broker.close()
+        pool.close()
+
+
+def _read(path: str, stdin: TextIO) -> LockInput:
+    if path == "-":
+        return LockInput("-", stdin.read())
+    try:
+        return LockInput(Path(path).name, Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
+
+
+def selection_from_args(
+    selects: list[str], window: str | None, stdin: TextIO = sys.stdin
+) -> Selection:
+    """A :class:`Selection` from ``--select`` values."""
+    specs: list[str] = []
+    locks: list[LockInput] = []
+    projects: list[str] = []
+    uploaded = None
+    backends: list[str] = []
+    verdicts: list[Verdict] = []
+    for value in selects:
+        kind, sep, arg = value.partition(":")
+        if not sep or kind not in _KINDS:  # a spec (pkg:pypi/... included)
+            specs.append(value)
+            continue
+        if not arg.strip():
+            raise UsageError(f"--select {value!r}: nothing after {kind}:")
+        if kind == "spec":
+            specs.append(arg)
+        elif kind == "specs":
+            specs += parse_specs_text(_read(arg, stdin).text)
+        elif kind == "lock":
+            locks.append(_read(arg, stdin))
+        elif kind == "project":
+            projects += [p.strip() for p in arg.split(",") if p.strip()]
+        elif kind == "uploaded":
+            uploaded = parse_window(arg)
+        elif kind == "backend":
+            backends.append(arg)
+        else:
+            try:
+                verdicts += [Verdict(v.strip()) for v in arg.split(",") if v.strip()]
+            except ValueError:
+                raise UsageError(f"not a verdict in {value!r}") from None
+    if window and not projects:
+        raise UsageError("--window narrows project: selections; give one")
+    return Selection(
+        specs=tuple(specs),
+        locks=tuple(locks),
+        projects=tuple(projects),
+        project_window=parse_window(window) if window else (None, None),
+        uploaded=uploaded,
+        backends=tuple(backends),
+        verdicts=tuple(verdicts),
+    )
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def campaign_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``rebuilder campaign ACTION``."""
+    handlers = {
+        "start": _start,
+        "status": _status,
+        "cancel": _cancel,
+        "report": _report,
+        "list": _list,
+    }
+    return handlers[args.campaign_command](args, settings)
+
+
+def _start(args: argparse.Namespace, settings: Settings) -> int:
+    console = Console()
+    selection = selection_from_args(args.select, args.window)
+    with _fleet(settings, dispatch=not args.dry_run) as fleet:
+        if args.dry_run:
+            resolved = resolve(selection, fleet.store, fleet.index)
+            if args.json:
+                print(json.dumps(resolved.to_json(), indent=2))
+                return 0
+            console.print(
+                f"would rebuild {len(resolved.picks)} files "
+                f"({resolved.unknown} not yet in the database)"
+            )
+            for kind, n in resolved.counts.items():
+                console.print(f"  {escape(kind)}: {n}")
+            _print_findings(console, resolved.findings)
+            return 0
+        started = campaigns.start(
+            args.name,
+            selection,
+            store=fleet.store,
+            index=fleet.index,
+            dispatcher=fleet.dispatcher,
+            force=args.force,
+            image=args.image,
+        )
+        created = started.created
+        if args.json and not args.wait:
+            print(
+                json.dumps(
+                    {
+                        "id": started.campaign_id,
+                        "files": len(started.resolved.picks),
+                        "queued": len(created.queued),
+                        "adopted": len(created.adopted),
+                        "reused": created.reused,
+                        "findings": [f.to_json() for f in started.resolved.findings],
+                    }
+                )
+            )
+            return 0
+        console.print(
+            f"campaign [bold]{started.campaign_id}[/]: {len(started.resolved.picks)} files, "
+            f"{len(created.queued)} queued, {len(created.adopted)} already queued, "
+            f"{created.reused} answered by an existing verdict"
+        )
+        _print_findings(console, started.resolved.findings)
+        if not args.wait:
+            return 0
+        return _follow(fleet.store, started.campaign_id, console, as_json=args.json)
+
+
+def _print_findings(console: Console, findings: Sequence[Finding]) -> None:
+    for f in findings:
+        console.print(
+            f"  [yellow]{escape(f.kind.value)}[/] {escape(f.subject)}: {escape(f.detail)}"
+        )
+
+
+def _follow(store: CampaignStore, campaign_id: int, console: Console, *, as_json: bool) -> int:
+    columns = (
+        TextColumn(f"campaign {campaign_id}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with Bar(*columns, console=console, disable=as_json or not console.is_terminal) as bar:
+        task = bar.add_task("rebuilding", total=None, detail="")
+
+        def show(p: Progress) -> None:
+            bar.update(
+                task,
+                total=p.total,
+                completed=p.done + p.cancelled,
+                detail=_progress_text(p),
+            )
+
+        campaigns.wait(store, campaign_id, on_progress=show)
+    result = audit_campaign(store, campaign_id)
+    return _print_result(console, result, as_json=as_json)
+
+
+def _progress_text(p: Progress) -> str:
+    verdicts = ", ".join(f"{v.value} {n}" for v, n in p.verdicts.items() if n)
+    return f"queued {p.queued} · running {p.running}" + (f" · {verdicts}" if verdicts else "")
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    console = Console()
+    with _fleet(settings) as fleet:
+        if args.follow:
+            campaigns.get(fleet.store, args.id)
+            return _follow(fleet.store, args.id, console, as_json=args.json)
+        row, progress = campaigns.status(fleet.store, args.id)
+        if args.json:
+            out = {"id": row.id, "name": row.name, "status": row.status.value}
+            out["progress"] = progress.to_json()
+            print(json.dumps(out))
+            return 0
+        console.print(f"campaign {row.id} [bold]{escape(row.name)}[/]: {row.status.value}")
+        console.print(f"  {progress.done}/{progress.total} judged · {_progress_text(progress)}")
+    return 0
+
+
+def _cancel(args: argparse.Namespace, settings: Settings) -> int:
+    with _fleet(settings) as fleet:
+        withdrawn = campaigns.cancel(fleet.store, args.id)
+    Console().print(
+        f"campaign {args.id} cancelled: {len(withdrawn)} queued rebuilds withdrawn "
+        "(running ones finish and are reported)"
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    with _fleet(settings) as fleet:
+        text = render(build_report(fleet.store, args.id, base_url=args.base_url), args.format)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _list(args: argparse.Namespace, settings: Settings) -> int:
+    with _fleet(settings) as fleet:
+        rows = [
+            (row, fleet.store.progress(row.id)) for row in fleet.store.campaigns(limit=args.limit)
+        ]
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "status": r.status.value,
+                        "created_at": r.created_at.isoformat(),
+                        "progress": p.to_json(),
+                    }
+                    for r, p in rows
+                ]
+            )
+        )
+        return 0
+    table = Table("id", "name", "status", "judged", "mismatch", "failed", "started")
+    for r, p in rows:
+        table.add_row(
+            str(r.id),
+            escape(r.name),
+            r.status.value,
+            f"{p.done}/{p.total}",
+            str(p.verdicts.get(Verdict.MISMATCH, 0)),
+            str(p.verdicts.get(Verdict.FAILED, 0)),
+            f"{r.created_at:%Y-%m-%d %H:%M}",
+        )
+    Console().print(table)
+    return 0
+
+
+def audit_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``rebuilder audit FILE``."""
+    console = Console(stderr=args.json)
+    lock = _read(args.file, sys.stdin)
+    if args.wait and not args.rebuild:
+        raise UsageError("--wait goes with --rebuild")
+    with _fleet(settings, dispatch=args.rebuild) as fleet:
+        if not args.rebuild:
+            return _print_result(
+                console, audit(lock, store=fleet.store, index=fleet.index), as_json=args.json
+            )
+        started = campaigns.start(
+            f"audit of {lock.name}",
+            Selection(locks=(lock,)),
+            store=fleet.store,
+            index=fleet.index,
+            dispatcher=fleet.dispatcher,
+        )
+        console.print(f"campaign {started.campaign_id} started for {escape(lock.name)}")
+        if args.wait:
+            campaigns.wait(fleet.store, started.campaign_id, timeout=args.timeout)
+        return _print_result(
+            console, audit_campaign(fleet.store, started.campaign_id), as_json=args.json
+        )
+
+
+_STATE_STYLE = {
+    "verified": "green",
+    "mismatch": "bold red",
+    "failed": "yellow",
+    "unsupported": "dim",
+    "pending": "cyan",
+    "unknown": "magenta",
+}
+
+
+def _print_result(console: Console, result: AuditResult, *, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(result.to_json(), indent=2))
+        return result.exit_code
+    table = Table("state", "file", "details")
+    for line in result.lines:
+        style = _STATE_STYLE.get(line.state.value, "")
+        details = "; ".join(x for x in (line.note, line.reason) if x)
+        table.add_row(f"[{style}]{line.state.value}[/]", escape(line.filename), escape(details))
+    console.print(table)
+    _print_findings(console, result.findings)
+    counts = ", ".join(f"{s.value} {n}" for s, n in result.counts.items() if n)
+    console.print(f"{len(result.lines)} files: {counts or 'none'} (exit {result.exit_code})")
+    return result.exit_code

@@ -1,0 +1,72 @@
+"""A campaign over thousands of recorded files starts (one transaction) in a few seconds."""
+
+from __future__ import annotations
+
+import time
+
+from rebuilder.index.simple import SimpleIndex
+from rebuilder.store.db import Pool
+from rebuilder.verdict import Verdict
+from rebuilder.worker.queue import Priority
+from scheduler.campaigns import campaign as campaigns
+from scheduler.campaigns.selection import Selection
+from scheduler.campaigns.store import PostgresCampaignStore
+from tests.integration.campaigns.conftest import day
+
+FILES = 5_000
+
+
+class Sent:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, Priority]] = []
+
+    def enqueue(self, attempt_id: int, priority: Priority) -> None:
+        self.sent.append((attempt_id, priority))
+
+
+def _seed(pool: Pool, count: int) -> None:
+    with pool.connection() as conn, conn.transaction():
+        conn.execute("INSERT INTO projects (name) VALUES ('bulk')")
+        conn.execute("INSERT INTO releases (project, version) VALUES ('bulk', '1.0')")
+        conn.execute(
+            """
+            INSERT INTO files (release_id, filename, kind, url, sha256, upload_time)
+            SELECT r.id, 'bulk-1.0-' || g || '-py3-none-any.whl', 'wheel',
+                   'http://127.0.0.1:9/' || g, encode(sha256(g::text::bytea), 'hex'),
+                   %s::timestamptz + g * interval '1 second'
+            FROM releases r, generate_series(1, %s) AS g
+            """,
+            (day(2), count),
+        )
+        # a routine backlog on half of them, at new-release priority
+        conn.execute(
+            "INSERT INTO attempts (file_id, priority) SELECT id, 5 FROM files WHERE id % 2 = 0"
+        )
+
+
+def test_start_a_campaign_over_5000_files(
+    pool: Pool, cstore: PostgresCampaignStore, index: SimpleIndex
+) -> None:
+    _seed(pool, FILES)
+    sent = Sent()
+    began = time.perf_counter()
+    started = campaigns.start(
+        "window",
+        Selection(uploaded=(day(2), day(3))),
+        store=cstore,
+        index=index,
+        dispatcher=sent,
+    )
+    seconds = time.perf_counter() - began
+    created = started.created
+    assert len(created.queued) == FILES // 2 and len(created.adopted) == FILES // 2
+    assert len(sent.sent) == FILES and {p for _, p in sent.sent} == {Priority.CAMPAIGN}
+    with pool.connection() as conn:
+        low = conn.execute(
+            "SELECT count(*) FROM attempts WHERE status = 'queued' AND priority < 9"
+        ).fetchone()
+    assert low is not None and low[0] == 0  # the backlog's attempts were lifted
+    progress = cstore.progress(started.campaign_id)
+    assert progress.total == FILES and progress.verdicts[Verdict.MISMATCH] == 0
+    print(f"campaign over {FILES} files started in {seconds:.2f} s")
+    assert seconds < 20

@@ -1,0 +1,91 @@
+"""``rebuilder audit``: states per pinned file and exit codes consistent with ``check``."""
+
+from __future__ import annotations
+
+from rebuilder.verdict import Difference, DifferenceKind, Verdict
+from scheduler.campaigns import campaign as campaigns
+from scheduler.campaigns.audit import (
+    EXIT_MISMATCH,
+    EXIT_OK,
+    EXIT_UNCHECKED,
+    AuditState,
+    audit,
+    audit_campaign,
+    lock_selection,
+)
+from scheduler.campaigns.selection import LockInput
+from scheduler.campaigns.store import MemoryCampaignStore
+from tests.unit.scheduler.campaigns.fakes import FakeIndex, wheel
+
+A = wheel("a", "1.0")
+B = wheel("b", "2.0")
+PLATFORM = wheel("b", "2.0", tag="cp311-cp311-manylinux_2_17_x86_64")
+
+
+def lock(*lines: str) -> LockInput:
+    return LockInput("requirements.txt", "\n".join(lines))
+
+
+def pinned(file: object, digest: str | None = None) -> str:
+    assert hasattr(file, "sha256")
+    return f"{file.project}=={file.version} --hash=sha256:{digest or file.sha256}"  # type: ignore[attr-defined]
+
+
+def setup() -> tuple[MemoryCampaignStore, FakeIndex]:
+    return MemoryCampaignStore(), FakeIndex([A, B, PLATFORM])
+
+
+def test_all_verified_or_unsupported_exits_zero() -> None:
+    store, index = setup()
+    store.add_verdict(store.add_file(A).id, Verdict.REPRODUCIBLE)
+    store.add_verdict(store.add_file(B).id, Verdict.EQUIVALENT)
+    store.add_verdict(store.add_file(PLATFORM).id, Verdict.UNSUPPORTED)
+    text = lock(pinned(A), f"b==2.0 --hash=sha256:{B.sha256} --hash=sha256:{PLATFORM.sha256}")
+    result = audit(text, store=store, index=index)
+    assert [line.state for line in result.lines] == [
+        AuditState.VERIFIED,
+        AuditState.UNSUPPORTED,
+        AuditState.VERIFIED,
+    ]
+    assert result.exit_code == EXIT_OK
+
+
+def test_never_rebuilt_files_are_unknown_and_exit_two() -> None:
+    store, index = setup()
+    store.add_verdict(store.add_file(A).id, Verdict.REPRODUCIBLE)
+    result = audit(lock(pinned(A), pinned(B)), store=store, index=index)
+    assert {line.filename: line.state for line in result.lines}[B.filename] is AuditState.UNKNOWN
+    assert result.exit_code == EXIT_UNCHECKED
+
+
+def test_a_mismatch_exits_one_even_beside_unknown_files() -> None:
+    store, index = setup()
+    store.add_verdict(
+        store.add_file(A).id,
+        Verdict.MISMATCH,
+        differences=(Difference("a/__init__.py", DifferenceKind.CONTENT),),
+    )
+    result = audit(lock(pinned(A), pinned(B)), store=store, index=index)
+    assert result.exit_code == EXIT_MISMATCH
+    assert result.to_json()["counts"]["mismatch"] == 1
+
+
+def test_a_lock_hash_the_index_does_not_serve_exits_one() -> None:
+    store, index = setup()
+    store.add_verdict(store.add_file(A).id, Verdict.REPRODUCIBLE)
+    result = audit(lock(pinned(A, "e" * 64)), store=store, index=index)
+    assert result.exit_code == EXIT_MISMATCH
+    assert [f.kind.value for f in result.findings] == ["lock-hash"]
+
+
+def test_rebuild_campaign_answers_the_audit() -> None:
+    store, index = setup()
+    started = campaigns.start(
+        "audit", lock_selection(lock(pinned(A))), store=store, index=index, dispatcher=None
+    )
+    assert audit_campaign(store, started.campaign_id).exit_code == EXIT_UNCHECKED  # pending
+    assert [line.state for line in audit_campaign(store, started.campaign_id).lines] == [
+        AuditState.PENDING
+    ]
+    store.finish(started.created.queued[0], Verdict.REPRODUCIBLE)
+    assert audit_campaign(store, started.campaign_id).exit_code == EXIT_OK
