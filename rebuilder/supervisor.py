@@ -134,12 +134,11 @@ def supervise(
             child.stop()
         deadline = clock() + STOP_GRACE_SECONDS
         for child in children:
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(timeout=max(0.1, deadline - clock()))
-            except subprocess.TimeoutExpired:
-                logger.warning("%s did not stop in time; killing it", child.name)
-                child.process.kill()
-                child.process.wait()
+            if child.process is not None:
+                try:
+                    child.process.wait(timeout=max(0.1, deadline - clock()))
+                except subprocess.TimeoutExpired:
+                    logger.warning("%s did not stop in time; killing it", child.name)
+                    child.process.kill()
+                    child.process.wait()
             child.close()

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psycopg
+import psycopg.conninfo
+from psycopg import sql
 
 from rebuilder.store import StoreError
 from rebuilder.store.db import database_error
@@ -73,6 +75,7 @@ def migrate(url: str, *, migrations: Sequence[Migration] | None = None) -> list[
     StoreError when the database cannot be reached.
     """
     wanted = sorted(migrations if migrations is not None else bundled_migrations(), key=_name)
+    ensure_database(url)
     try:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
@@ -82,6 +85,35 @@ def migrate(url: str, *, migrations: Sequence[Migration] | None = None) -> list[
                 conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
     except psycopg.Error as exc:
         raise database_error(exc, "migrating the schema") from None
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database ``url`` names when the server says it does not exist; True if made.
+
+    A fresh machine's PostgreSQL has no ``rebuilder`` database; the operator's role may
+    create it (the local default). Any other trouble is left to the caller's connect.
+    """
+    try:
+        psycopg.connect(url, autocommit=True, connect_timeout=10).close()
+    except psycopg.OperationalError as exc:
+        if "does not exist" not in str(exc):
+            return False
+    else:
+        return False
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    name = str(info.get("dbname") or "")
+    if not name:
+        return False
+    admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.errors.DuplicateDatabase:
+        return False  # someone else made it meanwhile
+    except psycopg.Error as exc:
+        raise database_error(exc, f"creating the database {name}") from None
+    logger.warning("created the database %s", name)
+    return True
 
 
 def applied_migrations(url: str) -> dict[str, str]:

@@ -5,12 +5,8 @@ a worker SIGKILLed mid-build and a scheduler SIGKILLed mid-run lose nothing."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +26,7 @@ from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import Verdict
 from rebuilder.worker.queue import rabbitmq_broker
 from tests.support.dists import SdistSpec, in_tree_backend_members, make_wheel, write_sdist
+from tests.support.fleet import Fleet, fleet_env, wait_for
 from tests.support.index_server import FixtureIndex
 from tests.support.postgres import fresh_database
 from tests.support.releases import SETUPTOOLS, maintainer_build, publish, tamper
@@ -40,59 +37,6 @@ pytestmark = pytest.mark.docker
 BROKER_URL = os.environ.get("REBUILDER_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 T = TypeVar("T")
 SDE = {"SOURCE_DATE_EPOCH": "1700000000"}
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 180.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Fleet:
-    """Starts and stops the fleet's processes with one environment."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        with (self.logs / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "rebuilder", "-v", *args],
-                env={**self.env, "REBUILDER_WORKER_NAME": name},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.procs[name] = proc
-        return proc
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        proc.kill()
-        proc.wait()
-
-    def stop_all(self) -> dict[str, int]:
-        for proc in self.procs.values():
-            proc.send_signal(signal.SIGTERM)
-        codes = {}
-        for name, proc in self.procs.items():
-            try:
-                codes[name] = proc.wait(timeout=90)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes[name] = -9
-        self.procs.clear()
-        return codes
-
-    def log_text(self) -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in self.logs.iterdir()
-        )
 
 
 @pytest.fixture
@@ -123,22 +67,14 @@ def setup(tmp_path: Path, broker_ready: None) -> Iterator[Setup]:
         migrate(url)
         key = tmp_path / "signing-key.pem"
         load_or_create_key(key)
-        env = {
-            **os.environ,
-            "REBUILDER_DATABASE_URL": url,
-            "REBUILDER_BROKER_URL": BROKER_URL,
-            "REBUILDER_QUEUE_NAME": queue,
-            "REBUILDER_INDEX_URL": index.url,
-            "REBUILDER_CACHE_DIR": str(tmp_path / "cache"),
-            "REBUILDER_DATA_DIR": str(tmp_path / "fleet"),
-            "REBUILDER_SIGNING_KEY": str(key),
-            "REBUILDER_WATCH_DEFAULT": "",
-            "REBUILDER_POLL_INTERVAL": "1",
-            "REBUILDER_PAGE_TTL": "0",
-            "REBUILDER_CLAIM_TIMEOUT": "6",
-            "REBUILDER_BUILD_TIMEOUT": "60",
-            "REBUILDER_LOG_FORMAT": "json",
-        }
+        env = fleet_env(
+            database_url=url,
+            broker_url=BROKER_URL,
+            queue=queue,
+            index_url=index.url,
+            root=tmp_path,
+            key=key,
+        )
         pool = open_pool(url, max_size=4)
         try:
             yield Setup(env, index, PostgresStore(pool))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 
 import psycopg
+import psycopg.conninfo
 import pytest
+from psycopg import sql
 
 from rebuilder.store.migrate import (
     Migration,
@@ -83,3 +86,18 @@ def test_migrations_are_applied_in_name_order(schema_url: str) -> None:
     one = Migration("0001_a.sql", "CREATE TABLE a (x integer PRIMARY KEY);")
     two = Migration("0002_b.sql", "CREATE TABLE b (x integer REFERENCES a (x));")
     assert migrate(schema_url, migrations=[two, one]) == ["0001_a.sql", "0002_b.sql"]
+
+
+def test_migrate_creates_a_missing_database(database_url: str) -> None:
+    name = f"rebuilder_made_{uuid.uuid4().hex[:10]}"
+    url = psycopg.conninfo.make_conninfo(database_url, dbname=name)
+    try:
+        applied = migrate(url)
+        assert "0001_fleet.sql" in applied
+        assert migrate(url) == []  # made once, migrated once
+    finally:
+        admin = psycopg.conninfo.make_conninfo(database_url, dbname="postgres")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

@@ -1,0 +1,401 @@
+"""Measure the fleet on this machine: throughput, bookkeeping overhead, memory, and a soak.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.fleet [--releases 60] [--workers 2] [--report FILE]
+    .venv/bin/python -m benchmarks.fleet --soak-minutes 30 --publish-every 20 [--report FILE]
+
+Everything runs on loopback: a local fixture index serving genuine releases (each built
+first the way a maintainer would, in the sandbox), a throwaway PostgreSQL database, its
+own RabbitMQ queue, and the real scheduler and worker processes (``rebuilder scheduler``,
+``rebuilder worker``). It needs the test wheelhouse (``python -m tests.support.wheelhouse
+fetch``), Docker with the sandbox image, PostgreSQL and RabbitMQ.
+
+Throughput mode publishes ``--releases`` releases at once, watches them all and times
+the fleet until every wheel has a verdict. Overhead is the part of each attempt's
+wall time (claim to recorded outcome) not spent in the rebuild pipeline itself
+(``attempts.seconds``): claiming, signing, storing evidence, logging.
+
+Soak mode publishes a new release every ``--publish-every`` seconds for
+``--soak-minutes`` and samples each process's memory and open files, the build
+containers and the queue latency (request to start) over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+
+from rebuilder.attest.publish import load_or_create_key
+from rebuilder.sandbox.docker import ROLE_BUILD, ROLE_LABEL, DockerSandbox
+from rebuilder.sandbox.image import ensure_image
+from rebuilder.store.db import open_pool
+from rebuilder.store.migrate import migrate
+from rebuilder.store.repository import PostgresStore
+from rebuilder.worker.queue import rabbitmq_broker
+from tests.support.fleet import Fleet, fleet_env, open_files, rss_bytes
+from tests.support.index_server import FixtureIndex
+from tests.support.postgres import fresh_database
+from tests.support.releases import SETUPTOOLS, maintainer_build, publish
+from tests.support.wheelhouse import load_into
+
+BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+SDE = {"SOURCE_DATE_EPOCH": "1700000000"}
+MiB = 1024 * 1024
+
+
+@dataclass
+class Samples:
+    """Per-process memory and open files over time, and fleet-wide gauges."""
+
+    rss: dict[str, list[int]] = field(default_factory=dict)
+    fds: dict[str, list[int]] = field(default_factory=dict)
+    containers: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+
+    def take(self, fleet: Fleet, client: docker.DockerClient, t: float) -> None:
+        self.times.append(t)
+        for name, proc in fleet.procs.items():
+            rss, fds = rss_bytes(proc.pid), open_files(proc.pid)
+            if rss is not None:
+                self.rss.setdefault(name, []).append(rss)
+            if fds is not None:
+                self.fds.setdefault(name, []).append(fds)
+        running = client.containers.list(
+            all=True, sparse=True, filters={"label": f"{ROLE_LABEL}={ROLE_BUILD}"}
+        )
+        self.containers.append(len(running))
+
+
+class Bench:
+    def __init__(self, root: Path, workers: int) -> None:
+        self.root = root
+        self.workers = workers
+        self.client = docker.from_env()
+        self.image = ensure_image(client=self.client)
+        self.sandbox = DockerSandbox(client=self.client)
+        self.built = 0
+
+    def release(self, index: FixtureIndex, n: int, version: str = "1.0") -> str:
+        name = f"bench{n:04d}"
+        made = maintainer_build(self.root, self.image, self.sandbox, version, SDE, name=name)
+        publish(index, made, project=name)
+        self.built += 1
+        return name
+
+
+def _fleet(root: Path, url: str, index: FixtureIndex, queue: str, workers: int) -> Fleet:
+    key = root / "signing-key.pem"
+    load_or_create_key(key)
+    env = fleet_env(
+        database_url=url,
+        broker_url=BROKER_URL,
+        queue=queue,
+        index_url=index.url,
+        root=root,
+        key=key,
+    )
+    env["REBUILDER_CLAIM_TIMEOUT"] = "120"
+    env["REBUILDER_LOG_FORMAT"] = "json"
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    fleet = Fleet(env, logs)
+    fleet.start("scheduler", "scheduler")
+    for n in range(1, workers + 1):
+        fleet.start(f"worker-{n}", "worker")
+    return fleet
+
+
+def _attempt_rows(store: PostgresStore) -> list[tuple[float, float, float, float, str]]:
+    """(requested, started, finished, pipeline seconds, verdict) of the finished attempts."""
+    with store.connection() as conn:
+        rows = conn.execute(
+            """
+            SELECT extract(epoch FROM requested_at), extract(epoch FROM started_at),
+                extract(epoch FROM finished_at), seconds, verdict
+            FROM attempts WHERE status = 'done' ORDER BY id
+            """
+        ).fetchall()
+    return [(float(a), float(b), float(c), float(d or 0), str(e)) for a, b, c, d, e in rows]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def throughput(args: argparse.Namespace, root: Path) -> str:
+    bench = Bench(root, args.workers)
+    queue = f"rebuilds-bench-{uuid.uuid4().hex[:8]}"
+    with FixtureIndex() as index, fresh_database() as url:
+        load_into(index, only=[SETUPTOOLS])
+        t0 = time.monotonic()
+        names = [bench.release(index, n) for n in range(args.releases)]
+        print(
+            f"built {len(names)} maintainer releases in {time.monotonic() - t0:.0f} s",
+            file=sys.stderr,
+        )
+        migrate(url)
+        pool = open_pool(url, max_size=2)
+        store = PostgresStore(pool)
+        fleet = _fleet(root, url, index, queue, args.workers)
+        samples = Samples()
+        try:
+            start = time.monotonic()
+            store.watch_add(names)
+            while True:
+                samples.take(fleet, bench.client, time.monotonic() - start)
+                done = len(_attempt_rows(store))
+                if done >= len(names):
+                    break
+                if time.monotonic() - start > args.timeout:
+                    print(f"timeout with {done}/{len(names)} done", file=sys.stderr)
+                    break
+                time.sleep(1)
+            rows = _attempt_rows(store)
+        finally:
+            codes = fleet.stop_all()
+            pool.close()
+            _drop_queue(queue)
+    return _throughput_report(args, rows, samples, codes)
+
+
+def _throughput_report(
+    args: argparse.Namespace,
+    rows: list[tuple[float, float, float, float, str]],
+    samples: Samples,
+    codes: dict[str, int],
+) -> str:
+    first = min(r[0] for r in rows)
+    last = max(r[2] for r in rows)
+    span = last - first
+    per_hour = len(rows) / span * 3600 if span else 0.0
+    held = [r[2] - r[1] for r in rows]
+    pipeline = [r[3] for r in rows]
+    overhead = [h - p for h, p in zip(held, pipeline, strict=True)]
+    share = sum(overhead) / sum(held) if sum(held) else 0.0
+    verdicts: dict[str, int] = {}
+    for r in rows:
+        verdicts[r[4]] = verdicts.get(r[4], 0) + 1
+    lines = [
+        f"### Fleet throughput: {len(rows)} wheels, {args.workers} worker(s)",
+        "",
+        f"- command: `python -m benchmarks.fleet --releases {args.releases} "
+        f"--workers {args.workers}`",
+        f"- verdicts: {', '.join(f'{k} {v}' for k, v in sorted(verdicts.items()))}",
+        f"- first request to last outcome: {span:.1f} s -> **{per_hour:.0f} rebuilds/hour**",
+        f"- per attempt, claim to recorded outcome: median {statistics.median(held):.2f} s, "
+        f"of which the rebuild pipeline {statistics.median(pipeline):.2f} s",
+        f"- fleet overhead (claim, sign, evidence to blobs, log append, record): median "
+        f"{statistics.median(overhead):.3f} s, p95 {_pct(overhead, 0.95):.3f} s, "
+        f"**{share:.1%}** of attempt time",
+        "- peak resident memory: "
+        + ", ".join(f"{n} {max(v) / MiB:.0f} MiB" for n, v in sorted(samples.rss.items())),
+        f"- processes stopped cleanly: {all(c == 0 for c in codes.values())} ({codes})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def corpus(args: argparse.Namespace, root: Path) -> str:
+    """The fleet on real releases from the configured index (live PyPI by default)."""
+    from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415
+    from rebuilder.settings import Settings  # noqa: PLC0415
+    from rebuilder.spec import parse_spec  # noqa: PLC0415
+    from rebuilder.worker.queue import (  # noqa: PLC0415
+        ActorDispatcher,
+        JobRunner,
+        Priority,
+        declare_rebuild_actor,
+    )
+
+    settings = Settings()
+    specs = [
+        line.split("#")[0].strip()
+        for line in args.corpus.read_text().splitlines()
+        if line.split("#")[0].strip()
+    ]
+    queue = f"rebuilds-bench-{uuid.uuid4().hex[:8]}"
+    index = SimpleIndex(settings.index_url, settings.cache_dir / "index")
+    with fresh_database() as url:
+        migrate(url)
+        pool = open_pool(url, max_size=2)
+        store = PostgresStore(pool)
+        key = root / "signing-key.pem"
+        load_or_create_key(key)
+        env = fleet_env(
+            database_url=url,
+            broker_url=BROKER_URL,
+            queue=queue,
+            index_url=settings.index_url,
+            root=root,
+            key=key,
+        )
+        # Warm caches: the same downloads, index pages and uv cache as `rebuilder check`.
+        env["REBUILDER_CACHE_DIR"] = str(settings.cache_dir)
+        env["REBUILDER_PAGE_TTL"] = str(settings.page_ttl)
+        env["REBUILDER_CLAIM_TIMEOUT"] = "300"
+        env["REBUILDER_BUILD_TIMEOUT"] = str(settings.build_timeout)
+        logs = root / "logs"
+        logs.mkdir(exist_ok=True)
+        fleet = Fleet(env, logs)
+        broker = rabbitmq_broker(BROKER_URL)
+
+        def no_runner() -> JobRunner:
+            raise RuntimeError("this process only sends")
+
+        dispatcher = ActorDispatcher(declare_rebuild_actor(broker, no_runner, queue_name=queue))
+        wanted: list[int] = []
+        for text in specs:
+            spec = parse_spec(text)
+            assert spec.version is not None, f"{text}: the corpus pins versions"
+            files = list(index.release_files(spec.project, spec.version))
+            rows = store.record_release(spec.project, spec.version, files)
+            wanted += [r.id for r in rows if r.kind.value == "wheel"]
+        samples = Samples()
+        client = docker.from_env()
+        try:
+            for n in range(1, args.workers + 1):
+                fleet.start(f"worker-{n}", "worker")
+            time.sleep(3)
+            start = time.monotonic()
+            ids = store.request_attempts_bulk(wanted, int(Priority.NEW_RELEASE))
+            for attempt in ids:
+                dispatcher.enqueue(attempt, Priority.NEW_RELEASE)
+            store.mark_dispatched(ids)
+            while len(_attempt_rows(store)) < len(ids):
+                samples.take(fleet, client, time.monotonic() - start)
+                if time.monotonic() - start > args.timeout:
+                    print("timeout", file=sys.stderr)
+                    break
+                time.sleep(1)
+            rows = _attempt_rows(store)
+        finally:
+            codes = fleet.stop_all()
+            pool.close()
+            broker.close()
+            _drop_queue(queue)
+    args.releases = len(specs)
+    return _throughput_report(args, rows, samples, codes).replace(
+        f"--releases {len(specs)}", f"--corpus {args.corpus.name}"
+    )
+
+
+def soak(args: argparse.Namespace, root: Path) -> str:
+    bench = Bench(root, args.workers)
+    queue = f"rebuilds-soak-{uuid.uuid4().hex[:8]}"
+    with FixtureIndex() as index, fresh_database() as url:
+        load_into(index, only=[SETUPTOOLS])
+        migrate(url)
+        pool = open_pool(url, max_size=2)
+        store = PostgresStore(pool)
+        fleet = _fleet(root, url, index, queue, args.workers)
+        samples = Samples()
+        published = 0
+        try:
+            start = time.monotonic()
+            end = start + args.soak_minutes * 60
+            next_publish = start
+            while time.monotonic() < end:
+                now = time.monotonic()
+                if now >= next_publish:
+                    name = bench.release(index, published)
+                    store.watch_add([name])
+                    published += 1
+                    next_publish = now + args.publish_every
+                samples.take(fleet, bench.client, now - start)
+                time.sleep(5)
+            deadline = time.monotonic() + 300
+            while len(_attempt_rows(store)) < published and time.monotonic() < deadline:
+                time.sleep(2)
+            rows = _attempt_rows(store)
+        finally:
+            codes = fleet.stop_all()
+            pool.close()
+            _drop_queue(queue)
+    return _soak_report(args, published, rows, samples, codes)
+
+
+def _soak_report(
+    args: argparse.Namespace,
+    published: int,
+    rows: list[tuple[float, float, float, float, str]],
+    samples: Samples,
+    codes: dict[str, int],
+) -> str:
+    waits = [r[1] - r[0] for r in rows]
+    half = len(rows) // 2
+    lines = [
+        f"### Soak: {args.soak_minutes} min, a release every {args.publish_every} s, "
+        f"{args.workers} worker(s)",
+        "",
+        f"- command: `python -m benchmarks.fleet --soak-minutes {args.soak_minutes} "
+        f"--publish-every {args.publish_every} --workers {args.workers}`",
+        f"- releases published {published}, rebuilt {len(rows)}",
+        f"- queue latency (request to start): median {statistics.median(waits):.1f} s, "
+        f"p95 {_pct(waits, 0.95):.1f} s, max {max(waits):.1f} s; first half p95 "
+        f"{_pct(waits[:half], 0.95):.1f} s, second half p95 {_pct(waits[half:], 0.95):.1f} s",
+        "",
+        "| process | RSS first 5 min (MiB) | RSS last 5 min (MiB) | peak | open files first/last |",
+        "|---|---|---|---|---|",
+    ]
+    window = max(1, int(300 / 5))
+    for name in sorted(samples.rss):
+        rss = samples.rss[name]
+        fds = samples.fds.get(name, [0])
+        lines.append(
+            f"| {name} | {statistics.mean(rss[:window]) / MiB:.0f} | "
+            f"{statistics.mean(rss[-window:]) / MiB:.0f} | {max(rss) / MiB:.0f} | "
+            f"{fds[0]} / {fds[-1]} |"
+        )
+    lines += [
+        "",
+        f"- build containers present: max {max(samples.containers)}, at the end "
+        f"{samples.containers[-1]}",
+        f"- processes stopped cleanly: {all(c == 0 for c in codes.values())} ({codes})",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _drop_queue(queue: str) -> None:
+    broker = rabbitmq_broker(BROKER_URL)
+    try:
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            broker.channel.queue_delete(name)
+    finally:
+        broker.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--releases", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--soak-minutes", type=float, default=0.0)
+    parser.add_argument("--publish-every", type=float, default=20.0)
+    parser.add_argument("--report", type=Path)
+    parser.add_argument("--corpus", type=Path, help="NAME==VERSION lines, from the live index")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rebuilder-bench-") as tmp:
+        root = Path(tmp)
+        if args.corpus:
+            text = corpus(args, root)
+        elif args.soak_minutes:
+            text = soak(args, root)
+        else:
+            text = throughput(args, root)
+    print(text)
+    if args.report:
+        args.report.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
