@@ -288,6 +288,108 @@ def corpus(args: argparse.Namespace, root: Path) -> str:
     )
 
 
+def campaign_latency(args: argparse.Namespace, root: Path) -> str:
+    """Time from starting a campaign to its first result, with a routine backlog queued."""
+    from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415
+    from rebuilder.worker.queue import (  # noqa: PLC0415
+        ActorDispatcher,
+        JobRunner,
+        Priority,
+        declare_rebuild_actor,
+    )
+    from scheduler.campaigns.campaign import start as start_campaign  # noqa: PLC0415
+    from scheduler.campaigns.selection import Selection  # noqa: PLC0415
+    from scheduler.campaigns.store import PostgresCampaignStore  # noqa: PLC0415
+    from tests.support.dists import (  # noqa: PLC0415
+        SdistSpec,
+        in_tree_backend_members,
+        make_wheel,
+        write_sdist,
+    )
+
+    bench = Bench(root, args.workers)
+    queue = f"rebuilds-bench-{uuid.uuid4().hex[:8]}"
+    with FixtureIndex() as index, fresh_database() as url:
+        load_into(index, only=[SETUPTOOLS])
+        urgent = bench.release(index, 0)
+        wheels = root / "backlog"
+        wheels.mkdir()
+        names = [f"routine{n:04d}" for n in range(args.backlog)]
+        for name in names:
+            members = in_tree_backend_members(name, "1.0")
+            sdist = write_sdist(wheels / f"{name}-1.0.tar.gz", SdistSpec(name, "1.0", members))
+            index.add_path(name, sdist)
+            index.add_path(name, make_wheel(wheels, name, "1.0", generator="in-tree"))
+        migrate(url)
+        pool = open_pool(url, max_size=4)
+        store = PostgresStore(pool)
+        source = SimpleIndex(index.url, root / "index-cache")
+        file_ids = []
+        for name in names:
+            rows = store.record_release(name, "1.0", list(source.release_files(name, "1.0")))
+            file_ids += [r.id for r in rows if r.kind.value == "wheel"]
+        broker = rabbitmq_broker(BROKER_URL)
+
+        def no_runner() -> JobRunner:
+            raise RuntimeError("this process only sends")
+
+        dispatcher = ActorDispatcher(declare_rebuild_actor(broker, no_runner, queue_name=queue))
+        backlog = store.request_attempts_bulk(file_ids, int(Priority.BACKFILL))
+        for attempt in backlog:
+            dispatcher.enqueue(attempt, Priority.BACKFILL)
+        store.mark_dispatched(backlog)
+        fleet = _fleet(root, url, index, queue, args.workers)
+        try:
+            deadline = time.monotonic() + 120
+            while len(store.running()) < args.workers and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(3)  # the workers are well into their routine jobs
+            t0 = time.monotonic()
+            started = start_campaign(
+                "latency",
+                Selection(specs=(f"{urgent}==1.0",)),
+                store=PostgresCampaignStore(pool),
+                index=source,
+                dispatcher=dispatcher,
+            )
+            while not store.latest_verdicts(project=urgent):
+                time.sleep(0.1)
+            latency = time.monotonic() - t0
+            (row,) = store.latest_verdicts(project=urgent)
+            attempt = store.attempt(row.attempt_id)
+            assert attempt is not None and attempt.started_at and attempt.finished_at
+            waited = (attempt.started_at - attempt.requested_at).total_seconds()
+            rebuild = attempt.seconds or 0.0
+            routine_done = sum(1 for _ in _attempt_rows(store)) - 1
+            routine = [r[3] for r in _attempt_rows(store) if r[4] != row.verdict.value] or [0.0]
+        finally:
+            codes = fleet.stop_all()
+            pool.close()
+            broker.close()
+            _drop_queue(queue)
+    del started
+    return (
+        "\n".join(
+            [
+                f"### Campaign latency: a backlog of {args.backlog} routine jobs, "
+                f"{args.workers} worker(s)",
+                "",
+                "- command: `python -m benchmarks.fleet --campaign-latency "
+                f"--backlog {args.backlog} --workers {args.workers}`",
+                f"- campaign start to its first result: **{latency:.1f} s**",
+                f"- of which waiting for a free worker (request to claim): {waited:.1f} s; "
+                f"the campaign's rebuild itself {rebuild:.1f} s",
+                f"- a routine rebuild takes {statistics.median(routine):.1f} s (median); "
+                f"{routine_done} routine jobs had finished when the campaign's result arrived",
+                f"- target (one rebuild + 5 s = {rebuild + 5:.1f} s): "
+                + ("met" if latency <= rebuild + 5 else "NOT met"),
+                f"- processes stopped cleanly: {all(c == 0 for c in codes.values())}",
+            ]
+        )
+        + "\n"
+    )
+
+
 def soak(args: argparse.Namespace, root: Path) -> str:
     bench = Bench(root, args.workers)
     queue = f"rebuilds-soak-{uuid.uuid4().hex[:8]}"
@@ -382,11 +484,15 @@ def main() -> int:
     parser.add_argument("--publish-every", type=float, default=20.0)
     parser.add_argument("--report", type=Path)
     parser.add_argument("--corpus", type=Path, help="NAME==VERSION lines, from the live index")
+    parser.add_argument("--campaign-latency", action="store_true")
+    parser.add_argument("--backlog", type=int, default=1000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rebuilder-bench-") as tmp:
         root = Path(tmp)
         if args.corpus:
             text = corpus(args, root)
+        elif args.campaign_latency:
+            text = campaign_latency(args, root)
         elif args.soak_minutes:
             text = soak(args, root)
         else:

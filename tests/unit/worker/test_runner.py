@@ -289,3 +289,29 @@ def test_errors_that_will_not_pass_are_not_retried(tmp_path: Path) -> None:
     row = h.store.attempt(attempt)
     assert row is not None and row.verdict is Verdict.FAILED
     assert row.reason_class is FailureReason.SANDBOX
+
+
+def test_duplicate_messages_through_the_broker_run_once(tmp_path: Path) -> None:
+    import dramatiq  # noqa: PLC0415
+    from dramatiq.brokers.stub import StubBroker  # noqa: PLC0415
+
+    from rebuilder.worker.queue import ActorDispatcher, Priority, declare_rebuild_actor  # noqa: PLC0415
+
+    h = Harness(tmp_path, [verdict(Verdict.REPRODUCIBLE)])
+    attempt = h.request()
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    try:
+        dispatcher = ActorDispatcher(declare_rebuild_actor(broker, lambda: h.runner))
+        for _ in range(3):  # a redelivery and a re-dispatch by the scheduler
+            dispatcher.enqueue(attempt, Priority.NEW_RELEASE)
+        worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=2)
+        worker.start()
+        broker.join("rebuilds", fail_fast=True)
+        worker.join()
+        worker.stop()
+    finally:
+        broker.close()
+    assert len(h.signer.signed) == 1
+    row = h.store.attempt(attempt)
+    assert row is not None and row.status is AttemptStatus.DONE and row.tries == 1
