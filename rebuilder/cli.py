@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rebuilder import __version__
+from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import (
     KeyAlgorithm,
     Keyring,
@@ -30,12 +30,29 @@ from rebuilder.attest.verify import (
     bundle_for_file,
     bundles_for_release,
     verify_bundle,
+    verify_log_inclusion,
 )
 from rebuilder.errors import NotFoundError, RebuilderError, UsageError
-from rebuilder.fleetcli import add_fleet_commands, db_command, status_command, watch_command
+from rebuilder.fleetcli import (
+    add_fleet_commands,
+    db_command,
+    fleet_command,
+    health_command,
+    scheduler_command,
+    status_command,
+    watch_command,
+    worker_command,
+)
+from rebuilder.logcli import add_log_commands, export_command, log_command, parse_log_keys
+from rebuilder.logs import configure_logging
 from rebuilder.settings import Settings
+from rebuilder.source.report import source_line
+from rebuilder.source.result import SourceResult, SourceVerdict
+from rebuilder.source.trace import SourceTracer
 from rebuilder.spec import ReleaseSpec, parse_spec
 from rebuilder.verdict import FileResult, Verdict
+from reports.cli import add_web_command, web_command
+from scheduler.campaigncli import add_campaign_commands, audit_command, campaign_command
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not sign attestations (default: a bundle per file under OUT/pypi/)",
     )
+    check.add_argument(
+        "--source",
+        action="store_true",
+        help="also trace each release to its git tag: compare the sdist with the tagged "
+        "tree and rebuild the sdist and wheel from git (docs/source-tracing.md)",
+    )
 
     key = sub.add_parser("key", help="the signing key of this rebuilder")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
@@ -116,6 +139,14 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="trusted public key (PEM); repeat for rotation (default: this rebuilder's own key)",
     )
+    verify.add_argument(
+        "--log-key",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="trusted log key (name+hash+base64 note verifier key, or a file holding one) "
+        "for the checkpoints of exported log proofs (default: the --key keys)",
+    )
 
     image = sub.add_parser("image", help="the build sandbox image")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
@@ -124,6 +155,9 @@ def _parser() -> argparse.ArgumentParser:
         "show", help="print the image reference and digest, building it if missing"
     )
     add_fleet_commands(sub)
+    add_log_commands(sub)
+    add_web_command(sub)
+    add_campaign_commands(sub)
     return parser
 
 
@@ -131,12 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rebuilder`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
+    try:
+        settings = Settings()
+    except ValueError as exc:  # pydantic's ValidationError: a REBUILDER_* variable is wrong
+        parser.error(f"bad settings in the environment: {exc}")
+    configure_logging(args.verbose, settings.log_format)
     try:
         import truststore  # noqa: PLC0415 - only the entry point touches global TLS state
 
         truststore.inject_into_ssl()
-        settings = Settings()
         commands = {
             "check": _check,
             "image": _image,
@@ -145,6 +182,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "db": db_command,
             "watch": watch_command,
             "status": status_command,
+            "web": web_command,
+            "worker": worker_command,
+            "scheduler": scheduler_command,
+            "fleet": fleet_command,
+            "health": health_command,
+            "campaign": campaign_command,
+            "audit": audit_command,
+            "log": log_command,
+            "export": export_command,
         }
         return commands[args.command](args, settings)
     except UsageError as exc:
@@ -155,16 +201,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")
         return 130
-
-
-def _configure_logging(verbosity: int) -> None:
-    level = logging.WARNING - 10 * min(verbosity, 2)
-    logging.basicConfig(
-        level=level,
-        format="%(name)s: %(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
-    )
 
 
 def _image(args: argparse.Namespace, settings: Settings) -> int:
@@ -187,6 +223,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         settings = settings.model_copy(update={"out_dir": args.out})
     rebuilder = production_rebuilder(settings, index_url=args.index_url)
     attestor = None if args.no_attest else _attestor(settings)
+    tracer = _source_tracer(settings, args.index_url) if args.source else None
+    sources: list[SourceResult] = []
     console = Console()
     err = Console(stderr=True)
     results: list[FileResult] = []
@@ -218,6 +256,11 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                         print(json.dumps(result.to_json(), sort_keys=True), flush=True)
                     elif not interactive:
                         print(_plain_line(result), flush=True)
+                if tracer is not None:
+                    bar.update(task, description=f"{spec}: tracing the source")
+                    sources.append(_report_source(tracer, spec.project, version, args.json))
+                    if attestor is not None and sources[-1].sdist_sha256 is not None:
+                        _attest_source(attestor, sources[-1])
             except NotFoundError as exc:
                 unchecked.append(str(spec))
                 err.print(f"[bold red]{spec}:[/] {exc.diagnostics()}")
@@ -226,7 +269,40 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     if interactive:
         console.print(_table(results))
         console.print(f"evidence: {settings.out_dir}")
-    return _exit_status(results, unchecked)
+    return _source_exit_status(_exit_status(results, unchecked), sources)
+
+
+def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
+    from rebuilder.source.wiring import production_source_tracer  # noqa: PLC0415 - docker
+
+    return production_source_tracer(settings, index_url=index_url)
+
+
+def _report_source(tracer: SourceTracer, project: str, version: str, as_json: bool) -> SourceResult:
+    source = tracer.check_release(project, version)
+    if as_json:
+        line = {"project": project, "version": version, "source": source.to_json()}
+        print(json.dumps(line, sort_keys=True), flush=True)
+    else:
+        print(source_line(source), flush=True)
+    return source
+
+
+def _attest_source(attestor: Attestor, source: SourceResult) -> None:
+    from rebuilder.source.attest import write_source_bundle  # noqa: PLC0415
+
+    write_source_bundle(
+        attestor.root, source, attestor.signer, attestor.builder_id, attestor.clock()
+    )
+
+
+def _source_exit_status(status: int, sources: Sequence[SourceResult]) -> int:
+    """An inconsistent source counts as a mismatch, a missing one as unchecked."""
+    if status == EXIT_MISMATCH or any(s.verdict is SourceVerdict.INCONSISTENT for s in sources):
+        return EXIT_MISMATCH
+    if any(s.verdict is SourceVerdict.NO_SOURCE for s in sources):
+        return EXIT_UNCHECKED
+    return status
 
 
 def _attestor(settings: Settings) -> Attestor:
@@ -262,18 +338,29 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
     target = Path(args.target)
     console = Console()
     checked: list[FileVerification] = []
+    bundles: list[Path] = []
     if target.is_file():
         bundle, digest = bundle_for_file(target, root)
         if not bundle.is_file():
             raise UsageError(f"no attestations for {target.name} under {root}")
         checked.append(verify_bundle(bundle, keyring, sha256=digest, filename=target.name))
+        bundles.append(bundle)
     else:
         spec = parse_spec(args.target)
         if spec.version is None:
             raise UsageError("verify takes NAME==VERSION or a local file")
         for bundle in bundles_for_release(spec.project, spec.version, root):
             checked.append(verify_bundle(bundle, keyring))
-    for item in checked:
+            bundles.append(bundle)
+    log_keys = parse_log_keys(args.log_key)
+    included: list[tuple[bool, str] | None] = []  # (verified, what to print) per bundle
+    for bundle in bundles:
+        try:
+            head = verify_log_inclusion(bundle, keyring, log_keys)
+            included.append(None if head is None else (True, f"verified (checkpoint {head.size})"))
+        except AttestationError as exc:
+            included.append((False, f"[bold red]FAILED[/] {escape(exc.diagnostics())}"))
+    for item, inclusion in zip(checked, included, strict=True):
         style = "bold green" if item.passed else "bold red"
         detail = ", ".join(item.stabilizers or item.differences) or (item.reason or "")
         console.print(
@@ -281,8 +368,14 @@ def _verify(args: argparse.Namespace, settings: Settings) -> int:
             f"sha256={item.sha256[:16]}... verdict={item.verdict} "
             f"signed by {', '.join(k[:16] for k in item.key_ids)} {escape(detail)}"
         )
-    console.print("log inclusion: not checked (the transparency log comes with the fleet)")
-    return EXIT_OK if checked and all(i.passed for i in checked) else EXIT_MISMATCH
+        if any(included):
+            shown = "not checked (no log proof)" if inclusion is None else inclusion[1]
+            console.print(f"  log inclusion: {shown}")
+    if not any(included):
+        console.print("log inclusion: not checked (no log proof beside the bundle)")
+    log_ok = all(i is None or i[0] for i in included)
+    passed = checked and all(i.passed for i in checked) and log_ok
+    return EXIT_OK if passed else EXIT_MISMATCH
 
 
 def _exit_status(results: Sequence[FileResult], unchecked: Sequence[str]) -> int:

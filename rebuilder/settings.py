@@ -74,6 +74,15 @@ class Settings(BaseSettings):
         default="pypi-rebuilder.dev/log",
         description="Origin line of the transparency log's checkpoints (C2SP signed note).",
     )
+    log_key_name: str | None = Field(
+        default=None,
+        description="Key name in the log's signed checkpoints; default: builder_id's host.",
+    )
+    checkpoint_interval: float = Field(
+        default=60.0,
+        description="Least seconds between two checkpoints the scheduler signs (only when "
+        "the log grew).",
+    )
     operator_token: str | None = Field(
         default=None,
         description="Bearer token that the JSON API's write operations require; unset: "

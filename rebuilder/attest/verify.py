@@ -2,13 +2,16 @@
 
 Every envelope must verify with a trusted key; the verification summary must be about
 this file (its sha256) and must name the provenance it rests on. The verdict is then
-what the summary says. Checking inclusion in the tamper-evident log comes with the log.
+what the summary says. When an exported log proof sits beside the bundle
+(``rebuild.intoto.jsonl.log.json``), :func:`verify_log_inclusion` checks that every
+envelope line is in a log checkpoint signed by a trusted key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +24,16 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from rebuilder.attest.bundle import BUNDLE_NAME, bundle_path, normalize_project, read_bundle
+from rebuilder.attest.bundle import (
+    BUNDLE_NAME,
+    MAX_BUNDLE_BYTES,
+    bundle_path,
+    normalize_project,
+    read_bundle,
+)
+from rebuilder.attest.checkpoint import Checkpoint, NoteVerifier
 from rebuilder.attest.dsse import open_statement
-from rebuilder.attest.errors import AttestationError
+from rebuilder.attest.errors import AttestationError, VerificationError
 from rebuilder.attest.keys import Keyring
 from rebuilder.attest.statements import (
     FAILURE_PREDICATE_TYPE,
@@ -32,6 +42,14 @@ from rebuilder.attest.statements import (
     VSA_PREDICATE_TYPE,
     Statement,
     statement_digest,
+)
+from rebuilder.store.bundle_proofs import (
+    MAX_BUNDLE_PROOF_BYTES,
+    PROOF_SUFFIX,
+    BundleProof,
+    bundle_lines,
+    verifiers_for_note,
+    verify_bundle_proof,
 )
 
 
@@ -144,3 +162,45 @@ def bundles_for_release(project: str, version: str, attestations: Path) -> list[
             f"no attestations for {canonicalize_name(project)} {version} under {attestations}"
         )
     return sorted(p for p in folder.glob(f"*/{BUNDLE_NAME}") if p.is_file())
+
+
+def log_proof_path(bundle: Path) -> Path:
+    """Where the exported log proof of ``bundle`` sits: beside it, ``.log.json`` added."""
+    return bundle.with_name(bundle.name + PROOF_SUFFIX)
+
+
+def verify_log_inclusion(
+    bundle: Path, keyring: Keyring, log_keys: Sequence[NoteVerifier] = ()
+) -> Checkpoint | None:
+    """Check the log proof beside ``bundle``; its verified checkpoint, None without one.
+
+    The checkpoint must be signed by ``log_keys`` when given, else by an Ed25519 key of
+    ``keyring`` (the keys trusted for the envelopes); every line of the bundle must be
+    included under its root.
+
+    Raises:
+        VerificationError: the proof, the checkpoint or a line does not check out.
+        AttestationError: the proof file is malformed.
+    """
+    proof_path = log_proof_path(bundle)
+    if not proof_path.is_file():
+        return None
+    what = f"log proof of {bundle.parent.name}"
+    try:
+        proof = BundleProof.from_json(_read_limited(proof_path, MAX_BUNDLE_PROOF_BYTES))
+        # No trusted key among the note's signers: verify_bundle_proof refuses it.
+        verifiers = list(log_keys) or verifiers_for_note(proof.checkpoint, keyring)
+        lines = bundle_lines(_read_limited(bundle, MAX_BUNDLE_BYTES))
+        return verify_bundle_proof(lines, proof, verifiers)
+    except VerificationError as exc:
+        raise VerificationError(f"{what}: {exc}") from exc
+    except AttestationError as exc:
+        raise AttestationError(f"{what}: unreadable: {exc}") from exc
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise AttestationError(f"{path.name} is larger than {limit} bytes")
+    return data
