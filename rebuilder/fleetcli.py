@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from rebuilder.errors import UsageError
 from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
 from rebuilder.spec import parse_spec
+from rebuilder.store import sources
 from rebuilder.store.db import open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
@@ -52,6 +54,13 @@ def add_fleet_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         description="Poll the watched projects for new releases and send their rebuilds to "
         "the workers. Run one or more: a database lock keeps all but one idle.",
     )
+    health = sub.add_parser(
+        "health",
+        help="exit 0 when this host's fleet process is healthy (for container healthchecks)",
+        description="database: PostgreSQL answers and the schema is current. broker: RabbitMQ "
+        "answers. worker: a worker of this host beat recently.",
+    )
+    health.add_argument("what", choices=("database", "broker", "worker"))
     fleet = sub.add_parser(
         "fleet",
         help="start the whole fleet on this machine: scheduler, workers, web app",
@@ -110,6 +119,14 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
                 f"  {escape(row.filename)} on {escape(row.worker)} since {row.started_at:%H:%M:%S}"
             )
         console.print("verdicts: " + ", ".join(f"{v.value} {counts.get(v, 0)}" for v in Verdict))
+        with store.connection("counting source verdicts") as conn:
+            source_counts = sources.verdict_counts(conn)
+            source_queued, source_running = sources.queue_depth(conn)
+        console.print(
+            "source checks: "
+            + ", ".join(f"{v.value} {n}" for v, n in source_counts.items())
+            + f" (queued {source_queued}, running {source_running})"
+        )
         workers = store.workers()
         console.print(f"workers: {len(workers)}")
         now = datetime.now(UTC)
@@ -126,6 +143,38 @@ def scheduler_command(args: argparse.Namespace, settings: Settings) -> int:
     from scheduler.service import run_scheduler  # noqa: PLC0415 - the CLI wires all packages
 
     return run_scheduler(settings)
+
+
+def health_command(args: argparse.Namespace, settings: Settings) -> int:
+    console = Console(stderr=True)
+    if args.what == "broker":
+        from rebuilder.worker.queue import rabbitmq_broker  # noqa: PLC0415 - pika on demand
+
+        broker = rabbitmq_broker(settings.broker_url)
+        try:
+            broker.channel  # noqa: B018 - opening the channel is the check
+        except Exception as exc:  # noqa: BLE001 - pika raises many unrelated errors
+            console.print(f"broker: {exc}")
+            return 1
+        finally:
+            broker.close()
+        return 0
+    with _store(settings) as store:
+        if args.what == "database":
+            store.queue_depth()
+            return 0
+        host = socket.gethostname()
+        limit = max(60.0, settings.claim_timeout)
+        now = datetime.now(UTC)
+        fresh = [
+            w
+            for w in store.workers()
+            if w.host == host and (now - w.heartbeat_at).total_seconds() < limit
+        ]
+    if not fresh:
+        console.print(f"no worker of {host} beat in the last {limit:.0f} s")
+        return 1
+    return 0
 
 
 def worker_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,21 +7,28 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+from rebuilder.errors import RebuilderError
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
-from rebuilder.store.db import open_pool
+from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
+from rebuilder.store.source_store import PostgresSourceChecks
 from rebuilder.worker.queue import (
     ActorDispatcher,
     JobRunner,
     declare_rebuild_actor,
+    declare_source_actor,
     rabbitmq_broker,
 )
+from scheduler.campaigns.campaign import closing_hook
+from scheduler.campaigns.store import PostgresCampaignStore
+from scheduler.checkpoints import checkpoint_hook
 from scheduler.errors import SchedulerError
 from scheduler.leader import Leadership
 from scheduler.loop import Scheduler, SchedulerConfig
+from scheduler.source_checks import SourceCheckConfig, source_check_hook
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +46,15 @@ def seed_watch_list(store: PostgresStore, names: list[str]) -> list[str]:
 
 def _no_runner() -> JobRunner:
     raise SchedulerError("the scheduler only sends attempts; it does not run them")
+
+
+def _checkpoints(settings: Settings, pool: Pool) -> list[Callable[[], None]]:
+    """The hook signing log checkpoints, unless the operator's key cannot sign them."""
+    try:
+        return [checkpoint_hook(settings, pool)]
+    except RebuilderError as exc:
+        logger.warning("log checkpoints will not be signed: %s", exc.diagnostics())
+        return []
 
 
 def run_scheduler(
@@ -59,6 +75,12 @@ def run_scheduler(
         logger.info("watching the default projects: %s", ", ".join(seeded))
     broker = rabbitmq_broker(settings.broker_url)
     actor = declare_rebuild_actor(broker, _no_runner, queue_name=settings.queue_name)
+    source_actor = declare_source_actor(broker, _no_runner, queue_name=settings.queue_name)
+    source_checks = source_check_hook(
+        PostgresSourceChecks(pool),
+        ActorDispatcher(source_actor),
+        SourceCheckConfig(stale_after=timedelta(seconds=settings.claim_timeout)),
+    )
     scheduler = Scheduler(
         store=store,
         index=SimpleIndex(
@@ -69,7 +91,12 @@ def run_scheduler(
             poll_interval=settings.poll_interval,
             stale_after=timedelta(seconds=settings.claim_timeout),
         ),
-        hooks=hooks or [],
+        hooks=[
+            closing_hook(PostgresCampaignStore(pool)),
+            source_checks,
+            *_checkpoints(settings, pool),
+            *(hooks or []),
+        ],
     )
     stop_on_signals(stop)
     leader = Leadership(settings.database_url)

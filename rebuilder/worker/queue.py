@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE = "rebuilds"
 ACTOR = "rebuild_attempt"
+SOURCE_ACTOR = "trace_release"  # source checks (rebuilder.worker.source_job), same queue
 MAX_PRIORITY = 10
 MAX_RETRIES = 5
 
@@ -83,6 +84,31 @@ def declare_rebuild_actor(
     }
     decorate = dramatiq.actor(actor_name=ACTOR, queue_name=queue_name, broker=broker, **options)
     actor: dramatiq.Actor[[int], None] = decorate(rebuild_attempt)
+    return actor
+
+
+def declare_source_actor(
+    broker: dramatiq.Broker,
+    runner: Callable[[], JobRunner],
+    *,
+    queue_name: str = QUEUE,
+    time_limit_ms: int = 3_600_000,
+) -> dramatiq.Actor[[int], None]:
+    """The actor that runs source checks (ids of ``source_checks`` rows), on the same queue."""
+
+    def trace_release(check_id: int) -> None:
+        runner().run(int(check_id))
+
+    options: dict[str, Any] = {
+        "retry_when": _retry_when,
+        "min_backoff": 1_000,
+        "max_backoff": 300_000,
+        "time_limit": time_limit_ms,
+    }
+    decorate = dramatiq.actor(
+        actor_name=SOURCE_ACTOR, queue_name=queue_name, broker=broker, **options
+    )
+    actor: dramatiq.Actor[[int], None] = decorate(trace_release)
     return actor
 
 

@@ -25,12 +25,14 @@ from rebuilder.errors import RebuilderError
 from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
 from rebuilder.store.blobs import BlobStore, store_evidence
-from rebuilder.store.db import open_pool
+from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
+from rebuilder.store.source_store import PostgresSourceChecks
 from rebuilder.worker.metrics import WorkerMetrics
-from rebuilder.worker.queue import declare_rebuild_actor, rabbitmq_broker
+from rebuilder.worker.queue import declare_rebuild_actor, declare_source_actor, rabbitmq_broker
 from rebuilder.worker.runner import AttemptRunner, FileJudge, JudgeFactory, RunnerConfig
+from rebuilder.worker.source_job import SourceAttestor, SourceCheckRunner, SourceRunnerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,26 @@ def production_judges(settings: Settings) -> JudgeFactory:
     return make
 
 
+def production_source_runner(
+    settings: Settings, pool: Pool, name: str, attestor: Attestor
+) -> SourceCheckRunner:
+    """The runner of source checks (``trace_release`` messages) on the real git and index."""
+    from rebuilder.source.fleet import production_recorded_tracer  # noqa: PLC0415 - docker
+
+    return SourceCheckRunner(
+        store=PostgresSourceChecks(pool),
+        tracer=production_recorded_tracer(settings),
+        signer=SourceAttestor(signer=attestor.signer, builder_id=settings.builder_id),
+        evidence=BlobEvidence(BlobStore(settings.blob_dir)),
+        config=SourceRunnerConfig(
+            worker=name,
+            log_origin=settings.log_origin,
+            work_root=settings.fleet_dir / "work",
+            heartbeat_seconds=settings.claim_timeout / 6,
+        ),
+    )
+
+
 def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
     """Run a worker until ``stop`` is set (or SIGTERM/SIGINT); the exit status."""
     stop = stop or threading.Event()
@@ -123,8 +145,10 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
         ),
         observer=metrics,
     )
+    source_runner = production_source_runner(settings, pool, name, signer)
     broker = rabbitmq_broker(settings.broker_url)
     declare_rebuild_actor(broker, lambda: runner, queue_name=settings.queue_name)
+    declare_source_actor(broker, lambda: source_runner, queue_name=settings.queue_name)
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=1000)
     # One message in hand per thread: a campaign job sent later must not wait behind
     # routine jobs already prefetched by a busy worker.
@@ -138,7 +162,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
     try:
         while not stop.wait(IDLE_BEAT_SECONDS):
             sweeper.maybe_sweep()
-            if not runner.busy():
+            if not runner.busy() and not source_runner.busy():
                 try:
                     store.worker_beat(name, None)
                 except RebuilderError as exc:

@@ -1,0 +1,119 @@
+"""Tracing a release the fleet recorded: the recorded sdist, trouble fetching it raised."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from rebuilder.errors import IndexError_
+from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.source.fleet import RecordedReleaseTracer
+from rebuilder.source.result import SourceVerdict
+from rebuilder.source.trace import SourceConfig
+from tests.support.dists import SdistMember, SdistSpec, write_sdist
+from tests.unit.source.fakes import FakeCloner, FakeRepository
+
+URL = "https://github.com/example/demo"
+PKG_INFO = f"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\nProject-URL: Source, {URL}\n"
+TREE = {"pyproject.toml": b"[project]\nname = 'demo'\n", "demo/__init__.py": b"X = 1\n"}
+COMMIT = "c" * 40
+
+
+@dataclass
+class FakeDownloads:
+    """Serves local files by name, or fails like an index that is down."""
+
+    paths: dict[str, Path]
+    down: bool = False
+    asked: list[str] = field(default_factory=list)
+
+    def download(self, file: IndexFile) -> Path:
+        self.asked.append(file.filename)
+        if self.down:
+            raise IndexError_(f"GET {file.url}: 503")
+        return self.paths[file.filename]
+
+
+def _published(tmp: Path) -> tuple[IndexFile, Path]:
+    members = [
+        SdistMember(p, d) for p, d in sorted({**TREE, "PKG-INFO": PKG_INFO.encode()}.items())
+    ]
+    path = write_sdist(tmp / "demo-1.0.tar.gz", SdistSpec("demo", "1.0", members))
+    sdist = IndexFile(
+        project="demo",
+        version="1.0",
+        filename=path.name,
+        url="http://127.0.0.1:9/demo-1.0.tar.gz",
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        kind=FileKind.SDIST,
+        upload_time=None,
+    )
+    return sdist, path
+
+
+def _tracer(tmp: Path, downloads: FakeDownloads, cloner: FakeCloner) -> RecordedReleaseTracer:
+    return RecordedReleaseTracer(
+        index=downloads, cloner=cloner, config=SourceConfig(), work_root=tmp / "work"
+    )
+
+
+def test_the_recorded_sdist_is_traced_with_evidence_where_asked(tmp_path: Path) -> None:
+    sdist, path = _published(tmp_path)
+    cloner = FakeCloner({URL: FakeRepository(URL, {COMMIT: TREE}, {"v1.0": COMMIT})})
+    downloads = FakeDownloads({sdist.filename: path})
+    evidence = tmp_path / "evidence" / "source"
+    result = _tracer(tmp_path, downloads, cloner).trace(sdist, [sdist], evidence)
+    assert result.verdict is SourceVerdict.CONSISTENT
+    assert (result.commit, result.sdist, result.sdist_sha256) == (
+        COMMIT,
+        sdist.filename,
+        sdist.sha256,
+    )
+    assert result.evidence == str(evidence)
+    assert json.loads((evidence / "report.json").read_text())["commit"] == COMMIT
+    assert downloads.asked == [sdist.filename]
+
+
+def test_an_index_that_is_down_raises_instead_of_a_verdict(tmp_path: Path) -> None:
+    sdist, path = _published(tmp_path)
+    downloads = FakeDownloads({sdist.filename: path}, down=True)
+    tracer = _tracer(tmp_path, downloads, FakeCloner())
+    with pytest.raises(IndexError_):
+        tracer.trace(sdist, [sdist], tmp_path / "evidence")
+
+
+def test_releases_of_one_project_are_traced_one_at_a_time(tmp_path: Path) -> None:
+    sdist, path = _published(tmp_path)
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+
+    class SlowRepository(FakeRepository):
+        def tags(self) -> dict[str, str]:
+            nonlocal inside, most
+            with guard:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.05)
+            with guard:
+                inside -= 1
+            return super().tags()
+
+    cloner = FakeCloner({URL: SlowRepository(URL, {COMMIT: TREE}, {"v1.0": COMMIT})})
+    tracer = _tracer(tmp_path, FakeDownloads({sdist.filename: path}), cloner)
+    threads = [
+        threading.Thread(target=tracer.trace, args=(sdist, [sdist], tmp_path / f"ev{i}"))
+        for i in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most == 1
+    assert len(cloner.opened) == 3
