@@ -47,6 +47,7 @@ _STATUS_REASONS = {
     BuildStatus.TIMEOUT: FailureReason.TIMEOUT,
     BuildStatus.SANDBOX: FailureReason.SANDBOX,
     BuildStatus.MISSING_REQUIREMENTS: FailureReason.RESOLVE,
+    BuildStatus.INTERRUPTED: FailureReason.INFRASTRUCTURE,
 }
 
 
@@ -273,6 +274,7 @@ class Rebuilder:
                     umask=strategy.archive.umask,
                     build_clock=strategy.archive.build_clock,
                     source_mtime=strategy.archive.source_mtime,
+                    source_mode_mask=strategy.archive.source_mode_mask,
                     config_settings=dict(strategy.config_settings),
                     clock_map=dict(strategy.archive.generated_times),
                     limits=self._limits,

@@ -229,6 +229,7 @@ def driver_spec(request: BuildRequest) -> str:
             "umask": request.umask,
             "build_clock": request.build_clock,
             "source_mtime": request.source_mtime,
+            "source_mode_mask": request.source_mode_mask,
             "output_bytes": request.limits.output_bytes,
             "config_settings": {k: list(v) for k, v in request.config_settings.items()},
             "clock_map": dict(request.clock_map),
@@ -429,6 +430,9 @@ class DockerSandbox:
             poll = min(poll * 2, self._poll_seconds)
 
 
+# Exit codes of a container whose init was killed by SIGKILL or SIGTERM (128 + signal).
+_KILLED_FROM_OUTSIDE = frozenset({137, 143})
+
 SOURCE_MODES_NAME = ".source-modes.json"
 
 
@@ -487,6 +491,13 @@ def _outcome(  # noqa: PLR0911 - one return per kind of ending reads clearest
     if ending.status is not None:
         return BuildOutcome(ending.status, None, log, ending.exit_code, (), ending.detail, timings)
     code = ending.exit_code
+    if result is None and code in _KILLED_FROM_OUTSIDE:
+        # SIGTERM/SIGKILL with no result and no OOM: the engine (or an operator) stopped
+        # the container; the build itself never got to finish.
+        return BuildOutcome(
+            BuildStatus.INTERRUPTED, None, log, code, (),
+            f"the build container was stopped from outside (exit {code})", timings,
+        )  # fmt: skip
     if result is None:
         return BuildOutcome(
             BuildStatus.FAILED, None, log, code, (), f"the driver exited {code} without a result",

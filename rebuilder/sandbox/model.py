@@ -36,6 +36,7 @@ class BuildRequest:
     umask: int = 0o022
     build_clock: int | None = None  # replay: mtime given to files written during the build
     source_mtime: int | None = None  # replay: one mtime given to every source file first
+    source_mode_mask: int = 0  # replay: mode bits cleared from every source file first
     config_settings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # PEP 517
     # replay: the original clock per generated file (archive path -> time), by path suffix
     clock_map: Mapping[str, int] = field(default_factory=dict)
@@ -49,6 +50,7 @@ class BuildStatus(StrEnum):
     TIMEOUT = "timeout"  # wall-clock limit hit; container killed
     MISSING_REQUIREMENTS = "missing-requirements"  # dynamic build requires not installed
     SANDBOX = "sandbox"  # a limit was hit (memory, pids, output size) or the box misbehaved
+    INTERRUPTED = "interrupted"  # stopped from outside (the engine restarting): may pass
 
 
 @dataclass(frozen=True)

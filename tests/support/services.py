@@ -19,6 +19,10 @@ import psycopg
 
 from tests.support.postgres import server_url
 
+# The engines started here outlive the tests (as scripts/setup's would); kept referenced
+# so that no "subprocess still running" warning fires when the test ends.
+_ENGINES: list[subprocess.Popen[bytes]] = []
+
 
 def available() -> str | None:
     """Why the services cannot be restarted here, or None when they can."""
@@ -82,7 +86,10 @@ def restart_docker() -> None:
         ),
     )
     with Path("/var/log/rebuilder-dockerd.log").open("ab") as log:
-        subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        engine = subprocess.Popen(
+            ["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    _ENGINES.append(engine)
     _wait(
         "the Docker engine",
         lambda: (

@@ -106,6 +106,18 @@ def test_an_oom_kill_is_a_sandbox_outcome(request_: BuildRequest) -> None:
     assert "memory limit" in outcome.detail
 
 
+@pytest.mark.parametrize("code", [137, 143])
+def test_a_container_stopped_from_outside_is_interrupted_not_failed(
+    request_: BuildRequest, code: int
+) -> None:
+    # The engine restarting stops every container: the build never got to finish, and
+    # the attempt must be retried rather than recorded as the backend's failure.
+    outcome, _ = run(request_, lambda c: c.finish(code, None))
+
+    assert outcome.status is BuildStatus.INTERRUPTED
+    assert "stopped from outside" in outcome.detail
+
+
 def test_a_build_past_its_time_is_killed(request_: BuildRequest) -> None:
     limits = SandboxLimits(timeout_seconds=0.2)
     request = BuildRequest(**{**request_.__dict__, "limits": limits})
