@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,6 +92,7 @@ class Rebuilder:
         work_root: Path,
         limits: SandboxLimits,
         diffoscope_timeout: float = 120.0,
+        labels: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._index = index
@@ -103,6 +104,7 @@ class Rebuilder:
         self._work_root = work_root
         self._limits = limits
         self._diffoscope_timeout = diffoscope_timeout
+        self._labels = dict(labels or {})
         self._clock = clock
 
     def latest_version(self, project: str) -> str:
@@ -278,7 +280,7 @@ class Rebuilder:
                     config_settings=dict(strategy.config_settings),
                     clock_map=dict(strategy.archive.generated_times),
                     limits=self._limits,
-                    labels={"org.pypi-rebuilder.file": wheel.filename[:200]},
+                    labels={**self._labels, "org.pypi-rebuilder.file": wheel.filename[:200]},
                 )
                 with timer("sandbox"):
                     outcome = self._sandbox.run(request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rebuilder.index.resolve import UvResolver
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.pipeline import Rebuilder
@@ -36,7 +38,12 @@ def image_choice(settings: Settings) -> ImageChoice:
     )
 
 
-def production_rebuilder(settings: Settings, *, index_url: str | None = None) -> Rebuilder:
+def production_rebuilder(
+    settings: Settings,
+    *,
+    index_url: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Rebuilder:
     """A :class:`Rebuilder` talking to the real index, uv and Docker."""
     url = index_url or settings.index_url
     cache = settings.cache_dir
@@ -49,4 +56,5 @@ def production_rebuilder(settings: Settings, *, index_url: str | None = None) ->
         work_root=cache / "work",
         limits=sandbox_limits(settings),
         diffoscope_timeout=settings.diffoscope_timeout,
+        labels=labels,
     )

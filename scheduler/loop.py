@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from packaging.version import InvalidVersion, Version
@@ -43,6 +43,22 @@ class ReleaseSource(Protocol):
     """The index, read fresh (``rebuilder.index.simple.SimpleIndex.refresh``)."""
 
     def refresh(self, project: str) -> Sequence[IndexFile]: ...
+
+
+class SchedulerObserver(Protocol):
+    """Told what the scheduler did (metrics)."""
+
+    def release_recorded(self, lag_seconds: float | None) -> None: ...
+
+    def ticked(self, *, polled: int, failed: int, queue_depth: int) -> None: ...
+
+
+class _NoObserver:
+    def release_recorded(self, lag_seconds: float | None) -> None:
+        del lag_seconds
+
+    def ticked(self, *, polled: int, failed: int, queue_depth: int) -> None:
+        del polled, failed, queue_depth
 
 
 class Leader(Protocol):
@@ -115,7 +131,9 @@ class Scheduler:
         dispatcher: Dispatcher,
         config: SchedulerConfig | None = None,
         hooks: Sequence[Callable[[], None]] = (),
+        observer: SchedulerObserver | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: random.Random | None = None,
     ) -> None:
         self._store = store
@@ -123,7 +141,9 @@ class Scheduler:
         self._dispatcher = dispatcher
         self._config = config or SchedulerConfig()
         self._hooks = list(hooks)
+        self._observer = observer or _NoObserver()
         self._clock = clock
+        self._wall_clock = wall_clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._timers: dict[str, _ProjectTimer] = {}
 
@@ -137,6 +157,11 @@ class Scheduler:
                 hook()
             except RebuilderError as exc:
                 logger.warning("scheduler hook failed: %s", exc.diagnostics())
+        self._observer.ticked(
+            polled=len(report.polled),
+            failed=len(report.failed),
+            queue_depth=self._store.queue_depth(),
+        )
         return report
 
     def poll_due(self, report: TickReport) -> None:
@@ -190,6 +215,9 @@ class Scheduler:
         for version in sorted(new_versions, key=_version_key):
             rows = self._store.record_release(name, version, by_version[version])
             made.append((name, version))
+            uploaded = _upload_key(by_version[version])
+            lag = (self._wall_clock() - uploaded).total_seconds() if uploaded else None
+            self._observer.release_recorded(lag if not first_time else None)
             if rebuilt is not None and version not in rebuilt:
                 continue
             priority = (

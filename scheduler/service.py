@@ -28,6 +28,7 @@ from scheduler.checkpoints import checkpoint_hook
 from scheduler.errors import SchedulerError
 from scheduler.leader import Leadership
 from scheduler.loop import Scheduler, SchedulerConfig
+from scheduler.metrics import SchedulerMetrics
 from scheduler.source_checks import SourceCheckConfig, source_check_hook
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,9 @@ def run_scheduler(
     )
     if seeded:
         logger.info("watching the default projects: %s", ", ".join(seeded))
+    metrics = SchedulerMetrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
     broker = rabbitmq_broker(settings.broker_url)
     actor = declare_rebuild_actor(broker, _no_runner, queue_name=settings.queue_name)
     source_actor = declare_source_actor(broker, _no_runner, queue_name=settings.queue_name)
@@ -91,6 +95,7 @@ def run_scheduler(
             poll_interval=settings.poll_interval,
             stale_after=timedelta(seconds=settings.claim_timeout),
         ),
+        observer=metrics,
         hooks=[
             closing_hook(PostgresCampaignStore(pool)),
             source_checks,

@@ -14,8 +14,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dramatiq
 
@@ -34,6 +36,9 @@ from rebuilder.worker.queue import declare_rebuild_actor, declare_source_actor, 
 from rebuilder.worker.runner import AttemptRunner, FileJudge, JudgeFactory, RunnerConfig
 from rebuilder.worker.source_job import SourceAttestor, SourceCheckRunner, SourceRunnerConfig
 
+if TYPE_CHECKING:
+    from rebuilder.sandbox.docker import Container
+
 logger = logging.getLogger(__name__)
 
 IDLE_BEAT_SECONDS = 15.0
@@ -49,11 +54,50 @@ class BlobEvidence:
         return store_evidence(self._blobs, folder)
 
 
+OWNER_HOST_LABEL = "org.pypi-rebuilder.owner-host"
+OWNER_PID_LABEL = "org.pypi-rebuilder.owner-pid"
+
+
+def owner_labels() -> dict[str, str]:
+    """Labels naming this process on the build containers it starts."""
+    return {OWNER_HOST_LABEL: socket.gethostname(), OWNER_PID_LABEL: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, alive
+    return True
+
+
+def dead_owners(
+    containers: Sequence[Container], host: str, alive: Callable[[int], bool]
+) -> list[Container]:
+    """The build containers started on ``host`` by a process that no longer exists."""
+    dead = []
+    for container in containers:
+        labels = container.attrs.get("Config", {}).get("Labels") or {}
+        if labels.get(OWNER_HOST_LABEL) != host:
+            continue
+        try:
+            pid = int(labels.get(OWNER_PID_LABEL, ""))
+        except ValueError:
+            continue
+        if not alive(pid):
+            dead.append(container)
+    return dead
+
+
 class OrphanSweeper:
     """Removes build containers left behind by killed workers on this Docker engine.
 
-    A live worker stops its own build at the build time limit, so any build container
-    older than that (plus a margin) belongs to nobody.
+    Containers started on this host by a worker process that is gone are removed at
+    once (they carry their owner's host and pid). As a fallback (a worker in another
+    pid namespace, say) any build container older than the build time limit plus a
+    margin belongs to nobody: a live worker stops its own build at that limit.
     """
 
     def __init__(self, build_timeout: float, *, every: float = 60.0) -> None:
@@ -66,11 +110,26 @@ class OrphanSweeper:
             self.sweep()
 
     def sweep(self) -> None:
-        from rebuilder.sandbox.docker import connect, remove_orphans  # noqa: PLC0415
+        from rebuilder.sandbox.docker import (  # noqa: PLC0415 - docker on demand
+            ROLE_BUILD,
+            ROLE_LABEL,
+            connect,
+            remove_orphans,
+        )
 
         self._last = time.monotonic()
         try:
-            removed = remove_orphans(connect(), self._age)
+            client = connect()
+            host = socket.gethostname()
+            builds = client.containers.list(
+                all=True,
+                filters={"label": [f"{ROLE_LABEL}={ROLE_BUILD}", f"{OWNER_HOST_LABEL}={host}"]},
+            )
+            removed = []
+            for container in dead_owners(builds, host, _alive):
+                container.remove(force=True)
+                removed.append(container.id)
+            removed += remove_orphans(client, self._age)
         except Exception as exc:  # noqa: BLE001 - the engine away: the next sweep tries again
             logger.warning("could not sweep orphaned build containers: %s", exc)
             return
@@ -91,7 +150,7 @@ def production_judges(settings: Settings) -> JudgeFactory:
         update: dict[str, object] = {"out_dir": evidence_root}
         if image is not None:
             update["image"] = image
-        return production_rebuilder(settings.model_copy(update=update))
+        return production_rebuilder(settings.model_copy(update=update), labels=owner_labels())
 
     return make
 

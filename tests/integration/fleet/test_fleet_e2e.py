@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -114,6 +114,7 @@ def test_fleet_rebuilds_judges_signs_and_survives_kills(
     setup: Setup,
     sandbox_image: ImageRef,
     sandbox: DockerSandbox,
+    docker_client: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     genuine = maintainer_build(tmp_path, sandbox_image, sandbox, "1.0", SDE)
@@ -179,8 +180,19 @@ def test_fleet_rebuilds_judges_signs_and_survives_kills(
             lambda: [r for r in setup.store.running() if r.filename == slow_wheel],
             timeout=60,
         )
+        killed_pid = fleet.procs["worker-1"].pid
         fleet.kill("worker-1")
         fleet.start("worker-2", "worker")
+        # the new worker removes the dead worker's build container at once
+        wait_for(
+            "the orphaned build container to go",
+            lambda: (
+                not docker_client.containers.list(
+                    all=True, filters={"label": f"org.pypi-rebuilder.owner-pid={killed_pid}"}
+                )
+            ),
+            timeout=30,
+        )
         wait_for("the slow build to finish", lambda: verdicts(setup.store, "slow"), timeout=120)
         done = setup.store.attempt(running[0].attempt_id)
         assert done is not None and done.status is AttemptStatus.DONE

@@ -189,3 +189,33 @@ def test_unwatched_projects_are_not_polled() -> None:
     index.calls.clear()
     scheduler.tick()
     assert index.calls == []
+
+
+def test_metrics_count_discoveries_lag_and_queue_depth() -> None:
+    from scheduler.metrics import SchedulerMetrics  # noqa: PLC0415
+
+    store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["demo"] = release("demo", "1.0")
+    store.watch_add(["demo"])
+    metrics = SchedulerMetrics()
+    now = datetime(2025, 1, 1, 0, 10, tzinfo=UTC)  # uploads are at 00:00
+    scheduler = Scheduler(
+        store=store,
+        index=index,
+        dispatcher=dispatcher,
+        config=SchedulerConfig(poll_interval=60),
+        observer=metrics,
+        clock=clock,
+        wall_clock=lambda: now,
+        rng=random.Random(1),
+    )
+    scheduler.tick()  # first sight: backfill, no lag measured
+    index.pages["demo"] += release("demo", "1.1")
+    clock.now += 100
+    scheduler.tick()
+    sample = metrics.registry.get_sample_value
+    assert sample("rebuilder_releases_discovered_total") == 2
+    assert sample("rebuilder_poll_lag_seconds_count") == 1
+    assert sample("rebuilder_poll_lag_seconds_sum") == 600
+    assert sample("rebuilder_queue_depth") == 2
+    assert sample("rebuilder_polls_total", {"result": "ok"}) == 2
