@@ -6,10 +6,14 @@ import logging
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
-from rebuilder.errors import ResolveError
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from rebuilder.errors import NotFoundError, RebuilderError, ResolveError
 from rebuilder.index.model import Index, IndexFile, Resolver
 from rebuilder.index.wheelhouse import fetch_wheelhouse
 from rebuilder.plan.backend import (
@@ -19,9 +23,38 @@ from rebuilder.plan.backend import (
     read_build_system,
 )
 from rebuilder.plan.clock import TimedEntry, infer_archive_inputs
+from rebuilder.plan.modes import infer_source_mode_mask, source_modes
 from rebuilder.plan.strategy import BuildRequirement, PinnedFile, Strategy
+from rebuilder.plan.wheeltool import installed_wheel
 
 logger = logging.getLogger(__name__)
+
+
+class PublishedEntry(TimedEntry, Protocol):
+    """A zip entry of the published wheel, with its content."""
+
+    @property
+    def data(self) -> bytes: ...
+
+
+def dist_info_entry(entries: Sequence[PublishedEntry], name: str) -> PublishedEntry | None:
+    """The published wheel's top-level ``*.dist-info/{name}`` entry, if any."""
+    for entry in entries:
+        folder, _, rest = entry.name.partition("/")
+        if rest == name and folder.endswith(".dist-info"):
+            return entry
+    return None
+
+
+def published_metadata(entries: Sequence[PublishedEntry]) -> str | None:
+    """The text of the published wheel's ``METADATA``, if there is one in UTF-8."""
+    entry = dist_info_entry(entries, "METADATA")
+    if entry is None:
+        return None
+    try:
+        return entry.data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -31,6 +64,27 @@ class ImageChoice:
     reference: str
     digest: str
     python_version: str
+
+
+def unknown_projects(index: Index, requirements: Sequence[str]) -> list[str]:
+    """The requirements' projects the index does not know at all (it answers not found).
+
+    A resolver reports a project it cannot find as if no version fitted; saying that the
+    project is absent explains the failure better.
+    """
+    unknown = []
+    for raw in requirements:
+        try:
+            name = canonicalize_name(Requirement(raw).name)
+        except InvalidRequirement:
+            continue
+        try:
+            index.project_files(name)
+        except NotFoundError:
+            unknown.append(name)
+        except RebuilderError:
+            continue  # the index cannot tell now; the resolver's message stands
+    return sorted(set(unknown))
 
 
 def source_mtimes(root: Path) -> dict[str, float]:
@@ -51,7 +105,7 @@ def plan_wheel(
     sdist: IndexFile,
     generator: str | None,
     tags: Sequence[str] = (),
-    entries: Sequence[TimedEntry],
+    entries: Sequence[PublishedEntry],
     source_dir: Path,
     image: ImageChoice,
     resolver: Resolver,
@@ -75,16 +129,34 @@ def plan_wheel(
         requires = build_requirements(system, pin, wheel.project)
     except ValueError as exc:
         raise ResolveError(str(exc)) from None
-    requires = (*requires, *(r for r in extra_requires if r not in requires))
-    as_of = wheel.upload_time
     notes: list[str] = []
+    record = dist_info_entry(entries, "RECORD")
+    wheel_tool = installed_wheel(
+        pin, published_metadata(entries), record.external_attr if record else None
+    )
+    writer = (wheel_tool.requirement,) if wheel_tool else ()
+    if wheel_tool:
+        notes.append(f"{pin.generator} used {wheel_tool.note}")
+    requires = (*requires, *(r for r in (*writer, *extra_requires) if r not in requires))
+    as_of = wheel.upload_time
     if as_of is None:
         notes.append("the index gave no upload time: build requirements resolved as of now")
     if pin.version is None:
         notes.append(f"Generator {generator!r} names no version: backend left to the resolver")
-    pins = resolver.resolve(requires, as_of=as_of, python_version=image.python_version)
+    try:
+        pins = resolver.resolve(requires, as_of=as_of, python_version=image.python_version)
+    except ResolveError as exc:
+        unknown = unknown_projects(index, requires)
+        if not unknown:
+            raise
+        raise ResolveError(
+            f"{exc.diagnostics()}\nthe index has no project named {', '.join(unknown)}"
+        ) from exc
     resolved: tuple[BuildRequirement, ...] = fetch_wheelhouse(index, pins, wheelhouse)
     archive = infer_archive_inputs(entries, source_mtimes(source_dir))
+    mask = infer_source_mode_mask(entries, source_modes(source_dir), archive.umask)
+    if mask:
+        archive = replace(archive, source_mode_mask=mask)
     setuptools = next((r.version for r in resolved if r.name == "setuptools"), None)
     config_settings = infer_config_settings(pin, tags, setuptools)
     return Strategy(

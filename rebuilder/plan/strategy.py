@@ -63,6 +63,8 @@ class ArchiveInputs:
     the original build's time zone (backends that write local times show it), and
     ``source_mtime`` the one mtime all source files had (a fresh checkout) when the
     published wheel shows one and the sdist's own mtimes do not match it.
+    ``source_mode_mask`` holds the mode bits the original extraction of the sdist cleared
+    (see :mod:`rebuilder.plan.modes`).
     """
 
     source_date_epoch: int | None
@@ -72,6 +74,9 @@ class ArchiveInputs:
     source_mtime: int | None = None  # every source file's mtime, when the original had one
     # the original build's clock when it wrote each generated file: (archive path, time)
     generated_times: tuple[tuple[str, int], ...] = ()
+    # mode bits cleared from every source file before the build: 0o022 when the original
+    # frontend extracted the sdist through tarfile's ``data`` filter
+    source_mode_mask: int = 0
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ class DriverSpec:
     umask: int = 0o022
     build_clock: int | None = None
     source_mtime: int | None = None
+    source_mode_mask: int = 0
     output_bytes: int = 512 * 1024**2
     config_settings: Mapping[str, list[str]] = field(default_factory=dict)
     clock_map: Mapping[str, int] = field(default_factory=dict)
@@ -83,6 +84,7 @@ class DriverSpec:
             umask=int(raw.get("umask", 0o022)),
             build_clock=None if raw.get("build_clock") is None else int(raw["build_clock"]),
             source_mtime=None if raw.get("source_mtime") is None else int(raw["source_mtime"]),
+            source_mode_mask=int(raw.get("source_mode_mask", 0)) & 0o777,
             output_bytes=int(raw.get("output_bytes", 512 * 1024**2)),
             config_settings={
                 str(k): [str(v) for v in values]
@@ -134,17 +136,32 @@ def read_source_modes() -> dict[str, int]:
 
 
 def copy_source(
-    source: Path, target: Path, mtime: int | None, modes: Mapping[str, int] | None = None
+    source: Path,
+    target: Path,
+    mtime: int | None,
+    modes: Mapping[str, int] | None = None,
+    mode_mask: int = 0,
 ) -> None:
     """Copy the tree keeping modes and mtimes; then give every entry ``mtime`` if set.
 
     ``modes`` are the original modes of entries the host had to open up for reading.
+    ``mode_mask`` bits are then cleared from every regular file, as the original build's
+    extraction of the sdist did (tarfile's ``data`` filter clears ``0o022``).
     """
     shutil.copytree(source, target, symlinks=True, copy_function=shutil.copy2)
     for relative, mode in (modes or {}).items():
         path = (target / relative).resolve()
         if path.is_relative_to(target.resolve()) and not path.is_symlink():
             path.chmod(mode & 0o7777 | stat.S_IRUSR | stat.S_IWUSR)
+    if mode_mask:
+        for top, _, files in os.walk(target):
+            for name in files:
+                path = Path(top, name)
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode):
+                    path.chmod(
+                        stat.S_IMODE(info.st_mode) & ~mode_mask | stat.S_IRUSR | stat.S_IWUSR
+                    )
     if mtime is None:
         return
     for top, dirs, files in os.walk(target, topdown=False):
@@ -231,7 +248,7 @@ def build(spec: DriverSpec, phases: Phases) -> tuple[str, str | None]:
     env_dir = SCRATCH / "env"
     dist_dir = SCRATCH / "dist"
     with phases("copy"):
-        copy_source(SOURCE, tree, spec.source_mtime, read_source_modes())
+        copy_source(SOURCE, tree, spec.source_mtime, read_source_modes(), spec.source_mode_mask)
     env = base_environment(spec, env_dir)
     uv = str(TOOLS / "bin" / "uv")
     with phases("venv"):

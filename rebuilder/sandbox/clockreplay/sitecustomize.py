@@ -12,8 +12,9 @@ an sdist may carry future mtimes, which must stay as they are). ``time.time`` an
 backend that stamps an entry with "now" (``wheel`` does so for RECORD) lands within a
 second or two of it. Durations are unchanged; ``time.monotonic`` is left alone.
 
-Not covered: ``os.DirEntry.stat`` (a C type that cannot be wrapped) and C code that
-calls ``stat(2)`` directly.
+``os.fstat`` finds the path of its descriptor through ``/proc/self/fd``. Not covered:
+``os.DirEntry.stat`` (a C type that cannot be wrapped) and C code that calls
+``stat(2)`` directly.
 
 This file must not import anything but the standard library.
 """
@@ -49,8 +50,22 @@ def replay_stat(st: os.stat_result, clock: int, start_ns: int, now_ns: int) -> o
     return result
 
 
+def fd_path(fd: int) -> str | None:
+    """The path an open file descriptor was opened with (Linux ``/proc``), if known."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")  # noqa: PTH115 - kept free of pathlib
+    except OSError:
+        return None
+
+
 def clock_for(path: object, clock: int, clock_map: dict[str, int]) -> int:
-    """The original build's clock for ``path``: its entry in the map by path suffix."""
+    """The original build's clock for ``path``: its entry in the map by path suffix.
+
+    ``path`` may be an open file descriptor (``os.fstat``, as ``wheel`` uses on the file
+    it adds): its path is looked up.
+    """
+    if clock_map and isinstance(path, int) and not isinstance(path, bool):
+        path = fd_path(path)
     if not clock_map or not isinstance(path, (str, bytes, os.PathLike)):
         return clock
     text = os.fsdecode(os.fspath(path))

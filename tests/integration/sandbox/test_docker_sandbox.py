@@ -17,7 +17,13 @@ from rebuilder.sandbox.docker import ROLE_BUILD, ROLE_LABEL, DockerSandbox, remo
 from rebuilder.sandbox.image import ImageRef
 from rebuilder.sandbox.model import BuildRequest, BuildStatus
 from tests.integration.sandbox.conftest import SMALL_LIMITS
-from tests.support.dists import DEFAULT_TIME, make_wheel, setuptools_sdist_members
+from tests.support.dists import (
+    DEFAULT_TIME,
+    SdistMember,
+    in_tree_backend_members,
+    make_wheel,
+    setuptools_sdist_members,
+)
 from tests.support.wheelhouse import require
 
 pytestmark = pytest.mark.docker
@@ -303,3 +309,58 @@ def test_a_real_setuptools_build_replays_the_build_clock(
         "Generator: bdist_wheel (0.42.0)"
         in zipfile.ZipFile(outcome.artifact).read("demo-1.0.dist-info/WHEEL").decode()
     )
+
+
+def _with_module_mode(mode: int) -> list[SdistMember]:
+    members = in_tree_backend_members()
+    return [replace(m, mode=mode) if m.name == "src/demo/__init__.py" else m for m in members]
+
+
+def test_the_source_mode_mask_clears_bits_on_the_copy_only(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    masked = make_request(members=_with_module_mode(0o664), umask=0o002, source_mode_mask=0o022)
+    outcome = sandbox.run(masked)
+
+    assert outcome.status is BuildStatus.OK, outcome.log
+    assert (entries(outcome)["demo/__init__.py"].external_attr >> 16) & 0o777 == 0o644
+    assert (masked.source_dir / "src" / "demo" / "__init__.py").stat().st_mode & 0o777 == 0o664
+
+    plain = sandbox.run(replace(masked, source_mode_mask=0))
+    assert (entries(plain)["demo/__init__.py"].external_attr >> 16) & 0o777 == 0o664
+
+
+FSTAT_PRELUDE = """\
+def add_by_descriptor(zf, path, arcname):
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        zf.writestr(zipfile.ZipInfo(arcname, time.gmtime(st.st_mtime)[:6]), f.read())
+"""
+
+
+def test_the_clock_map_reaches_a_backend_that_stamps_from_fstat(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    members = []
+    for member in in_tree_backend_members(build_prelude=FSTAT_PRELUDE):
+        if member.name != "backend.py":
+            members.append(member)
+            continue
+        data = member.data.replace(
+            b"zf.write(os.path.join(generated", b"add_by_descriptor(zf, os.path.join(generated"
+        )
+        assert data != member.data
+        members.append(replace(member, data=data))
+    earlier = CLOCK - 2
+    request = make_request(
+        members=members,
+        build_clock=CLOCK,
+        clock_map={"demo-1.0.dist-info/METADATA": earlier, "demo-1.0.dist-info/WHEEL": CLOCK},
+    )
+
+    outcome = sandbox.run(request)
+
+    assert outcome.status is BuildStatus.OK, outcome.log
+    found = entries(outcome)
+    assert found["demo-1.0.dist-info/METADATA"].date_time == (2020, 9, 13, 12, 26, 38)
+    assert found["demo-1.0.dist-info/WHEEL"].date_time == CLOCK_TIME

@@ -84,13 +84,24 @@ def test_without_the_variables_nothing_changes(tmp_path: Path) -> None:
     assert abs(float(completed.stdout) - time.time()) < 60
 
 
+def test_an_open_descriptor_is_found_by_its_path(tmp_path: Path) -> None:
+    # wheel's WheelFile.write stamps an entry from os.fstat of the file it opened
+    folder = tmp_path / "wheel" / "demo-1.0.dist-info"
+    folder.mkdir(parents=True)
+    (folder / "METADATA").write_text("Name: demo\n")
+    clock_map = {"demo-1.0.dist-info/METADATA": 1000, "demo-1.0.dist-info/RECORD": 2000}
+    with (folder / "METADATA").open("rb") as f:
+        assert clock_for(f.fileno(), 5, clock_map) == 1000
+        assert clock_for(f.fileno(), 5, {}) == 5
+
+
 def test_clock_map_gives_each_generated_file_its_own_time_by_path_suffix() -> None:
     clock_map = {"demo-1.0.dist-info/top_level.txt": 1000, "demo/_version.py": 2000}
     path = "/scratch/src/build/bdist.linux-x86_64/wheel/demo-1.0.dist-info/top_level.txt"
     assert clock_for(path, 5, clock_map) == 1000
     assert clock_for(b"/scratch/src/build/lib/demo/_version.py", 5, clock_map) == 2000
     assert clock_for("/scratch/src/build/lib/demo/other.py", 5, clock_map) == 5
-    assert clock_for(3, 5, clock_map) == 5  # an fd names no path
+    assert clock_for(-1, 5, clock_map) == 5  # not an open descriptor: no path
     # setuptools writes metadata to X.egg-info and copies it into the .dist-info folder
     assert clock_for("/scratch/src/src/demo.egg-info/top_level.txt", 5, clock_map) == 1000
     assert clock_for("/scratch/src/demo.egg-info/SOURCES.txt", 5, clock_map) == 5

@@ -35,6 +35,7 @@ def test_the_host_spec_is_what_the_driver_reads(tmp_path: Path) -> None:
         umask=0o002,
         build_clock=1_600_000_000,
         source_mtime=1_500_000_000,
+        source_mode_mask=0o022,
         limits=SandboxLimits(output_bytes=1234),
         config_settings={"--global-option": ("--universal",)},
     )
@@ -48,6 +49,7 @@ def test_the_host_spec_is_what_the_driver_reads(tmp_path: Path) -> None:
         umask=0o002,
         build_clock=1_600_000_000,
         source_mtime=1_500_000_000,
+        source_mode_mask=0o022,
         output_bytes=1234,
         config_settings={"--global-option": ["--universal"]},
     )
@@ -112,3 +114,19 @@ def test_copy_source_can_give_every_entry_one_mtime(tmp_path: Path) -> None:
 
     for path in (tmp_path / "copy", tmp_path / "copy" / "pkg", tmp_path / "copy" / "pkg" / "a.py"):
         assert path.stat().st_mtime == 1_500_000_000
+
+
+def test_copy_source_can_clear_mode_bits_as_the_data_filter_does(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "pkg").mkdir(parents=True)
+    for name, mode in (("a.py", 0o664), ("run.sh", 0o775), ("key", 0o600), ("w", 0o666)):
+        (source / "pkg" / name).write_text("")
+        (source / "pkg" / name).chmod(mode)
+        os.utime(source / "pkg" / name, (1_000_000_000, 1_000_000_000))
+
+    driver.copy_source(source, tmp_path / "copy", mtime=None, mode_mask=0o022)
+
+    copied = tmp_path / "copy" / "pkg"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in copied.iterdir()}
+    assert modes == {"a.py": 0o644, "run.sh": 0o755, "key": 0o600, "w": 0o644}
+    assert all(p.stat().st_mtime == 1_000_000_000 for p in copied.iterdir())
