@@ -263,6 +263,14 @@ def mark_dispatched(conn: Connection, attempt_ids: Sequence[int]) -> None:
         )
 
 
+def in_flight(conn: Connection) -> int:
+    """Queued attempts already handed to the broker (messages waiting for a worker)."""
+    row = conn.execute(
+        "SELECT count(*) FROM attempts WHERE status = 'queued' AND dispatched_at IS NOT NULL"
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
 def undispatched(
     conn: Connection, older_than: timedelta, *, limit: int = 1000
 ) -> list[tuple[int, int]]:

@@ -144,6 +144,10 @@ class Store(Protocol):
         """Note that these attempts were handed to the broker."""
         ...
 
+    def in_flight(self) -> int:
+        """Queued attempts already handed to the broker."""
+        ...
+
     def undispatched(self, older_than: timedelta, *, limit: int = 1000) -> list[tuple[int, int]]:
         """(id, priority) of queued attempts never sent, older than ``older_than``."""
         ...
@@ -459,6 +463,14 @@ class MemoryStore:
                 i
                 for i in attempt_ids
                 if i in self._attempts and self._attempts[i].status is AttemptStatus.QUEUED
+            )
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return sum(
+                1
+                for a in self._attempts.values()
+                if a.status is AttemptStatus.QUEUED and a.id in self._dispatched
             )
 
     def undispatched(self, older_than: timedelta, *, limit: int = 1000) -> list[tuple[int, int]]:

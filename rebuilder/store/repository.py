@@ -170,6 +170,10 @@ class PostgresStore:
         with self.connection("noting dispatched attempts") as conn:
             attempts.mark_dispatched(conn, attempt_ids)
 
+    def in_flight(self) -> int:
+        with self.connection("counting dispatched attempts") as conn:
+            return attempts.in_flight(conn)
+
     def undispatched(self, older_than: timedelta, *, limit: int = 1000) -> list[tuple[int, int]]:
         with self.connection("listing undispatched attempts") as conn:
             return attempts.undispatched(conn, older_than, limit=limit)

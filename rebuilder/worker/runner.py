@@ -34,6 +34,7 @@ from rebuilder.store.model import Store
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptRow, AttemptStatus, FileRow
 from rebuilder.verdict import FileResult, Verdict
+from rebuilder.worker.localruns import LocalRuns
 from rebuilder.worker.queue import is_transient
 
 logger = logging.getLogger(__name__)
@@ -112,26 +113,21 @@ class AttemptRunner:
         self._config = config
         self._observer = observer or _NoObserver()
         self._clock = clock
-        self._running: set[int] = set()
-        self._running_lock = threading.Lock()
+        self._local = LocalRuns()
 
     def busy(self) -> bool:
         """True while an attempt is being run (by any thread)."""
-        with self._running_lock:
-            return bool(self._running)
+        return self._local.busy()
 
     def run(self, attempt_id: int) -> None:
         """Run one attempt; returns quietly when it is not ours to run (a duplicate)."""
-        row = self._claim(attempt_id)
-        if row is None:
-            return
-        with self._running_lock:
-            self._running.add(attempt_id)
-        try:
-            self._run(row)
-        finally:
-            with self._running_lock:
-                self._running.discard(attempt_id)
+        with self._local.hold(attempt_id) as mine:
+            if not mine:
+                logger.info("attempt %s is running here already: duplicate ignored", attempt_id)
+                return
+            row = self._claim(attempt_id)
+            if row is not None:
+                self._run(row)
 
     def _run(self, row: AttemptRow) -> None:
         attempt_id = row.id

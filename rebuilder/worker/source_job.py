@@ -40,6 +40,7 @@ from rebuilder.store.sources import (
     SourceCheckRow,
     SourceOutcome,
 )
+from rebuilder.worker.localruns import LocalRuns
 from rebuilder.worker.queue import is_transient
 from rebuilder.worker.runner import EvidenceKeeper, RetryLaterError
 
@@ -105,26 +106,21 @@ class SourceCheckRunner:
         self._evidence = evidence
         self._config = config
         self._clock = clock
-        self._running: set[int] = set()
-        self._running_lock = threading.Lock()
+        self._local = LocalRuns()
 
     def busy(self) -> bool:
         """True while a check is being run (by any thread)."""
-        with self._running_lock:
-            return bool(self._running)
+        return self._local.busy()
 
     def run(self, check_id: int) -> None:
         """Run one check; returns quietly when it is not ours to run (a duplicate)."""
-        row = self._claim(check_id)
-        if row is None:
-            return
-        with self._running_lock:
-            self._running.add(check_id)
-        try:
-            self._run(row)
-        finally:
-            with self._running_lock:
-                self._running.discard(check_id)
+        with self._local.hold(check_id) as mine:
+            if not mine:
+                logger.info("source check %s is running here already: duplicate", check_id)
+                return
+            row = self._claim(check_id)
+            if row is not None:
+                self._run(row)
 
     def _claim(self, check_id: int) -> SourceCheckRow | None:
         row = self._store.start_source_check(check_id, self._config.worker)

@@ -73,6 +73,9 @@ def start(
     return Started(created.campaign_id, resolved, created, dispatched)
 
 
+DISPATCH_NOW = 1000
+
+
 def dispatch(store: CampaignStore, dispatcher: Dispatcher | None, attempt_ids: list[int]) -> int:
     """Send committed attempts to the broker and note it; how many were sent.
 
@@ -84,7 +87,9 @@ def dispatch(store: CampaignStore, dispatcher: Dispatcher | None, attempt_ids: l
         return 0
     sent: list[int] = []
     try:
-        for attempt_id in attempt_ids:
+        # The most urgent first window now; the scheduler sends the rest as workers make
+        # room (see SchedulerConfig.dispatch_window), still ahead of routine work.
+        for attempt_id in attempt_ids[:DISPATCH_NOW]:
             dispatcher.enqueue(attempt_id, Priority.CAMPAIGN)
             sent.append(attempt_id)
     except Exception:

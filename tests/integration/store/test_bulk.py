@@ -1,8 +1,10 @@
-"""Backfills: enqueueing 100,000 files must take well under a minute."""
+"""Backfills: 100,000 files enqueued in one statement, each once.
+
+How long it takes (with the messages sent to RabbitMQ) is measured by
+``python -m benchmarks.fleet --backfill 100000``, not here.
+"""
 
 from __future__ import annotations
-
-import time
 
 from rebuilder.store.db import Pool
 from rebuilder.store.repository import PostgresStore
@@ -30,16 +32,9 @@ def _many_files(pool: Pool, count: int) -> list[int]:
 def test_enqueue_a_backfill_of_100k_files(pg_store: PostgresStore, fleet_pool: Pool) -> None:
     file_ids = _many_files(fleet_pool, BACKFILL)
 
-    began = time.perf_counter()
     made = pg_store.request_attempts_bulk(file_ids, 1)
-    seconds = time.perf_counter() - began
-    print(f"\nenqueued {len(made)} attempts in {seconds:.2f} s ({len(made) / seconds:,.0f}/s)")
 
     assert len(made) == BACKFILL
     assert len(set(made)) == BACKFILL
     assert pg_store.queue_depth() == BACKFILL
-    assert seconds < 60
-
-    began = time.perf_counter()
     assert pg_store.request_attempts_bulk(file_ids, 1) == []  # every file is busy now
-    print(f"re-enqueue of the same files (all skipped): {time.perf_counter() - began:.2f} s")
