@@ -7,6 +7,7 @@ down; nothing deeper reads the environment.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -98,6 +99,16 @@ class Settings(BaseSettings):
         description="Comma-separated projects the fleet watches when its watch list is empty.",
     )
     poll_interval: float = Field(default=300.0, description="Seconds between index polls.")
+    feeds: bool = Field(
+        default=True,
+        description="Follow the index's changelog (XML-RPC), or its RSS feed when it has no "
+        "XML-RPC, besides polling the watch list (which stays as the safety net).",
+    )
+    follow: Literal["watched", "all"] = Field(
+        default="watched",
+        description="What the feeds act on: 'watched' (new releases of watched projects) or "
+        "'all' (every new release on the index is recorded and rebuilt).",
+    )
     claim_timeout: float = Field(
         default=120.0,
         description="Seconds a running attempt may go without a worker heartbeat before the "

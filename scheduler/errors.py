@@ -11,3 +11,7 @@ class SchedulerError(RebuilderError):
 
 class StaleFeedError(SchedulerError):
     """A feed answered with data older than what was already seen: not used."""
+
+
+class FeedMissingError(SchedulerError):
+    """The index does not offer this feed at all (HTTP 404/405/501): use another one."""

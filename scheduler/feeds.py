@@ -22,7 +22,7 @@ import requests
 from defusedxml import DefusedXmlException, ElementTree
 from packaging.utils import canonicalize_name
 
-from scheduler.errors import SchedulerError, StaleFeedError
+from scheduler.errors import FeedMissingError, SchedulerError, StaleFeedError
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ def _fetch(
     except requests.RequestException as exc:
         raise SchedulerError(f"{url}: {exc}") from None
     with response:
+        if response.status_code in (404, 405, 501):
+            raise FeedMissingError(f"{url} answered HTTP {response.status_code}")
         if response.status_code != 200:
             raise SchedulerError(f"{url} answered HTTP {response.status_code}")
         chunks, size = [], 0
@@ -92,6 +94,20 @@ class ChangelogClient:
         self._url = url
         self._session = session
         self._timeout = timeout
+
+    def last_serial(self) -> int:
+        """The index's newest serial (``changelog_last_serial``): where following starts."""
+        body = xmlrpc.client.dumps((), "changelog_last_serial").encode()
+        answer = _fetch(self._session, "POST", self._url, self._timeout, body)
+        if b"<!DOCTYPE" in answer or b"<!ENTITY" in answer:
+            raise SchedulerError(f"{self._url}: refusing an XML-RPC answer with a DOCTYPE")
+        try:
+            (serial,), _ = xmlrpc.client.loads(answer)
+        except (xmlrpc.client.Fault, xmlrpc.client.ResponseError, ValueError, ExpatError) as exc:
+            raise SchedulerError(f"{self._url}: unusable XML-RPC answer: {exc}") from None
+        if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+            raise SchedulerError(f"{self._url}: last serial is not a serial: {serial!r:.100}")
+        return serial
 
     def since(self, serial: int) -> list[ReleaseEvent]:
         """Events after ``serial``, oldest first. Raises StaleFeedError on a stale answer."""

@@ -32,8 +32,9 @@ from typing import Protocol
 from packaging.version import InvalidVersion, Version
 
 from rebuilder.errors import RebuilderError
-from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.index.model import IndexFile
 from rebuilder.store.model import Store
+from rebuilder.store.records import FileRow
 from rebuilder.worker.queue import Dispatcher, Priority
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,10 @@ class SchedulerConfig:
     backfill_releases: int = 3  # releases rebuilt when a project is first seen
     stale_after: timedelta = timedelta(minutes=2)  # a running attempt's silence limit
     redispatch_after: timedelta = timedelta(seconds=30)  # unsent queued attempts' age
+    # At most this many messages wait in RabbitMQ; the rest of a big backfill or campaign
+    # waits in PostgreSQL (queued, unsent) and is sent as workers make room, most urgent
+    # first. Sending 100,000 confirmed messages at once would take minutes.
+    dispatch_window: int = 1000
     tick_seconds: float = 2.0
 
 
@@ -118,6 +123,54 @@ def _version_key(version: str) -> tuple[int, Version | str]:
 def _upload_key(files: Sequence[IndexFile]) -> datetime | None:
     times = [f.upload_time for f in files if f.upload_time is not None]
     return min(times) if times else None
+
+
+def send_attempts(store: Store, dispatcher: Dispatcher, attempts: Sequence[tuple[int, int]]) -> int:
+    """Hand committed attempts (id, priority) to the broker; how many were sent."""
+    sent: list[int] = []
+    for attempt_id, priority in attempts:
+        try:
+            dispatcher.enqueue(attempt_id, _priority(priority))
+        except Exception as exc:  # noqa: BLE001 - any broker failure: recovery resends
+            logger.warning(
+                "broker unavailable (%s); %d attempts left to send later",
+                exc,
+                len(attempts) - len(sent),
+            )
+            break
+        sent.append(attempt_id)
+    # What was sent is noted even when the broker failed half-way; the rest stays
+    # unsent and is tried again by a later tick's recovery.
+    if sent:
+        store.mark_dispatched(sent)
+    return len(sent)
+
+
+def record_and_send(
+    store: Store,
+    dispatcher: Dispatcher,
+    name: str,
+    version: str,
+    files: Sequence[IndexFile],
+    *,
+    priority: Priority,
+    cursor: tuple[str, str] | None = None,
+) -> tuple[list[FileRow], int]:
+    """Record a release and queue its wheels in one transaction, then send them.
+
+    The new files and how many attempts were handed to the broker.
+    """
+    rows, ids = store.record_and_queue(name, version, files, priority=int(priority), cursor=cursor)
+    sent = send_attempts(store, dispatcher, [(i, int(priority)) for i in ids])
+    logger.info(
+        "%s %s: recorded %d files, queued %d rebuilds",
+        name,
+        version,
+        len(rows),
+        len(ids),
+        extra={"project": name, "version": version, "queued": len(ids)},
+    )
+    return rows, sent
 
 
 class Scheduler:
@@ -204,46 +257,48 @@ class Scheduler:
         for file in files:
             by_version.setdefault(file.version, []).append(file)
         known = self._store.release_versions(name)
-        first_time = not known
+        # First poll of this project (releases the firehose recorded meanwhile do not
+        # count): its history is backfilled, not rebuilt as if it were all new.
+        marker = f"polled:{name}"
+        first_time = self._store.get_cursor(marker) is None
         new_versions = [v for v in by_version if v not in known]
         if not new_versions:
+            if first_time:
+                self._store.set_cursor(marker, "1")
             return []
         newest_first = sorted(new_versions, key=_version_key, reverse=True)
         rebuilt = set(newest_first[: self._config.backfill_releases]) if first_time else None
         made: list[tuple[str, str]] = []
         # Oldest first, so a crash leaves the newest releases to the next poll.
         for version in sorted(new_versions, key=_version_key):
-            rows = self._store.record_release(name, version, by_version[version])
             made.append((name, version))
             uploaded = _upload_key(by_version[version])
             lag = (self._wall_clock() - uploaded).total_seconds() if uploaded else None
             self._observer.release_recorded(lag if not first_time else None)
             if rebuilt is not None and version not in rebuilt:
+                self._store.record_release(name, version, by_version[version])
                 continue
             priority = (
                 Priority.NEW_RELEASE
                 if rebuilt is None or version == newest_first[0]
                 else Priority.BACKFILL
             )
-            wheels = [r.id for r in rows if r.kind is FileKind.WHEEL and not r.yanked]
-            ids = self._store.request_attempts_bulk(wheels, int(priority))
-            sent = self._send([(i, int(priority)) for i in ids])
+            _, sent = record_and_send(
+                self._store, self._dispatcher, name, version, by_version[version], priority=priority
+            )
             if report is not None:
                 report.dispatched += sent
-            logger.info(
-                "%s %s: recorded %d files, queued %d rebuilds",
-                name,
-                version,
-                len(rows),
-                len(ids),
-                extra={"project": name, "version": version, "queued": len(ids)},
-            )
+        if first_time:
+            self._store.set_cursor(marker, "1")
         return made
 
     def recover(self, report: TickReport | None = None) -> None:
         """Take back silent workers' attempts and send what was never sent."""
         requeued = self._store.requeue_stale(self._config.stale_after)
-        pending = self._store.undispatched(self._config.redispatch_after)
+        room = self._config.dispatch_window - self._store.in_flight()
+        pending = (
+            self._store.undispatched(self._config.redispatch_after, limit=room) if room > 0 else []
+        )
         sent = self._send(pending)
         if report is not None:
             report.requeued += len(requeued)
@@ -252,23 +307,7 @@ class Scheduler:
             logger.info("re-sent %d queued attempts to the workers", sent)
 
     def _send(self, attempts: Sequence[tuple[int, int]]) -> int:
-        sent: list[int] = []
-        for attempt_id, priority in attempts:
-            try:
-                self._dispatcher.enqueue(attempt_id, _priority(priority))
-            except Exception as exc:  # noqa: BLE001 - any broker failure: recovery resends
-                logger.warning(
-                    "broker unavailable (%s); %d attempts left to send later",
-                    exc,
-                    len(attempts) - len(sent),
-                )
-                break
-            sent.append(attempt_id)
-        # What was sent is noted even when the broker failed half-way; the rest stays
-        # unsent and is tried again by a later tick's recovery.
-        if sent:
-            self._store.mark_dispatched(sent)
-        return len(sent)
+        return send_attempts(self._store, self._dispatcher, attempts)
 
     def run(self, leader: Leader, stop: threading.Event) -> None:
         """Tick until ``stop`` is set, while this process holds the leadership."""

@@ -26,6 +26,7 @@ from scheduler.campaigns.campaign import closing_hook
 from scheduler.campaigns.store import PostgresCampaignStore
 from scheduler.checkpoints import checkpoint_hook
 from scheduler.errors import SchedulerError
+from scheduler.firehose import firehose_hooks
 from scheduler.leader import Leadership
 from scheduler.loop import Scheduler, SchedulerConfig
 from scheduler.metrics import SchedulerMetrics
@@ -100,6 +101,7 @@ def run_scheduler(
             closing_hook(PostgresCampaignStore(pool)),
             source_checks,
             *_checkpoints(settings, pool),
+            *firehose_hooks(settings, store, ActorDispatcher(actor), metrics),
             *(hooks or []),
         ],
     )

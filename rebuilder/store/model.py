@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from rebuilder.index.model import IndexFile
+from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store import StoreError
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.projects import normalize
@@ -59,6 +59,22 @@ class Store(Protocol):
 
         ``cursor`` (name, value) is saved in the same transaction, so a poller that
         crashes resumes after the last release it recorded, never past one it did not.
+        """
+        ...
+
+    def record_and_queue(
+        self,
+        project: str,
+        version: str,
+        files: Sequence[IndexFile],
+        *,
+        priority: int,
+        cursor: tuple[str, str] | None = None,
+    ) -> tuple[list[FileRow], list[int]]:
+        """Record a release and queue its new wheels in ONE transaction; (new files, attempts).
+
+        A crash after it leaves attempts queued but unsent, which the scheduler sends; a
+        crash between recording and queueing can then not lose a rebuild.
         """
         ...
 
@@ -288,6 +304,19 @@ class MemoryStore:
             if cursor is not None:
                 self._cursors[cursor[0]] = cursor[1]
         return new
+
+    def record_and_queue(
+        self,
+        project: str,
+        version: str,
+        files: Sequence[IndexFile],
+        *,
+        priority: int,
+        cursor: tuple[str, str] | None = None,
+    ) -> tuple[list[FileRow], list[int]]:
+        new = self.record_release(project, version, files, cursor=cursor)
+        wheels = [r.id for r in new if r.kind is FileKind.WHEEL and not r.yanked]
+        return new, self.request_attempts_bulk(wheels, priority)
 
     def release_versions(self, project: str) -> set[str]:
         name = normalize(project)

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from rebuilder.index.model import IndexFile
+from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store import attempts, cursors, outcomes, projects, workers
 from rebuilder.store.db import Connection, Pool, database_error
 from rebuilder.store.outcomes import SignedStatement
@@ -67,6 +67,24 @@ class PostgresStore:
             if cursor is not None:
                 cursors.set_cursor(conn, *cursor)
         return new
+
+    def record_and_queue(
+        self,
+        project: str,
+        version: str,
+        files: Sequence[IndexFile],
+        *,
+        priority: int,
+        cursor: tuple[str, str] | None = None,
+    ) -> tuple[list[FileRow], list[int]]:
+        doing = f"recording and queueing {project} {version}"
+        with self.connection(doing) as conn, conn.transaction():
+            new = projects.record_release(conn, project, version, files)
+            wheels = [r.id for r in new if r.kind is FileKind.WHEEL and not r.yanked]
+            queued = attempts.request_attempts_bulk(conn, wheels, priority)
+            if cursor is not None:
+                cursors.set_cursor(conn, *cursor)
+        return new, queued
 
     def release_versions(self, project: str) -> set[str]:
         with self.connection(f"reading the releases of {project}") as conn:

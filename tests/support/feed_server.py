@@ -18,6 +18,8 @@ class FeedState:
     rss: bytes = b""
     raw_xmlrpc_answer: bytes | None = None  # when set, served verbatim (hostile tests)
     calls: list[int] = field(default_factory=list)
+    xmlrpc_missing: bool = False  # when set, /pypi answers 404 (an index without XML-RPC)
+    rss_missing: bool = False  # when set, the RSS feed answers 404
 
     def publish(self, name: str, version: str, action: str = "new release") -> int:
         serial = (max((int(r[4]) for r in self.changelog), default=1000)) + 1  # type: ignore[call-overload]
@@ -36,20 +38,30 @@ class FeedServer:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                (since,), method = xmlrpc.client.loads(body)
+                if state.xmlrpc_missing:
+                    self._send(b"not found", "text/plain", 404)
+                    return
+                params, method = xmlrpc.client.loads(body)
+                if method == "changelog_last_serial":
+                    last = max((int(r[4]) for r in state.changelog), default=1000)  # type: ignore[call-overload]
+                    self._send(
+                        xmlrpc.client.dumps((last,), methodresponse=True).encode(), "text/xml"
+                    )
+                    return
                 assert method == "changelog_since_serial"
-                state.calls.append(int(since))
+                since = int(params[0])  # type: ignore[arg-type]
+                state.calls.append(since)
                 answer = (
                     state.raw_xmlrpc_answer
                     or xmlrpc.client.dumps(
-                        ([r for r in state.changelog if int(r[4]) > int(since)],),  # type: ignore[call-overload]
+                        ([r for r in state.changelog if int(r[4]) > since],),  # type: ignore[call-overload]
                         methodresponse=True,
                     ).encode()
                 )
                 self._send(answer, "text/xml")
 
             def do_GET(self) -> None:
-                if self.path == "/rss/updates.xml":
+                if self.path == "/rss/updates.xml" and not state.rss_missing:
                     self._send(state.rss, "application/rss+xml")
                 else:
                     self._send(b"not found", "text/plain", 404)

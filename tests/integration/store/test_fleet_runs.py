@@ -12,7 +12,7 @@ from rebuilder.store.records import AttemptStatus
 from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import Verdict
 
-from .factories import result_for, wheel
+from .factories import index_file, result_for, wheel
 
 ORIGIN = "test.example/log"
 
@@ -129,3 +129,15 @@ def test_concurrent_outcomes_get_distinct_log_entries(pg_store: PostgresStore) -
     indexes = [r[0] for r in rows]
     # 24 distinct, gapless entries at the end of the log (earlier tests logged before)
     assert indexes == list(range(tree_size - 24, tree_size))
+
+
+def test_record_and_queue_queues_the_new_wheels_with_the_release(store: Store) -> None:
+    files = [wheel("demo", "2.0"), index_file("demo", "2.0", "demo-2.0.tar.gz")]
+    rows, queued = store.record_and_queue("demo", "2.0", files, priority=5, cursor=("c", "7"))
+    assert sorted(r.filename for r in rows) == ["demo-2.0-py3-none-any.whl", "demo-2.0.tar.gz"]
+    assert len(queued) == 1  # the wheel only: the sdist is the rebuild's input
+    attempt = store.attempt(queued[0])
+    assert attempt is not None and attempt.priority == 5
+    assert store.get_cursor("c") == "7"
+    assert store.undispatched(timedelta(seconds=-1)) == [(queued[0], 5)]
+    assert store.record_and_queue("demo", "2.0", files, priority=5) == ([], [])

@@ -219,3 +219,45 @@ def test_metrics_count_discoveries_lag_and_queue_depth() -> None:
     assert sample("rebuilder_poll_lag_seconds_sum") == 600
     assert sample("rebuilder_queue_depth") == 2
     assert sample("rebuilder_polls_total", {"result": "ok"}) == 2
+
+
+def test_a_big_backlog_is_sent_a_window_at_a_time_most_urgent_first() -> None:
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    now = {"t": base}
+    store = MemoryStore(clock=lambda: now["t"])
+    rows = []
+    for n in range(6):
+        rows += store.record_release("demo", f"1.{n}", [file("demo", f"1.{n}", f"d-1.{n}.whl")])
+    routine = store.request_attempts_bulk([r.id for r in rows[:5]], int(Priority.BACKFILL))
+    urgent = store.request_attempt(rows[5].id, int(Priority.CAMPAIGN))
+    dispatcher = FakeDispatcher()
+    scheduler = Scheduler(
+        store=store,
+        index=FakeIndex(),
+        dispatcher=dispatcher,
+        config=SchedulerConfig(dispatch_window=2),
+        clock=Clock(),
+    )
+    now["t"] = base + timedelta(minutes=1)
+    scheduler.recover()
+    assert dispatcher.sent == [(urgent, Priority.CAMPAIGN), (routine[0], Priority.BACKFILL)]
+    scheduler.recover()
+    assert len(dispatcher.sent) == 2  # the window is full until workers take messages
+    assert store.start_attempt(routine[0], "w") is not None
+    scheduler.recover()
+    assert dispatcher.sent[-1] == (routine[1], Priority.BACKFILL)
+
+
+def test_releases_recorded_by_the_firehose_do_not_make_a_later_watch_rebuild_history() -> None:
+    store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["demo"] = [f for v in ("1.0", "1.1", "1.2", "1.3") for f in release("demo", v)]
+    store.record_release("demo", "1.3", release("demo", "1.3"))  # seen on the firehose
+    store.watch_add(["demo"])
+    make(store, index, dispatcher, clock).tick()
+    versions = sorted(
+        store.file(store.attempt(a).file_id).version  # type: ignore[union-attr]
+        for a, _ in dispatcher.sent
+    )
+    # a first poll: backfill (2 newest unrecorded), not every old version at new priority
+    assert versions == ["1.1", "1.2"]
+    assert {p for _, p in dispatcher.sent} == {Priority.NEW_RELEASE, Priority.BACKFILL}
