@@ -122,9 +122,17 @@ def main() -> int:
     for run in range(1, args.runs + 1):
         settings = Settings(out_dir=args.out / f"run{run}")
         args.out.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
         results = run_once(specs, settings, args.out / f"run{run}.jsonl")
+        spent = time.monotonic() - began
         kind = "cold or partly warm caches" if run == 1 else "warm caches"
-        report.append(summarize(results, f"run {run} of {args.runs} ({kind})"))
+        summary = summarize(results, f"run {run} of {args.runs} ({kind})")
+        wheels = sum(1 for r in results if r.verdict is not Verdict.UNSUPPORTED)
+        summary += (
+            f"- whole run, one process, sequential: {spent:.1f} s for {len(specs)} releases "
+            f"({spent / max(wheels, 1):.2f} s a wheel)\n"
+        )
+        report.append(summary)
     text = "\n".join(report)
     print(text)
     if args.report:
