@@ -1,6 +1,6 @@
 """A campaign on the real fleet: it overtakes a backlog of routine jobs already queued in
-RabbitMQ, survives its worker being SIGKILLed, reports the tampered file as a mismatch,
-and is closed by the scheduler when every file is judged."""
+RabbitMQ, survives its worker and its scheduler being SIGKILLed, reports the tampered
+file as a mismatch, and is closed by the scheduler when every file is judged."""
 
 from __future__ import annotations
 
@@ -205,7 +205,10 @@ def test_campaign_overtakes_backlog_and_survives_a_worker_kill(
             timeout=90,
         )
         fleet.kill("worker-1")
-        fleet.start("scheduler", "scheduler")  # takes the silent claim back
+        fleet.start("scheduler", "scheduler")
+        time.sleep(2)
+        fleet.kill("scheduler")  # the scheduler too dies mid-campaign ...
+        fleet.start("scheduler-2", "scheduler")  # ... and its successor takes the claim back
         fleet.start("worker-2", "worker")
         wait_for(
             "the hostage verdict",
