@@ -13,9 +13,11 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -238,12 +240,37 @@ def driver_spec(request: BuildRequest) -> str:
     )
 
 
-def container_options(request: BuildRequest) -> dict[str, Any]:
-    """Keyword arguments of ``containers.create`` for ``request``: the sandbox's walls."""
+def stage_driver(request: BuildRequest) -> Path:
+    """Copy the driver next to the build's output folder; the folder to mount.
+
+    The engine resolves bind mounts on its own host. A worker running in a container
+    (compose) has the package inside its image, where the engine cannot see it, but
+    its work folders are shared with the host at the same path: so the driver is
+    mounted from there. Readable by the build user, writable by nobody in the sandbox.
+    """
+    staged = request.output_dir.parent / f".driver-{uuid.uuid4().hex[:12]}"
+    staged.mkdir(mode=0o755)
+    shutil.copyfile(_DRIVER_SOURCE, staged / "driver.py")
+    shutil.copytree(
+        _CLOCK_REPLAY_SOURCE, staged / "clockreplay", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for path in [staged, *staged.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return staged
+
+
+def container_options(request: BuildRequest, driver_dir: Path | None = None) -> dict[str, Any]:
+    """Keyword arguments of ``containers.create`` for ``request``: the sandbox's walls.
+
+    ``driver_dir`` holds ``driver.py`` and ``clockreplay/`` (see :func:`stage_driver`);
+    default: the package's own files (a worker running on the engine's host).
+    """
     from docker.types import LogConfig, Mount, Ulimit  # noqa: PLC0415
 
     limits = request.limits
     log_file_bytes = max(4 * limits.log_bytes, 8 * 1024**2)
+    driver = _DRIVER_SOURCE if driver_dir is None else driver_dir / "driver.py"
+    clock_replay = _CLOCK_REPLAY_SOURCE if driver_dir is None else driver_dir / "clockreplay"
     return {
         "user": f"{BUILD_UID}:{BUILD_UID}",
         "network_mode": "none",
@@ -257,8 +284,8 @@ def container_options(request: BuildRequest) -> dict[str, Any]:
             Mount("/src", str(request.source_dir), type="bind", read_only=True),
             Mount("/wheelhouse", str(request.wheelhouse), type="bind", read_only=True),
             Mount("/out", str(request.output_dir), type="bind", read_only=False),
-            Mount("/driver/driver.py", str(_DRIVER_SOURCE), type="bind", read_only=True),
-            Mount("/driver/clockreplay", str(_CLOCK_REPLAY_SOURCE), type="bind", read_only=True),
+            Mount("/driver/driver.py", str(driver), type="bind", read_only=True),
+            Mount("/driver/clockreplay", str(clock_replay), type="bind", read_only=True),
         ],
         "security_opt": ["no-new-privileges"],
         "cap_drop": ["ALL"],
@@ -331,7 +358,6 @@ class DockerSandbox:
 
     def run(self, request: BuildRequest) -> BuildOutcome:
         """Run ``request``; see :class:`~rebuilder.sandbox.model.Sandbox`."""
-        import docker  # noqa: PLC0415 - keep importing this module cheap for fakes
 
         started = time.monotonic()
         timings: dict[str, float] = {}
@@ -339,7 +365,18 @@ class DockerSandbox:
         modes = grant_read(request.source_dir)
         if modes:
             (request.output_dir / SOURCE_MODES_NAME).write_text(json.dumps(modes))
-        container, timings["create"] = self._create(request)
+        driver_dir = stage_driver(request)
+        try:
+            return self._run_staged(request, driver_dir, started, timings)
+        finally:
+            shutil.rmtree(driver_dir, ignore_errors=True)
+
+    def _run_staged(
+        self, request: BuildRequest, driver_dir: Path, started: float, timings: dict[str, float]
+    ) -> BuildOutcome:
+        import docker  # noqa: PLC0415
+
+        container, timings["create"] = self._create(request, driver_dir)
         try:
             reader = _HeadReader(container, request.limits.log_bytes)
             mark = time.monotonic()
@@ -378,7 +415,7 @@ class DockerSandbox:
             timings=timings,
         )
 
-    def _create(self, request: BuildRequest) -> tuple[Container, float]:
+    def _create(self, request: BuildRequest, driver_dir: Path) -> tuple[Container, float]:
         import docker  # noqa: PLC0415
 
         mark = time.monotonic()
@@ -386,7 +423,7 @@ class DockerSandbox:
             container = self.client.containers.create(
                 request.image,
                 [TOOLS_PYTHON, "-I", "/driver/driver.py", driver_spec(request)],
-                **container_options(request),
+                **container_options(request, driver_dir),
             )
         except docker.errors.ImageNotFound:
             raise SandboxError(

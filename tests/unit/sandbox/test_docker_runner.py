@@ -232,3 +232,23 @@ def test_remove_orphans_removes_only_old_build_containers() -> None:
     assert removed == [build.id]
     assert other.id not in removed
     assert remove_orphans(FakeDocker(containers), timedelta(days=36500)) == []
+
+
+def test_the_driver_is_mounted_from_a_staged_copy_beside_the_output(
+    request_: BuildRequest,
+) -> None:
+    from rebuilder.sandbox.docker import stage_driver  # noqa: PLC0415
+
+    staged = stage_driver(request_)
+    assert staged.parent == request_.output_dir.parent  # in the worker's shared work tree
+    assert (staged / "driver.py").read_bytes().startswith(b'"""')
+    assert (staged / "clockreplay" / "sitecustomize.py").is_file()
+    assert all(p.stat().st_mode & 0o004 for p in staged.rglob("*"))  # the build user reads
+    mounts = {m["Target"]: m["Source"] for m in container_options(request_, staged)["mounts"]}
+    assert mounts["/driver/driver.py"] == str(staged / "driver.py")
+    assert mounts["/driver/clockreplay"] == str(staged / "clockreplay")
+
+
+def test_the_staged_driver_is_removed_after_the_build(request_: BuildRequest) -> None:
+    run(request_, write_wheel_and_finish)
+    assert not list(request_.output_dir.parent.glob(".driver-*"))
