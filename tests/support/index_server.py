@@ -111,9 +111,10 @@ def _iso(t: datetime) -> str:
 
 
 class FixtureIndex:
-    """A threaded HTTP index on an ephemeral port of 127.0.0.1."""
+    """A threaded HTTP index on an ephemeral port of 127.0.0.1 (or of ``host``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.files: dict[str, list[FixtureFile]] = {}
         self.hostile = Hostility()
         self.requests: list[RecordedRequest] = []
@@ -126,7 +127,7 @@ class FixtureIndex:
 
     def start(self) -> FixtureIndex:
         handler = type("Handler", (_Handler,), {"index": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer((self.host, 0), handler)
         self._server.daemon_threads = True
         self._stopping.clear()
         self._thread = threading.Thread(
@@ -157,7 +158,7 @@ class FixtureIndex:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
