@@ -20,6 +20,7 @@ from rebuilder.errors import UsageError
 from rebuilder.index.model import Index
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.verdict import Verdict
+from reports.api import ERRORS, WRITE_ERRORS
 from reports.campaign_report import (
     MEDIA_TYPES,
     ReportFormat,
@@ -122,6 +123,7 @@ def _summary(store: PostgresCampaignStore, campaign_id: int) -> dict[str, Any]:
 @router.post(
     "/api/v1/campaigns",
     status_code=202,
+    responses=WRITE_ERRORS,
     tags=["campaigns"],
     summary="Start a campaign (operator); with dry_run, only count the files",
 )
@@ -163,7 +165,9 @@ def start_campaign(
     )
 
 
-@router.get("/api/v1/campaigns", tags=["campaigns"], summary="Campaigns, newest first")
+@router.get(
+    "/api/v1/campaigns", responses=ERRORS, tags=["campaigns"], summary="Campaigns, newest first"
+)
 def list_campaigns(
     store: StoreDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[dict[str, Any]]:
@@ -182,6 +186,7 @@ def list_campaigns(
 
 @router.get(
     "/api/v1/campaigns/{campaign_id}",
+    responses=ERRORS,
     tags=["campaigns"],
     summary="One campaign: status, progress, summary, findings",
 )
@@ -195,6 +200,7 @@ def get_campaign(campaign_id: int, store: StoreDep) -> dict[str, Any]:
 
 @router.post(
     "/api/v1/campaigns/{campaign_id}/cancel",
+    responses={**WRITE_ERRORS, 409: WRITE_ERRORS[404]},
     tags=["campaigns"],
     summary="Cancel a running campaign (operator): queued rebuilds are withdrawn",
 )
@@ -210,6 +216,7 @@ def cancel_campaign(campaign_id: int, store: StoreDep, _operator: OperatorDep) -
 
 @router.get(
     "/api/v1/campaigns/{campaign_id}/report",
+    responses=ERRORS,
     tags=["campaigns"],
     summary="The campaign's report as md, json, csv or a standalone html page",
 )
