@@ -115,7 +115,7 @@ def read_zip(path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> ZipArchive:
     again on the bytes really decompressed).
     """
     try:
-        _precheck_entry_count(path, limits)
+        _check_end_record(path, limits)
         with zipfile.ZipFile(path) as zf, path.open("rb") as raw:
             infos = zf.infolist()
             budget = SizeBudget(limits)
@@ -144,8 +144,14 @@ def read_zip(path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> ZipArchive:
     return ZipArchive(entries, comment)
 
 
-def _precheck_entry_count(path: Path, limits: ArchiveLimits) -> None:
-    """Refuse a huge entry count before zipfile parses the central directory into memory."""
+def _check_end_record(path: Path, limits: ArchiveLimits) -> None:
+    """The end record must be unambiguous and end the file; its entry count within limits.
+
+    zipfile takes the last end-record signature it finds. A comment holding a forged
+    end record, or bytes after the comment, would make readers that search differently
+    see another archive: refused. The entry count is checked before zipfile parses the
+    central directory into memory.
+    """
     with path.open("rb") as f:
         size = f.seek(0, 2)
         f.seek(max(0, size - _EOCD_SEARCH))
@@ -153,9 +159,30 @@ def _precheck_entry_count(path: Path, limits: ArchiveLimits) -> None:
     at = tail.rfind(_EOCD_SIGNATURE)
     if at < 0 or len(tail) - at < _EOCD.size:
         return  # zipfile reports the malformed archive with its own message
+    ends = [i for i in _signature_offsets(tail) if _ends_file(tail, i)]
+    if ends != [at]:
+        raise ArchiveError(
+            f"{path.name}: the end of central directory record is ambiguous or followed "
+            "by bytes it does not account for"
+        )
     total = _EOCD.unpack_from(tail, at)[4]
     if total != 0xFFFF and total > limits.max_entries:
         raise ArchiveError(f"{path.name}: {total} entries is over the limit {limits.max_entries}")
+
+
+def _signature_offsets(tail: bytes) -> Iterator[int]:
+    at = tail.find(_EOCD_SIGNATURE)
+    while at >= 0:
+        yield at
+        at = tail.find(_EOCD_SIGNATURE, at + 1)
+
+
+def _ends_file(tail: bytes, at: int) -> bool:
+    """An end record at ``at`` whose comment length reaches exactly the end of the file."""
+    if len(tail) - at < _EOCD.size:
+        return False
+    comment_length: int = _EOCD.unpack_from(tail, at)[-1]
+    return at + _EOCD.size + comment_length == len(tail)
 
 
 def _check_info(info: zipfile.ZipInfo, limits: ArchiveLimits, budget: SizeBudget) -> None:
@@ -209,7 +236,8 @@ def _check_layout(infos: list[zipfile.ZipInfo], start_dir: int, raw: BinaryIO) -
             info.header_offset + _LOCAL_HEADER.size + name_length + extra_length
         ) + info.compress_size
         descriptor = bool(info.flag_bits & _DESCRIPTOR_FLAG)
-    if infos and not _accounted(start_dir - position, descriptor):
+    # Also for no entries: a forged empty end record must not hide the archive before it.
+    if not _accounted(start_dir - position, descriptor):
         raise ArchiveError(_layout_message("central directory", start_dir, position))
     return local_extras
 
