@@ -519,30 +519,32 @@ def _soak_report(
     samples: Samples,
     codes: dict[str, int],
 ) -> str:
-    waits = [r[1] - r[0] for r in rows]
+    waits = [1000 * (r[1] - r[0]) for r in rows]  # ms
     half = len(rows) // 2
+    window = max(1, int(300 / 5))  # samples are 5 s apart: 5 minutes
     lines = [
-        f"### Soak: {args.soak_minutes} min, a release every {args.publish_every} s, "
+        f"### Soak: {args.soak_minutes:g} min, a release every {args.publish_every:g} s, "
         f"{args.workers} worker(s)",
         "",
-        f"- command: `python -m benchmarks.fleet --soak-minutes {args.soak_minutes} "
-        f"--publish-every {args.publish_every} --workers {args.workers}`",
+        f"- command: `python -m benchmarks.fleet --soak-minutes {args.soak_minutes:g} "
+        f"--publish-every {args.publish_every:g} --workers {args.workers}`",
         f"- releases published {published}, rebuilt {len(rows)}",
-        f"- queue latency (request to start): median {statistics.median(waits):.1f} s, "
-        f"p95 {_pct(waits, 0.95):.1f} s, max {max(waits):.1f} s; first half p95 "
-        f"{_pct(waits[:half], 0.95):.1f} s, second half p95 {_pct(waits[half:], 0.95):.1f} s",
+        f"- queue latency (request to claim): median {statistics.median(waits):.0f} ms, "
+        f"p95 {_pct(waits, 0.95):.0f} ms, max {max(waits):.0f} ms; p95 first half "
+        f"{_pct(waits[:half], 0.95):.0f} ms, second half {_pct(waits[half:], 0.95):.0f} ms",
         "",
-        "| process | RSS first 5 min (MiB) | RSS last 5 min (MiB) | peak | open files first/last |",
-        "|---|---|---|---|---|",
+        "| process | RSS minutes 5-10 (MiB) | RSS last 5 min (MiB) | peak (MiB) "
+        "| open files minutes 5-10 | open files last 5 min |",
+        "|---|---|---|---|---|---|",
     ]
-    window = max(1, int(300 / 5))
     for name in sorted(samples.rss):
         rss = samples.rss[name]
         fds = samples.fds.get(name, [0])
+        early = slice(window, 2 * window)  # after start-up has settled
         lines.append(
-            f"| {name} | {statistics.mean(rss[:window]) / MiB:.0f} | "
-            f"{statistics.mean(rss[-window:]) / MiB:.0f} | {max(rss) / MiB:.0f} | "
-            f"{fds[0]} / {fds[-1]} |"
+            f"| {name} | {statistics.mean(rss[early] or rss) / MiB:.1f} | "
+            f"{statistics.mean(rss[-window:]) / MiB:.1f} | {max(rss) / MiB:.1f} | "
+            f"{max(fds[early] or fds)} | {max(fds[-window:])} |"
         )
     lines += [
         "",
