@@ -21,6 +21,7 @@ import logging
 import random
 import socket
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +33,9 @@ import uvicorn
 from psycopg import sql
 
 from rebuilder.attest.keys import KeyAlgorithm, generate_key
+from rebuilder.attest.publish import load_or_create_key
 from rebuilder.settings import Settings
+from rebuilder.store.blobs import BlobStore
 from rebuilder.store.db import open_pool
 from rebuilder.store.log import TransparencyLog
 from rebuilder.store.migrate import migrate
@@ -47,6 +50,8 @@ FILES_PER_RELEASE = 4
 ATTEMPTS_PER_FILE = 5
 BIG_RELEASES = 2000
 ATTESTED_FILES = 500
+SIGNED_SOURCES = 200
+DIFF_BYTES = 400 * 1024  # a large diff: the page shows its first 256 KiB
 
 
 def _make_database(name: str) -> str:
@@ -238,6 +243,80 @@ def fill_log(url: str) -> None:
         pool.close()
 
 
+def fill_sources(url: str, blobs: BlobStore) -> float:
+    """A finished source check for every release (an older one for 10%), mixed verdicts,
+    results with explained and differing files, a large diff for the inconsistent ones,
+    and signed statements in the log for SIGNED_SOURCES releases. Seconds taken."""
+    started = time.perf_counter()
+    diff_line = "+ changed line of an sdist file that is not in git\n"
+    diff_sha = blobs.put_bytes((diff_line * (DIFF_BYTES // len(diff_line))).encode())
+    result = {
+        "explained": [
+            {"path": f"pkg/_version{i}.py", "rule": "setuptools-scm@1"} for i in range(5)
+        ],
+        "differing": [{"path": f"pkg/mod{i}.py", "kind": "content"} for i in range(20)],
+        "repo_only_count": 120,
+        "from_git": [{"filename": "x-1.0.tar.gz", "verdict": "mismatch", "reason": None}],
+    }
+    with psycopg.connect(url, autocommit=True) as conn:
+        for older in (True, False):
+            conn.execute(
+                """
+                INSERT INTO source_checks (release_id, sdist_id, status, requested_at,
+                    started_at, finished_at, worker, verdict, reason, repository, tag, commit,
+                    result, seconds, evidence_manifest)
+                SELECT r.id, f.id, 'done', r.discovered_at, r.discovered_at,
+                    r.discovered_at + interval '1 minute', 'worker-1', v.verdict,
+                    CASE v.verdict WHEN 'failed' THEN 'git fetch timed out' END,
+                    'https://git.example/' || r.project, 'v' || r.version,
+                    encode(sha256(r.id::text::bytea), 'hex')::char(40), %(result)s, 12.5,
+                    CASE v.verdict WHEN 'inconsistent' THEN
+                        jsonb_build_object('diff.patch', %(diff)s::text) END
+                FROM releases r
+                JOIN files f ON f.release_id = r.id AND f.kind = 'sdist'
+                CROSS JOIN LATERAL (SELECT CASE
+                    WHEN r.id %% 10 < 6 THEN 'consistent' WHEN r.id %% 10 < 8 THEN 'inconsistent'
+                    WHEN r.id %% 10 < 9 THEN 'no-source' ELSE 'failed' END AS verdict) v
+                WHERE NOT %(older)s OR r.id %% 10 = 3
+                ORDER BY r.id
+                """,
+                {"result": json.dumps(result), "diff": diff_sha, "older": older},
+            )
+        rows = conn.execute(
+            "SELECT max(id), release_id FROM source_checks GROUP BY release_id "
+            "ORDER BY release_id DESC LIMIT %s",
+            (SIGNED_SOURCES,),
+        ).fetchall()
+    pool = open_pool(url, min_size=1, max_size=2, name="bench-fill")
+    try:
+        entries = TransparencyLog(pool, origin=ORIGIN).append_many(
+            [_envelope({"source-check": int(check_id)}) for check_id, _ in rows]
+        )
+        with pool.connection() as conn, conn.transaction():
+            with conn.cursor().copy(
+                "COPY source_attestations (check_id, release_id, position, kind, log_origin, "
+                "leaf_index) FROM STDIN"
+            ) as copy:
+                for (check_id, release_id), entry in zip(rows, entries, strict=True):
+                    copy.write_row((check_id, release_id, 0, "source-check", ORIGIN, entry.index))
+            conn.execute("ANALYZE source_checks")
+            conn.execute("ANALYZE source_attestations")
+    finally:
+        pool.close()
+    return time.perf_counter() - started
+
+
+def _envelope(payload: dict[str, object]) -> str:
+    return json.dumps(
+        {
+            "payload": base64.b64encode(json.dumps(payload).encode()).decode(),
+            "payloadType": "application/vnd.in-toto+json",
+            "signatures": [{"keyid": "k" * 64, "sig": "c2ln"}],
+        },
+        separators=(",", ":"),
+    )
+
+
 def trigger_cost(url: str, n: int = 20000) -> tuple[float, float]:
     """Seconds to insert ``n`` finished attempts with, then without, the summary triggers."""
     results = []
@@ -290,6 +369,14 @@ def endpoints(url: str, rng: random.Random) -> list[tuple[str, Callable[[], str]
             "SELECT project, version FROM releases ORDER BY random() LIMIT 500"
         ).fetchall()
         size_row = conn.execute("SELECT tree_size FROM log_heads").fetchone()
+        inconsistent = conn.execute(
+            "SELECT r.project, r.version FROM source_checks c JOIN releases r "
+            "ON r.id = c.release_id WHERE c.verdict = 'inconsistent' LIMIT 200"
+        ).fetchall()
+        signed = conn.execute(
+            "SELECT r.project, r.version FROM source_attestations t JOIN releases r "
+            "ON r.id = t.release_id LIMIT 200"
+        ).fetchall()
     size = int(size_row[0]) if size_row else 1
     client = httpx.Client()
     second_page_cursor: dict[str, str] = {}
@@ -346,6 +433,22 @@ def endpoints(url: str, rng: random.Random) -> list[tuple[str, Callable[[], str]
             lambda: f"/api/v1/log/consistency?old_size={rng.randrange(1, size)}&new_size={size}",
         ),
         ("api: openapi.json", lambda: "/api/v1/openapi.json"),
+        ("page: release source", lambda: "/projects/{}/{}/source".format(*pick(releases))),
+        (
+            "page: release source (inconsistent, diff)",
+            lambda: "/projects/{}/{}/source".format(*pick(inconsistent)),
+        ),
+        ("page: release source (signed)", lambda: "/projects/{}/{}/source".format(*pick(signed))),
+        (
+            "api: source check",
+            lambda: "/api/v1/projects/{}/releases/{}/source".format(*pick(releases)),
+        ),
+        (
+            "api: source bundle",
+            lambda: "/api/v1/projects/{}/releases/{}/source/bundle".format(*pick(signed)),
+        ),
+        ("api: keys", lambda: "/api/v1/keys"),
+        ("page: keys", lambda: "/keys"),
     ]
 
 
@@ -353,10 +456,18 @@ BASE = [""]
 
 
 def measure(
-    url: str, *, requests: int, warmup: int, seed: int
+    url: str, *, requests: int, warmup: int, seed: int, data_dir: Path
 ) -> list[tuple[str, float, float, float, int]]:
     """(name, p50 ms, p95 ms, max ms, status) of each endpoint, sequential and warm."""
-    settings = Settings(database_url=url, log_origin=ORIGIN, operator_token=None)
+    settings = Settings(
+        database_url=url,
+        log_origin=ORIGIN,
+        operator_token=None,
+        data_dir=data_dir,
+        signing_key=data_dir / "keys" / "signing-key.pem",
+        log_key_name="bench.rebuilder.test",
+    )
+    load_or_create_key(settings.signing_key_path)  # its public half is served
     port = _free_port()
     BASE[0] = f"http://127.0.0.1:{port}"
     server = uvicorn.Server(
@@ -403,29 +514,40 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--reuse", action="store_true", help="keep an already filled database")
     parser.add_argument("--report", type=Path, default=None, help="write the table here")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="blobs and key (default: a new temp folder)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     url = f"{SERVER}/{args.database}"
     timings: dict[str, float] = {}
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-web-"))
     if not args.reuse:
         url = _make_database(args.database)
         migrate(url)
         started = time.perf_counter()
         timings = fill(url, args.attempts)
         fill_log(url)
+        timings["source checks"] = fill_sources(
+            url, BlobStore(Settings(data_dir=data_dir).blob_dir)
+        )
         timings["total fill"] = time.perf_counter() - started
     with psycopg.connect(url) as conn:
         counts = conn.execute(
             "SELECT (SELECT count(*) FROM attempts), (SELECT count(*) FROM files), "
-            "(SELECT count(*) FROM releases), (SELECT count(*) FROM projects)"
+            "(SELECT count(*) FROM releases), (SELECT count(*) FROM projects), "
+            "(SELECT count(*) FROM source_checks)"
         ).fetchone()
     assert counts is not None
     with_trigger, without = trigger_cost(url)
-    results = measure(url, requests=args.requests, warmup=args.warmup, seed=args.seed)
+    results = measure(
+        url, requests=args.requests, warmup=args.warmup, seed=args.seed, data_dir=data_dir
+    )
     lines = [
         f"Data: {counts[0]:,} attempts, {counts[1]:,} files, {counts[2]:,} releases, "
-        f"{counts[3]:,} projects (one with {BIG_RELEASES:,} releases); "
+        f"{counts[3]:,} projects (one with {BIG_RELEASES:,} releases), "
+        f"{counts[4]:,} source checks; "
         f"{args.requests} sequential warm requests per row, random targets.",
         "",
         "| endpoint | p50 ms | p95 ms | max ms | status |",

@@ -15,7 +15,7 @@ from rebuilder.settings import Settings
 from rebuilder.store.blobs import BlobStore
 from rebuilder.store.db import Pool, open_pool
 from rebuilder.worker.queue import Dispatcher
-from reports import api, campaign_routes, feeds, pages, security
+from reports import api, campaign_routes, feeds, key_routes, pages, security, source_routes
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +65,12 @@ def create_app(
     security.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router, tags=["api"])
+    app.include_router(source_routes.api)
+    app.include_router(key_routes.api)
     app.include_router(api.bundles)
     app.include_router(pages.router)
+    app.include_router(source_routes.pages)
+    app.include_router(key_routes.pages)
     app.include_router(feeds.router)
     app.include_router(campaign_routes.router)
     return app

@@ -16,8 +16,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rebuilder.errors import UsageError
 from rebuilder.store.projects import normalize
-from reports import charts, evidence, queries
+from reports import charts, evidence, queries, source_checks
 from reports.deps import PoolDep, SettingsDep, templates
+from reports.keys import KEY_FILE_NAME, operator_keys
 from reports.security import REPORT_CSP
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def project_page(
         counts = queries.verdict_counts(conn, project=name)
         history = queries.project_attempts(conn, name, limit=30)
         trend = queries.release_trend(conn, name, releases=30)
+        sources = source_checks.verdicts_of_releases(conn, [r.id for r in releases.items])
     return templates.TemplateResponse(
         request,
         "project.html",
@@ -114,6 +116,7 @@ def project_page(
                 charts.release_bars(trend), title="Share of files verified, per release"
             ),
             "cursor": cursor,
+            "sources": sources,
         },
     )
 
@@ -125,6 +128,7 @@ def file_page(request: Request, file_id: int, pool: PoolDep, settings: SettingsD
         if detail is None:
             raise HTTPException(404, "No such file.")
         history = queries.attempts(conn, file_id=file_id, limit=20).items
+        source = source_checks.latest_check(conn, detail.file.project, detail.file.version)
     checkpoint = evidence.latest_checkpoint_size(pool, detail.attestations)
     latest = detail.latest
     manifest = dict(latest.evidence_manifest or {}) if latest else {}
@@ -158,6 +162,8 @@ def file_page(request: Request, file_id: int, pool: PoolDep, settings: SettingsD
             "checkpoint": checkpoint,
             "bundle_path": evidence.bundle_relpath(f.project, f.version, f.filename),
             "index_url": settings.index_url,
+            "source": source,
+            "key_file": KEY_FILE_NAME if operator_keys(settings) else None,
             "file_url": detail.url if detail.url.startswith(("https://", "http://")) else None,
         },
     )

@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from rebuilder.attest.keys import KeyAlgorithm, generate_key
+from rebuilder.attest.publish import load_or_create_key
 from rebuilder.settings import Settings
 from rebuilder.store.blobs import BlobStore
 from rebuilder.store.db import Pool, open_pool
@@ -34,6 +35,13 @@ HOSTILE_FILENAME = 'evil"><img src=x onerror=alert(1)>-1.0-py3-none-any.whl'
 HOSTILE_PATH = "pkg/<script>alert('path')</script>.py"
 HOSTILE_REASON = "<script>alert('reason')</script> failed"
 DIFFOSCOPE_HTML = b"<html><body><script>alert('diffoscope')</script><p>differs</p></body></html>"
+HOSTILE_REPOSITORY = "javascript:alert('repo')//<b>x</b>"
+HOSTILE_TAG = "v2.0<script>alert('tag')</script>"
+HOSTILE_SOURCE_PATH = "src/<img src=x onerror=alert('file')>.py"
+HOSTILE_RULE = "rule<i>@1"
+HOSTILE_DIFF = "--- a/x.py\n+++ b/x.py\n+</pre><script>alert('diff')</script>\n"
+SOURCE_REPOSITORY = "https://git.example/demo/demo-pkg"
+COMMIT = "c0ffee" + "0" * 34
 
 
 @dataclass
@@ -144,6 +152,7 @@ def _envelope(tag: str) -> bytes:
 
 def fill(url: str, pool: Pool, blob_dir: Path) -> Fixture:
     blobs = BlobStore(blob_dir)
+    load_or_create_key(blob_dir.parent / "keys" / "signing-key.pem")  # its .pub is served
     log_sha = blobs.put_bytes(b"building...\n<script>alert('log')</script>\nwheel built\n")
     report_sha = blobs.put_bytes(DIFFOSCOPE_HTML)
     files: dict[str, int] = {}
@@ -222,7 +231,102 @@ def fill(url: str, pool: Pool, blob_dir: Path) -> Fixture:
                     entry.index,
                 ),
             )
+    _fill_sources(url, pool, blobs, files)
     return Fixture(url, pool, blob_dir, files, attempts)
+
+
+def add_source_check(
+    conn: psycopg.Connection[object],
+    file_id: int,
+    verdict: str,
+    *,
+    result: dict[str, object] | None = None,
+    repository: str | None = None,
+    tag: str | None = None,
+    commit: str | None = None,
+    reason: str | None = None,
+    manifest: dict[str, str] | None = None,
+) -> int:
+    """A finished source check of the release of ``file_id`` (judging that file)."""
+    row = conn.execute(
+        """
+        INSERT INTO source_checks (release_id, sdist_id, status, requested_at, started_at,
+            finished_at, worker, verdict, reason, repository, tag, commit, result, seconds,
+            evidence_manifest)
+        SELECT release_id, id, 'done', now() - interval '2 hours', now() - interval '1 hour',
+            now(), 'worker-1', %s, %s, %s, %s, %s, %s, 3.5, %s
+        FROM files WHERE id = %s RETURNING id
+        """,
+        (
+            verdict,
+            reason,
+            repository,
+            tag,
+            commit,
+            None if result is None else json.dumps(result),
+            None if manifest is None else json.dumps(manifest),
+            file_id,
+        ),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _fill_sources(url: str, pool: Pool, blobs: BlobStore, files: dict[str, int]) -> None:
+    """Source checks: demo 1.0 consistent and signed, 2.0 inconsistent with hostile text,
+    the evil release failed; demo 1.1 never checked."""
+    diff_sha = blobs.put_bytes(HOSTILE_DIFF.encode())
+    with psycopg.connect(url, autocommit=True) as conn:
+        add_source_check(conn, files["demo_pkg-1.0-py3-none-any.whl"], "inconsistent")
+        consistent = add_source_check(
+            conn,
+            files["demo_pkg-1.0-py3-none-any.whl"],
+            "consistent",
+            repository=SOURCE_REPOSITORY,
+            tag="v1.0",
+            commit=COMMIT,
+            result={
+                "verdict": "consistent",
+                "repository": SOURCE_REPOSITORY,
+                "tag": "v1.0",
+                "commit": COMMIT,
+                "explained": [{"path": "PKG-INFO", "rule": "pkg-info@1"}],
+                "differing": [],
+                "repo_only_count": 7,
+                "from_git": [
+                    {"filename": "demo_pkg-1.0-py3-none-any.whl", "verdict": "reproducible"}
+                ],
+            },
+        )
+        add_source_check(
+            conn,
+            files["demo_pkg-2.0-py3-none-any.whl"],
+            "inconsistent",
+            repository=HOSTILE_REPOSITORY,
+            tag=HOSTILE_TAG,
+            commit=COMMIT,
+            result={
+                "verdict": "inconsistent",
+                "explained": [{"path": HOSTILE_SOURCE_PATH, "rule": HOSTILE_RULE}],
+                "differing": [{"path": HOSTILE_SOURCE_PATH, "kind": "content"}],
+                "repo_only_count": 3,
+                "from_git": [
+                    {"filename": HOSTILE_FILENAME, "verdict": "mismatch", "reason": "<b>r</b>"}
+                ],
+            },
+            manifest={"report.json": diff_sha, "diff.patch": diff_sha},
+        )
+        add_source_check(conn, files[HOSTILE_FILENAME], "failed", reason=HOSTILE_REASON)
+    entry = TransparencyLog(pool, origin=ORIGIN).append_many([_envelope("source-check")])[0]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO source_attestations (check_id, release_id, position, kind, log_origin,
+                leaf_index)
+            SELECT id, release_id, 0, 'source-check', %s, %s FROM source_checks WHERE id = %s
+            """,
+            (ORIGIN, entry.index, consistent),
+        )
 
 
 def schema_with_data(database_url: str, blob_dir: Path) -> Iterator[Fixture]:
@@ -245,4 +349,6 @@ def settings_for(data: Fixture, token: str | None = TOKEN) -> Settings:
         log_origin=ORIGIN,
         operator_token=token,
         index_url="http://127.0.0.1:1/simple/",
+        signing_key=data.blob_dir.parent / "keys" / "signing-key.pem",
+        log_key_name="rebuilder.test",
     )

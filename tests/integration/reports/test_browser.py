@@ -21,7 +21,14 @@ import uvicorn
 
 from reports.app import create_app
 from tests.support.postgres import database_url
-from tests.support.webdata import HOSTILE_FILENAME, Fixture, schema_with_data, settings_for
+from tests.support.webdata import (
+    HOSTILE_DIFF,
+    HOSTILE_FILENAME,
+    HOSTILE_TAG,
+    Fixture,
+    schema_with_data,
+    settings_for,
+)
 
 __all__ = ["database_url"]
 
@@ -134,6 +141,24 @@ def test_walk_home_search_project_file(base_url: str, web_data: Fixture) -> None
         frame = page.frame_locator("iframe.diffoscope")
         assert frame.locator("p").inner_text() == "differs"
         shot("file")
+
+        # The file page's source line leads to the release source page; the hostile
+        # tag, file names and diff stay text.
+        page.click("p.source-line a")
+        page.wait_for_url(f"{base_url}/projects/demo-pkg/2.0/source")
+        assert page.locator(".verdict.s-inconsistent").count() == 1
+        assert HOSTILE_TAG in page.locator("main").inner_text()
+        assert HOSTILE_DIFF.strip() in page.locator("pre.diff").inner_text()
+        assert page.locator("main script, main img[src='x']").count() == 0
+        assert page.locator("a[href^='javascript:']").count() == 0
+        assert page.evaluate("window.__csp") == []
+        shot("source")
+        page.goto(base_url + "/projects/demo-pkg/1.0/source")
+        assert page.locator(".verdict.s-consistent").count() == 1
+        assert page.locator("a[download='source.intoto.jsonl']").count() == 1
+        page.click("text=the operator's key")
+        page.wait_for_url(base_url + "/keys")
+        assert "BEGIN PUBLIC KEY" in page.locator("main").inner_text()
 
         # A hostile file name shows as text, and its markup never became elements.
         page.goto(f"{base_url}/files/{web_data.files[HOSTILE_FILENAME]}")
