@@ -57,7 +57,11 @@ def install(app: FastAPI) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         try:
-            response = await call_next(request)
+            if _has_nul(request):
+                # No name, version or cursor holds one, and PostgreSQL text cannot.
+                response = problem(request, 400, "the request contains a NUL character")
+            else:
+                response = await call_next(request)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a page with an id
             response = await _server_error(request, exc)
         if OWN_CSP_HEADER not in response.headers:
@@ -71,6 +75,12 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(BadCursorError, _bad_cursor)
     app.add_exception_handler(Exception, _server_error)
+
+
+def _has_nul(request: Request) -> bool:
+    if "\x00" in request.url.path:
+        return True
+    return any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items())
 
 
 def wants_json(request: Request) -> bool:

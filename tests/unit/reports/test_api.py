@@ -265,3 +265,19 @@ def test_attempt_and_verdict_pages_are_stable_while_rebuilds_finish(
     assert set(before) <= set(during)
     verdicts = _walk(client, "/api/v1/verdicts", "file_id", finish_more)
     assert len(verdicts) == len(set(verdicts)), "a file was listed twice"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/projects?prefix=de%00mo",
+        "/api/v1/projects/de%00mo",
+        "/search?q=%00",
+        "/projects/de%00mo",
+    ],
+)
+def test_a_nul_character_is_a_400_not_a_database_error(client: TestClient, url: str) -> None:
+    # Found by the OpenAPI fuzz test: PostgreSQL text cannot hold NUL.
+    answer = client.get(url)
+    assert answer.status_code == 400, answer.text
+    assert "NUL" in answer.text
