@@ -1,4 +1,6 @@
-"""What this worker process is running now, across its threads.
+"""What the job runners of a worker share: the jobs this process holds, heartbeats.
+
+What this worker process is running now, across its threads.
 
 A worker names itself once for all its threads, so the database claim alone cannot tell
 two threads of one worker apart: a message held twice by the same process (a
@@ -8,9 +10,15 @@ length of the run.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from rebuilder.errors import RebuilderError
+
+logger = logging.getLogger(__name__)
 
 
 class LocalRuns:
@@ -40,3 +48,37 @@ class LocalRuns:
         """True while any job is held."""
         with self._lock:
             return bool(self._held)
+
+
+@contextmanager
+def beating(beat: Callable[[], None], every: float, name: str) -> Iterator[None]:
+    """Call ``beat`` every ``every`` seconds from a thread while the block runs.
+
+    A beat that fails (the database away) is logged; the next one tries again.
+    """
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                beat()
+            except RebuilderError as exc:
+                logger.warning("%s failed: %s", name, exc)
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def relative_evidence(evidence: str | None, root: Path) -> str | None:
+    """The evidence folder's name below a job's work folder (the folder is deleted)."""
+    if evidence is None:
+        return None
+    try:
+        return Path(evidence).relative_to(root).as_posix()
+    except ValueError:
+        return Path(evidence).name

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -34,7 +33,7 @@ from rebuilder.store.model import Store
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptRow, AttemptStatus, FileRow
 from rebuilder.verdict import FileResult, Verdict
-from rebuilder.worker.localruns import LocalRuns
+from rebuilder.worker.localruns import LocalRuns, beating, relative_evidence
 from rebuilder.worker.queue import is_transient
 
 logger = logging.getLogger(__name__)
@@ -195,7 +194,7 @@ class AttemptRunner:
                     self._store.set_generator(file.id, generator)
             envelopes = self._signer.sign(result)
             manifest = self._evidence.keep(Path(result.evidence)) if result.evidence else None
-            kept = replace(result, evidence=_relative(result.evidence, folder))
+            kept = replace(result, evidence=relative_evidence(result.evidence, folder))
             self._record(row, kept, strategy, manifest, envelopes)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -268,25 +267,16 @@ class AttemptRunner:
 
     @contextmanager
     def _heartbeat(self, attempt_id: int) -> Iterator[None]:
-        stop = threading.Event()
-
         def beat() -> None:
-            while not stop.wait(self._config.heartbeat_seconds):
-                try:
-                    if not self._store.heartbeat(attempt_id, self._config.worker):
-                        logger.warning("attempt %s: our claim was taken back", attempt_id)
-                    self._store.worker_beat(self._config.worker, attempt_id)
-                except RebuilderError as exc:
-                    logger.warning("attempt %s: heartbeat failed: %s", attempt_id, exc)
-
-        thread = threading.Thread(target=beat, name=f"heartbeat-{attempt_id}", daemon=True)
-        thread.start()
-        try:
+            if not self._store.heartbeat(attempt_id, self._config.worker):
+                logger.warning("attempt %s: our claim was taken back", attempt_id)
             self._store.worker_beat(self._config.worker, attempt_id)
-            yield
+
+        self._store.worker_beat(self._config.worker, attempt_id)
+        try:
+            with beating(beat, self._config.heartbeat_seconds, f"heartbeat-{attempt_id}"):
+                yield
         finally:
-            stop.set()
-            thread.join()
             try:
                 self._store.worker_beat(self._config.worker, None)
             except RebuilderError as exc:
@@ -305,13 +295,3 @@ def _strategy_json(result: FileResult) -> dict[str, Any] | None:
         logger.warning("%s: unreadable strategy", path)
         return None
     return data if isinstance(data, dict) else None
-
-
-def _relative(evidence: str | None, root: Path) -> str | None:
-    """The evidence folder's name below the attempt's work folder (it is deleted)."""
-    if evidence is None:
-        return None
-    try:
-        return Path(evidence).relative_to(root).as_posix()
-    except ValueError:
-        return Path(evidence).name

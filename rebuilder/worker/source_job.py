@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +39,7 @@ from rebuilder.store.sources import (
     SourceCheckRow,
     SourceOutcome,
 )
-from rebuilder.worker.localruns import LocalRuns
+from rebuilder.worker.localruns import LocalRuns, beating, relative_evidence
 from rebuilder.worker.queue import is_transient
 from rebuilder.worker.runner import EvidenceKeeper, RetryLaterError
 
@@ -182,7 +181,7 @@ class SourceCheckRunner:
             kept = Path(result.evidence) if result.evidence else None
             manifest = self._evidence.keep(kept) if kept is not None and kept.is_dir() else None
             outcome = SourceOutcome.from_result(
-                replace(result, evidence=_relative(result.evidence, folder))
+                replace(result, evidence=relative_evidence(result.evidence, folder))
             )
             self._record(row, outcome, manifest, statements)
         finally:
@@ -231,25 +230,12 @@ class SourceCheckRunner:
         except Exception:
             logger.exception("source check %s: could not give it back; it will go stale", check_id)
 
-    @contextmanager
-    def _heartbeat(self, check_id: int) -> Iterator[None]:
-        stop = threading.Event()
-
+    def _heartbeat(self, check_id: int) -> AbstractContextManager[None]:
         def beat() -> None:
-            while not stop.wait(self._config.heartbeat_seconds):
-                try:
-                    if not self._store.source_heartbeat(check_id, self._config.worker):
-                        logger.warning("source check %s: our claim was taken back", check_id)
-                except RebuilderError as exc:
-                    logger.warning("source check %s: heartbeat failed: %s", check_id, exc)
+            if not self._store.source_heartbeat(check_id, self._config.worker):
+                logger.warning("source check %s: our claim was taken back", check_id)
 
-        thread = threading.Thread(target=beat, name=f"source-heartbeat-{check_id}", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
+        return beating(beat, self._config.heartbeat_seconds, f"source-heartbeat-{check_id}")
 
 
 def _sdist(row: SourceCheckRow, files: Sequence[FileRow]) -> FileRow:
@@ -258,13 +244,3 @@ def _sdist(row: SourceCheckRow, files: Sequence[FileRow]) -> FileRow:
             return file
     # The foreign key makes this impossible; say so loudly if not.
     raise AssertionError(f"source check {row.id} names sdist {row.sdist_id}, not of its release")
-
-
-def _relative(evidence: str | None, root: Path) -> str | None:
-    """The evidence folder's name below the check's work folder (it is deleted)."""
-    if evidence is None:
-        return None
-    try:
-        return Path(evidence).relative_to(root).as_posix()
-    except ValueError:
-        return Path(evidence).name

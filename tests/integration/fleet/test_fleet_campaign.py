@@ -5,25 +5,17 @@ file as a mismatch, and is closed by the scheduler when every file is judged."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from rebuilder.attest.publish import load_or_create_key
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
-from rebuilder.store.db import open_pool
-from rebuilder.store.migrate import migrate
-from rebuilder.store.repository import PostgresStore
 from rebuilder.worker.queue import (
     ActorDispatcher,
     JobRunner,
@@ -31,59 +23,21 @@ from rebuilder.worker.queue import (
     declare_rebuild_actor,
     rabbitmq_broker,
 )
+from tests.integration.fleet.conftest import BROKER_URL, FleetSetup
 from tests.support.dists import SdistSpec, in_tree_backend_members, make_wheel, write_sdist
-from tests.support.fleet import Fleet, fleet_env, wait_for
+from tests.support.fleet import Fleet, wait_for
 from tests.support.index_server import FixtureIndex
-from tests.support.postgres import fresh_database
-from tests.support.releases import SETUPTOOLS, maintainer_build, publish, tamper
-from tests.support.wheelhouse import load_into
+from tests.support.releases import maintainer_build, publish, tamper
 
 pytestmark = pytest.mark.docker
 
-BROKER_URL = os.environ.get("REBUILDER_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SDE = {"SOURCE_DATE_EPOCH": "1700000000"}
 BACKLOG = 12
 
 
-@dataclass
-class Setup:
-    env: dict[str, str]
-    index: FixtureIndex
-    store: PostgresStore
-    queue: str
-
-
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
-    broker = rabbitmq_broker(BROKER_URL)
-    try:
-        broker.channel  # noqa: B018 - connects now
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"RabbitMQ is required under CI: {exc}")
-        pytest.skip(f"no RabbitMQ: {exc}")
-    queue = f"rebuilds-test-{uuid.uuid4().hex[:8]}"
-    with FixtureIndex() as index, fresh_database() as url:
-        load_into(index, only=[SETUPTOOLS])
-        migrate(url)
-        key = tmp_path / "signing-key.pem"
-        load_or_create_key(key)
-        env = fleet_env(
-            database_url=url,
-            broker_url=BROKER_URL,
-            queue=queue,
-            index_url=index.url,
-            root=tmp_path,
-            key=key,
-        )
-        pool = open_pool(url, max_size=4)
-        try:
-            yield Setup(env, index, PostgresStore(pool), queue)
-        finally:
-            pool.close()
-            for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
-                broker.channel.queue_delete(name)
-            broker.close()
+def setup(fleet_setup: FleetSetup) -> FleetSetup:
+    return fleet_setup
 
 
 def slow_project(tmp: Path, index: FixtureIndex, name: str, seconds: float) -> None:
@@ -98,7 +52,7 @@ def slow_project(tmp: Path, index: FixtureIndex, name: str, seconds: float) -> N
     index.add_path(name, wheel, now)
 
 
-def queue_backlog(setup: Setup, names: list[str]) -> list[int]:
+def queue_backlog(setup: FleetSetup, names: list[str]) -> list[int]:
     """Record the releases and send their wheels at backfill priority, as a poll would."""
     index = SimpleIndex(setup.index.url, Path(setup.env["REBUILDER_CACHE_DIR"]) / "bl")
     file_ids = []
@@ -119,7 +73,7 @@ def queue_backlog(setup: Setup, names: list[str]) -> list[int]:
     return ids
 
 
-def campaign(setup: Setup, *args: str) -> dict[str, object]:
+def campaign(setup: FleetSetup, *args: str) -> dict[str, object]:
     flag = [] if args[0] == "report" else ["--json"]
     done = subprocess.run(
         [sys.executable, "-m", "rebuilder", "campaign", *args, *flag],
@@ -130,10 +84,11 @@ def campaign(setup: Setup, *args: str) -> dict[str, object]:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    found: dict[str, object] = json.loads(done.stdout)
+    return found
 
 
-def finished_backlog(setup: Setup, backlog: list[int]) -> int:
+def finished_backlog(setup: FleetSetup, backlog: list[int]) -> int:
     return sum(
         1
         for a in backlog
@@ -142,7 +97,7 @@ def finished_backlog(setup: Setup, backlog: list[int]) -> int:
 
 
 def test_campaign_overtakes_backlog_and_survives_a_worker_kill(
-    tmp_path: Path, setup: Setup, sandbox_image: ImageRef, sandbox: DockerSandbox
+    tmp_path: Path, setup: FleetSetup, sandbox_image: ImageRef, sandbox: DockerSandbox
 ) -> None:
     genuine = maintainer_build(tmp_path, sandbox_image, sandbox, "1.0", SDE)
     publish(setup.index, genuine)

@@ -4,10 +4,6 @@ a worker SIGKILLed mid-build and a scheduler SIGKILLed mid-run lose nothing."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,75 +11,27 @@ from typing import Any, TypeVar
 import pytest
 
 from rebuilder.attest.bundle import bundle_path
-from rebuilder.attest.publish import load_or_create_key
 from rebuilder.cli import main
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
-from rebuilder.store.db import open_pool
-from rebuilder.store.migrate import migrate
 from rebuilder.store.records import AttemptStatus
 from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import Verdict
-from rebuilder.worker.queue import rabbitmq_broker
+from tests.integration.fleet.conftest import FleetSetup
 from tests.support.dists import SdistSpec, in_tree_backend_members, make_wheel, write_sdist
-from tests.support.fleet import Fleet, fleet_env, wait_for
+from tests.support.fleet import Fleet, wait_for
 from tests.support.index_server import FixtureIndex
-from tests.support.postgres import fresh_database
-from tests.support.releases import SETUPTOOLS, maintainer_build, publish, tamper
-from tests.support.wheelhouse import load_into
+from tests.support.releases import maintainer_build, publish, tamper
 
 pytestmark = pytest.mark.docker
 
-BROKER_URL = os.environ.get("REBUILDER_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 T = TypeVar("T")
 SDE = {"SOURCE_DATE_EPOCH": "1700000000"}
 
 
 @pytest.fixture
-def broker_ready() -> None:
-    broker = rabbitmq_broker(BROKER_URL)
-    try:
-        broker.channel  # noqa: B018 - connects now
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"RabbitMQ is required under CI: {exc}")
-        pytest.skip(f"no RabbitMQ: {exc}")
-    finally:
-        broker.close()
-
-
-@dataclass
-class Setup:
-    env: dict[str, str]
-    index: FixtureIndex
-    store: PostgresStore
-
-
-@pytest.fixture
-def setup(tmp_path: Path, broker_ready: None) -> Iterator[Setup]:
-    queue = f"rebuilds-test-{uuid.uuid4().hex[:8]}"
-    with FixtureIndex() as index, fresh_database() as url:
-        load_into(index, only=[SETUPTOOLS])
-        migrate(url)
-        key = tmp_path / "signing-key.pem"
-        load_or_create_key(key)
-        env = fleet_env(
-            database_url=url,
-            broker_url=BROKER_URL,
-            queue=queue,
-            index_url=index.url,
-            root=tmp_path,
-            key=key,
-        )
-        pool = open_pool(url, max_size=4)
-        try:
-            yield Setup(env, index, PostgresStore(pool))
-        finally:
-            pool.close()
-            broker = rabbitmq_broker(BROKER_URL)
-            for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
-                broker.channel.queue_delete(name)
-            broker.close()
+def setup(fleet_setup: FleetSetup) -> FleetSetup:
+    return fleet_setup
 
 
 def verdicts(store: PostgresStore, project: str) -> dict[str, Verdict]:
@@ -111,7 +59,7 @@ def slow_release(tmp: Path, index: FixtureIndex, seconds: int) -> str:
 
 def test_fleet_rebuilds_judges_signs_and_survives_kills(
     tmp_path: Path,
-    setup: Setup,
+    setup: FleetSetup,
     sandbox_image: ImageRef,
     sandbox: DockerSandbox,
     docker_client: Any,

@@ -8,76 +8,29 @@ These restart the machine's own services (root only); they run last and one at a
 
 from __future__ import annotations
 
-import os
 import subprocess
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from rebuilder.attest.publish import load_or_create_key
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
-from rebuilder.store.db import open_pool
-from rebuilder.store.migrate import migrate
-from rebuilder.store.repository import PostgresStore
-from rebuilder.worker.queue import rabbitmq_broker
+from tests.integration.fleet.conftest import FleetSetup
 from tests.support import services
-from tests.support.fleet import Fleet, fleet_env, wait_for
-from tests.support.index_server import FixtureIndex
-from tests.support.postgres import fresh_database
-from tests.support.releases import SETUPTOOLS, maintainer_build, publish
-from tests.support.wheelhouse import load_into
+from tests.support.fleet import Fleet, wait_for
+from tests.support.releases import maintainer_build, publish
 
 pytestmark = pytest.mark.docker
 
-BROKER_URL = os.environ.get("REBUILDER_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 SDE = {"SOURCE_DATE_EPOCH": "1700000000"}
 
 
-@dataclass
-class Setup:
-    env: dict[str, str]
-    index: FixtureIndex
-    store: PostgresStore
-    root: Path
-
-
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
-    why = services.available()
-    if why is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"fault tests must run under CI: {why}")
-        pytest.skip(why)
-    queue = f"rebuilds-test-{uuid.uuid4().hex[:8]}"
-    with FixtureIndex() as index, fresh_database() as url:
-        load_into(index, only=[SETUPTOOLS])
-        migrate(url)
-        key = tmp_path / "signing-key.pem"
-        load_or_create_key(key)
-        env = fleet_env(
-            database_url=url,
-            broker_url=BROKER_URL,
-            queue=queue,
-            index_url=index.url,
-            root=tmp_path,
-            key=key,
-        )
-        pool = open_pool(url, max_size=4)
-        try:
-            yield Setup(env, index, PostgresStore(pool), tmp_path)
-        finally:
-            pool.close()
-            broker = rabbitmq_broker(BROKER_URL)
-            for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
-                broker.channel.queue_delete(name)
-            broker.close()
+def setup(fleet_setup: FleetSetup) -> FleetSetup:
+    return fleet_setup
 
 
-def outcomes_are_whole(setup: Setup) -> None:
+def outcomes_are_whole(setup: FleetSetup) -> None:
     """Every attempt done, once per file; every logged envelope attested once."""
     with setup.store.connection() as conn:
         not_done = conn.execute("SELECT count(*) FROM attempts WHERE status <> 'done'").fetchone()
@@ -97,13 +50,13 @@ def outcomes_are_whole(setup: Setup) -> None:
     assert not work.exists() or not list(work.iterdir())
 
 
-def reproducible(setup: Setup, project: str) -> bool:
+def reproducible(setup: FleetSetup, project: str) -> bool:
     rows = setup.store.latest_verdicts(project=project)
     return bool(rows) and all(r.verdict.value == "reproducible" for r in rows)
 
 
 def test_the_fleet_rides_out_restarts_of_its_services_and_a_full_disk(
-    tmp_path: Path, setup: Setup, sandbox_image: ImageRef, sandbox: DockerSandbox
+    tmp_path: Path, setup: FleetSetup, sandbox_image: ImageRef, sandbox: DockerSandbox
 ) -> None:
     releases = {
         name: maintainer_build(tmp_path, sandbox_image, sandbox, "1.0", SDE, name=name)
@@ -169,7 +122,7 @@ def test_the_fleet_rides_out_restarts_of_its_services_and_a_full_disk(
     assert all(code == 0 for code in codes.values()), (codes, fleet.log_text())
 
 
-def _tries(setup: Setup, project: str) -> int:
+def _tries(setup: FleetSetup, project: str) -> int:
     """How many times the attempt of ``project`` was claimed so far."""
     with setup.store.connection() as conn:
         row = conn.execute(

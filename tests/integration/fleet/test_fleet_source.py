@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,19 +28,16 @@ from rebuilder.cli import main
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
 from rebuilder.sandbox.model import BuildRequest, BuildStatus
-from rebuilder.store.db import open_pool
-from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
 from rebuilder.store.source_store import PostgresSourceChecks
 from rebuilder.store.sources import SourceCheckVerdict, SourceVerdictRow
 from rebuilder.verdict import Verdict
-from rebuilder.worker.queue import rabbitmq_broker
-from tests.integration.fleet.test_fleet_e2e import BROKER_URL, Fleet, wait_for
+from tests.integration.fleet.conftest import FleetSetup
 from tests.integration.source.gitrepo import GitRepo, project_files
+from tests.support.fleet import Fleet, wait_for
 from tests.support.index_server import FixtureIndex
-from tests.support.postgres import fresh_database
 from tests.support.releases import SETUPTOOLS
-from tests.support.wheelhouse import load_into, require
+from tests.support.wheelhouse import require
 
 pytestmark = pytest.mark.docker
 
@@ -60,50 +54,22 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
-    broker = rabbitmq_broker(BROKER_URL)
-    try:
-        broker.channel  # noqa: B018 - connects now
-    except Exception as exc:  # pika raises many unrelated connection errors
-        if os.environ.get("CI"):
-            pytest.fail(f"RabbitMQ is required under CI: {exc}")
-        pytest.skip(f"no RabbitMQ: {exc}")
-    finally:
-        broker.close()
-    queue = f"rebuilds-test-{uuid.uuid4().hex[:8]}"
-    repo = GitRepo(tmp_path / "upstream" / "demo")
-    with FixtureIndex() as index, fresh_database() as url:
-        load_into(index, only=[SETUPTOOLS])
-        migrate(url)
-        key = tmp_path / "signing-key.pem"
-        load_or_create_key(key)
-        env = {
-            **os.environ,
-            "REBUILDER_DATABASE_URL": url,
-            "REBUILDER_BROKER_URL": BROKER_URL,
-            "REBUILDER_QUEUE_NAME": queue,
-            "REBUILDER_INDEX_URL": index.url,
-            "REBUILDER_CACHE_DIR": str(tmp_path / "cache"),
-            "REBUILDER_DATA_DIR": str(tmp_path / "fleet"),
-            "REBUILDER_SIGNING_KEY": str(key),
-            "REBUILDER_WATCH_DEFAULT": "",
-            "REBUILDER_POLL_INTERVAL": "1",
-            "REBUILDER_PAGE_TTL": "0",
-            "REBUILDER_CLAIM_TIMEOUT": "30",
-            "REBUILDER_BUILD_TIMEOUT": "120",
-            "REBUILDER_LOG_FORMAT": "json",
-            # the operator points the project at its repository (here a local one)
-            "REBUILDER_SOURCE_OVERRIDES": json.dumps({"demo": repo.url}),
-        }
-        pool = open_pool(url, max_size=4)
-        try:
-            yield Setup(env, index, PostgresStore(pool), PostgresSourceChecks(pool), repo)
-        finally:
-            pool.close()
-            broker = rabbitmq_broker(BROKER_URL)
-            for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
-                broker.channel.queue_delete(name)
-            broker.close()
+def setup(fleet_setup: FleetSetup) -> Setup:
+    repo = GitRepo(fleet_setup.root / "upstream" / "demo")
+    env = {
+        **fleet_setup.env,
+        "REBUILDER_CLAIM_TIMEOUT": "30",
+        "REBUILDER_BUILD_TIMEOUT": "120",
+        # the operator points the project at its repository (here a local one)
+        "REBUILDER_SOURCE_OVERRIDES": json.dumps({"demo": repo.url}),
+    }
+    return Setup(
+        env,
+        fleet_setup.index,
+        fleet_setup.store,
+        PostgresSourceChecks(fleet_setup.pool),
+        repo,
+    )
 
 
 def _build(
