@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit
 import git
 from git.exc import GitCommandError
 
-from rebuilder.source.errors import CloneError, SourceLimitError
+from rebuilder.source.errors import CloneError, RepositoryUnreachableError, SourceLimitError
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,18 @@ def check_url(url: str) -> str:
     return url
 
 
+# git's words for a host that did not answer (curl's and the git protocol's), as opposed
+# to one that answered "no such repository".
+_UNREACHABLE = re.compile(
+    r"Could not resolve host|Failed to connect|Connection (?:timed out|refused|reset)"
+    r"|Operation timed out|returned error: 5\d\d|RPC failed|early EOF"
+    r"|SSL_ERROR|gnutls_handshake|Temporary failure in name resolution",
+    re.IGNORECASE,
+)
+# A git killed by the time limit (gitpython's kill_after_timeout).
+_KILLED = frozenset({-9, 137, "killed", -15})
+
+
 def _environment(home: Path) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -173,6 +186,10 @@ class GitRepository:
             )
         except GitCommandError as exc:
             stderr = str(exc.stderr or "").strip()[-2000:]
+            if _UNREACHABLE.search(stderr) or exc.status in _KILLED:
+                raise RepositoryUnreachableError(
+                    f"git {args[0]} {self._url}: the host did not answer: {stderr}"
+                ) from None
             raise CloneError(f"git {args[0]} {self._url} failed: {stderr}") from None
         return str(out)
 

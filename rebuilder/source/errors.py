@@ -21,3 +21,13 @@ class CloneError(SourceError):
 
 class SourceLimitError(SourceError):
     """The repository or one of its files is over a limit (size, time, count)."""
+
+
+class RepositoryUnreachableError(CloneError):
+    """The repository's host did not answer (DNS, connection, timeout, server error).
+
+    Says nothing about the release, so it is never a ``no-source`` verdict: the fleet
+    retries later, and a one-shot check reports the source as not checked.
+    """
+
+    reason = FailureReason.INFRASTRUCTURE

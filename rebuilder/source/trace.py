@@ -3,8 +3,10 @@
 :func:`trace_release` is the unit the fleet runs: given the published sdist (already
 downloaded and hash-checked) and a :class:`~rebuilder.source.clone.Cloner`, it finds the
 repository and the tag, compares, writes the evidence (``source/report.json``,
-``source/diff.patch``) and returns a :class:`SourceResult`. It never raises a
-RebuilderError: trouble ends as ``no-source`` with the reason.
+``source/diff.patch``) and returns a :class:`SourceResult`. Trouble with the release
+(no repository, no tag, a refused URL, a limit) ends as ``no-source`` with the reason;
+a repository host that does not answer raises :class:`RepositoryUnreachableError`
+(infrastructure), so the fleet retries instead of recording a verdict.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from rebuilder.evidence import Evidence
 from rebuilder.index.model import FileKind, Index, IndexFile
 from rebuilder.source.clone import Cloner
 from rebuilder.source.compare import compare_tree, read_git_tar
-from rebuilder.source.errors import NoRepositoryError
+from rebuilder.source.errors import NoRepositoryError, RepositoryUnreachableError
 from rebuilder.source.locate import locate_repository
 from rebuilder.source.rebuild import GitRebuilder
 from rebuilder.source.result import GitBuild, SourceResult, SourceVerdict
@@ -79,6 +81,8 @@ def trace_release(
     with tempfile.TemporaryDirectory(prefix="source-", dir=work_dir) as tmp:
         try:
             result = _trace(base, sdist_path, cloner, config, Path(tmp), timings, clock, from_git)
+        except RepositoryUnreachableError:
+            raise  # an outage is not a verdict about the release: the caller retries
         except RebuilderError as exc:
             logger.info("source of %s %s: %s", project, version, exc.diagnostics())
             result = replace(base, reason=exc.diagnostics())
@@ -116,6 +120,8 @@ def _trace(  # noqa: PLR0911, PLR0917 - the body of trace_release: one return pe
     try:
         repo = cloner.open(where.url)
         tags = repo.tags()
+    except RepositoryUnreachableError:
+        raise  # an outage is not a verdict about the release
     except RebuilderError as exc:
         return replace(result, reason=exc.diagnostics())
     timings["tags"] = clock() - mark
@@ -127,6 +133,8 @@ def _trace(  # noqa: PLR0911, PLR0917 - the body of trace_release: one return pe
     result = replace(result, tag=match.tag, commit=match.commit)
     try:
         commit = repo.fetch_tag(match.tag)
+    except RepositoryUnreachableError:
+        raise
     except RebuilderError as exc:
         return replace(result, reason=exc.diagnostics())
     if commit != match.commit:
@@ -190,7 +198,11 @@ class SourceTracer:
         self._git_rebuilder = git_rebuilder
 
     def check_release(self, project: str, version: str) -> SourceResult:
-        """Trace one release; ``no-source`` when it has no sdist. Never raises RebuilderError."""
+        """Trace one release; ``no-source`` when it has no sdist. Never raises RebuilderError.
+
+        An unreachable repository is reported as ``no-source`` "not checked" here (a
+        one-shot check exits 2 for it).
+        """
         try:
             files = list(self._index.release_files(project, version))
             sdists = sorted(
@@ -206,18 +218,24 @@ class SourceTracer:
         except RebuilderError as exc:
             return SourceResult(project, version, SourceVerdict.NO_SOURCE, reason=exc.diagnostics())
         evidence = source_evidence(self._evidence_root, project, version)
-        return trace_release(
-            project=project,
-            version=version,
-            sdist_path=sdist_path,
-            cloner=self._cloner,
-            config=self._config,
-            work_dir=self._work_root,
-            evidence_dir=evidence,
-            sdist_sha256=sdist.sha256,
-            sdist_filename=sdist.filename,
-            from_git=self._from_git(sdist, sdist_path, files, evidence),
-        )
+        try:
+            return trace_release(
+                project=project,
+                version=version,
+                sdist_path=sdist_path,
+                cloner=self._cloner,
+                config=self._config,
+                work_dir=self._work_root,
+                evidence_dir=evidence,
+                sdist_sha256=sdist.sha256,
+                sdist_filename=sdist.filename,
+                from_git=self._from_git(sdist, sdist_path, files, evidence),
+            )
+        except RepositoryUnreachableError as exc:
+            # One-shot: reported as not checked (exit 2), with why. The fleet lets it
+            # propagate and retries: an outage is never a verdict about the release.
+            reason = f"not checked: {exc.diagnostics()}"
+            return SourceResult(project, version, SourceVerdict.NO_SOURCE, reason=reason)
 
     def _from_git(
         self, sdist: IndexFile, sdist_path: Path, files: list[IndexFile], evidence: Path

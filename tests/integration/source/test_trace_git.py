@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from rebuilder.cli import main
+from rebuilder.errors import FailureReason
 from rebuilder.source.clone import CloneLimits, GitCloner
+from rebuilder.source.errors import RepositoryUnreachableError
 from rebuilder.source.result import SourceResult
 from rebuilder.source.trace import SourceConfig, trace_release
 from tests.integration.source.gitrepo import GitRepo, pkg_info, project_files
@@ -261,3 +264,24 @@ def test_check_source_cli_reports_an_injected_file_and_signs_it(
     payloads = [json.loads(line) for line in bundle.read_text().splitlines()]
     assert len(payloads) == 1
     assert (Path(source["evidence"]) / "diff.patch").is_file()
+
+
+def test_an_unreachable_repository_is_an_outage_not_a_verdict(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    files = project_files()
+    repo.commit(files)
+    sdist = _sdist(tmp_path, _genuine(files))
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(RepositoryUnreachableError) as caught:
+        trace_release(
+            project="demo",
+            version="1.2.3",
+            sdist_path=sdist,
+            cloner=GitCloner(tmp_path / "cache"),
+            config=SourceConfig(overrides={"demo": f"https://127.0.0.1:{port}/demo.git"}),
+            work_dir=tmp_path / "work",
+        )
+    assert caught.value.reason is FailureReason.INFRASTRUCTURE  # retried by the fleet
