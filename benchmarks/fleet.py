@@ -487,7 +487,7 @@ def soak(args: argparse.Namespace, root: Path) -> str:
         store = PostgresStore(pool)
         fleet = _fleet(root, url, index, queue, args.workers)
         samples = Samples()
-        published = 0
+        published = failed_publish = 0
         try:
             start = time.monotonic()
             end = start + args.soak_minutes * 60
@@ -495,10 +495,15 @@ def soak(args: argparse.Namespace, root: Path) -> str:
             while time.monotonic() < end:
                 now = time.monotonic()
                 if now >= next_publish:
-                    name = bench.release(index, published)
+                    next_publish = now + args.publish_every
+                    try:
+                        name = bench.release(index, published + failed_publish)
+                    except Exception as exc:  # the publisher's own build, not the fleet's
+                        failed_publish += 1
+                        print(f"publishing failed ({exc}); going on", file=sys.stderr)
+                        continue
                     store.watch_add([name])
                     published += 1
-                    next_publish = now + args.publish_every
                 samples.take(fleet, bench.client, now - start)
                 time.sleep(5)
             deadline = time.monotonic() + 300
