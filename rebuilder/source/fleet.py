@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.index.model import IndexFile
 from rebuilder.settings import Settings
 from rebuilder.source.clone import Cloner
 from rebuilder.source.rebuild import GitRebuilder
-from rebuilder.source.result import GitBuild, SourceResult
-from rebuilder.source.trace import FromGit, SourceConfig, trace_release
+from rebuilder.source.result import SourceResult
+from rebuilder.source.trace import FromGit, SourceConfig, from_git_step, trace_release
 
 logger = logging.getLogger(__name__)
 
@@ -30,15 +30,6 @@ class Downloader(Protocol):
     """Fetches a published file, checked against its sha256 (``Index.download``)."""
 
     def download(self, file: IndexFile) -> Path: ...
-
-
-def _pure_wheels(files: Sequence[IndexFile]) -> list[IndexFile]:
-    from rebuilder.pipeline import is_pure_wheel  # noqa: PLC0415 - pipeline imports much
-
-    return sorted(
-        (f for f in files if f.kind is FileKind.WHEEL and is_pure_wheel(f.filename)),
-        key=lambda f: (f.yanked, f.filename),
-    )
 
 
 class RecordedReleaseTracer:
@@ -98,22 +89,7 @@ class RecordedReleaseTracer:
     def _from_git(
         self, sdist: IndexFile, sdist_path: Path, files: Sequence[IndexFile], evidence: Path
     ) -> FromGit | None:
-        rebuilder = self._git_rebuilder
-        if rebuilder is None:
-            return None
-        wheels = _pure_wheels(files)
-
-        def run(tar: Path, subdir: str) -> tuple[GitBuild, ...]:
-            return rebuilder.rebuild(
-                git_tar=tar,
-                subdir=subdir,
-                sdist=sdist,
-                sdist_path=sdist_path,
-                wheels=wheels,
-                evidence=evidence,
-            )
-
-        return run
+        return from_git_step(self._git_rebuilder, sdist, sdist_path, files, evidence)
 
 
 def production_recorded_tracer(

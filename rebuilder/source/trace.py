@@ -15,7 +15,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -240,24 +240,39 @@ class SourceTracer:
     def _from_git(
         self, sdist: IndexFile, sdist_path: Path, files: list[IndexFile], evidence: Path
     ) -> FromGit | None:
-        rebuilder = self._git_rebuilder
-        if rebuilder is None:
-            return None
-        from rebuilder.pipeline import is_pure_wheel  # noqa: PLC0415 - pipeline imports much
+        return from_git_step(self._git_rebuilder, sdist, sdist_path, files, evidence)
 
-        wheels = sorted(
-            (f for f in files if f.kind is FileKind.WHEEL and is_pure_wheel(f.filename)),
-            key=lambda f: f.filename,
+
+def pure_wheels(files: Sequence[IndexFile]) -> list[IndexFile]:
+    """The release's pure wheels, those still offered first."""
+    from rebuilder.pipeline import is_pure_wheel  # noqa: PLC0415 - pipeline imports much
+
+    return sorted(
+        (f for f in files if f.kind is FileKind.WHEEL and is_pure_wheel(f.filename)),
+        key=lambda f: (f.yanked, f.filename),
+    )
+
+
+def from_git_step(
+    rebuilder: GitRebuilder | None,
+    sdist: IndexFile,
+    sdist_path: Path,
+    files: Sequence[IndexFile],
+    evidence: Path,
+) -> FromGit | None:
+    """The "rebuild from git" step of :func:`trace_release` (None: not asked for)."""
+    if rebuilder is None:
+        return None
+    wheels = pure_wheels(files)
+
+    def run(tar: Path, subdir: str) -> tuple[GitBuild, ...]:
+        return rebuilder.rebuild(
+            git_tar=tar,
+            subdir=subdir,
+            sdist=sdist,
+            sdist_path=sdist_path,
+            wheels=wheels,
+            evidence=evidence,
         )
 
-        def run(tar: Path, subdir: str) -> tuple[GitBuild, ...]:
-            return rebuilder.rebuild(
-                git_tar=tar,
-                subdir=subdir,
-                sdist=sdist,
-                sdist_path=sdist_path,
-                wheels=wheels,
-                evidence=evidence,
-            )
-
-        return run
+    return run

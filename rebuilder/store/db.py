@@ -9,6 +9,8 @@ half done and nothing holds a transaction open between calls.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -70,3 +72,13 @@ def database_error(exc: psycopg.Error, doing: str) -> StoreError:
     """A StoreError telling what failed, without the connection details."""
     detail = exc.diag.message_primary or str(exc).strip() or type(exc).__name__
     return StoreError(f"PostgreSQL failed while {doing}: {detail}")
+
+
+@contextmanager
+def borrow(pool: Pool, doing: str = "using the database") -> Iterator[Connection]:
+    """A connection from ``pool`` (autocommit); psycopg errors become StoreError."""
+    try:
+        with pool.connection() as conn:
+            yield conn
+    except psycopg.Error as exc:
+        raise database_error(exc, doing) from None

@@ -14,11 +14,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-import psycopg
-
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store import attempts, cursors, outcomes, projects, workers
-from rebuilder.store.db import Connection, Pool, database_error
+from rebuilder.store.db import Connection, Pool, borrow
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptRow, FileRow, ProjectRow, RunningRow, VerdictRow
 from rebuilder.store.workers import WorkerRow
@@ -36,11 +34,8 @@ class PostgresStore:
     @contextmanager
     def connection(self, doing: str = "using the database") -> Iterator[Connection]:
         """A pooled connection (autocommit); psycopg errors become StoreError."""
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except psycopg.Error as exc:
-            raise database_error(exc, doing) from None
+        with borrow(self._pool, doing) as conn:
+            yield conn
 
     def watch_add(self, names: Iterable[str]) -> list[str]:
         with self.connection("adding to the watch list") as conn:

@@ -15,10 +15,8 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Protocol
 
-import psycopg
-
 from rebuilder.store import sources
-from rebuilder.store.db import Connection, Pool, database_error
+from rebuilder.store.db import Connection, Pool, borrow
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import FileRow
 from rebuilder.store.sources import (
@@ -105,11 +103,8 @@ class PostgresSourceChecks:
     @contextmanager
     def connection(self, doing: str = "using the database") -> Iterator[Connection]:
         """A pooled connection (autocommit); psycopg errors become StoreError."""
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except psycopg.Error as exc:
-            raise database_error(exc, doing) from None
+        with borrow(self._pool, doing) as conn:
+            yield conn
 
     def request_source_check(self, release_id: int, priority: int) -> int | None:
         with self.connection(f"queueing the source check of release {release_id}") as conn:

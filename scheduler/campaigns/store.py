@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
@@ -36,7 +35,7 @@ from rebuilder.errors import FailureReason
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store import attempts as attempt_sql
 from rebuilder.store import projects as project_sql
-from rebuilder.store.db import Connection, Pool, database_error
+from rebuilder.store.db import Connection, Pool, borrow
 from rebuilder.store.projects import normalize
 from rebuilder.store.records import (
     AttemptStatus,
@@ -277,11 +276,8 @@ class PostgresCampaignStore:
 
     @contextmanager
     def _conn(self, doing: str) -> Iterator[Connection]:
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except psycopg.Error as exc:
-            raise database_error(exc, doing) from None
+        with borrow(self._pool, doing) as conn:
+            yield conn
 
     def _file_rows(
         self, conn: Connection, where: str, params: Mapping[str, object] | Sequence[object]
