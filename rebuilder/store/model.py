@@ -285,18 +285,8 @@ class MemoryStore:
             for file in files:
                 if file.filename in self._filenames:
                     continue
-                row = FileRow(
-                    id=self._new_id(),
-                    release_id=release_id,
-                    project=name,
-                    version=version,
-                    filename=file.filename,
-                    kind=file.kind,
-                    url=file.url,
-                    sha256=file.sha256.lower(),
-                    size=file.size,
-                    upload_time=file.upload_time,
-                    yanked=file.yanked,
+                row = FileRow.from_index_file(
+                    file, id=self._new_id(), release_id=release_id, project=name, version=version
                 )
                 self._files[row.id] = row
                 self._filenames[row.filename] = row.id

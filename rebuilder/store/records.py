@@ -53,6 +53,31 @@ class FileRow:
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", FileKind(self.kind))
 
+    @classmethod
+    def from_index_file(
+        cls,
+        file: IndexFile,
+        *,
+        id: int,
+        release_id: int,
+        project: str,
+        version: str,
+    ) -> FileRow:
+        """The row recording ``file`` (the in-memory stores' twin of the SQL insert)."""
+        return cls(
+            id=id,
+            release_id=release_id,
+            project=project,
+            version=version,
+            filename=file.filename,
+            kind=file.kind,
+            url=file.url,
+            sha256=file.sha256.lower(),
+            size=file.size,
+            upload_time=file.upload_time,
+            yanked=file.yanked,
+        )
+
     def to_index_file(self) -> IndexFile:
         """The file as the index client describes it (what the rebuild pipeline takes)."""
         return IndexFile(

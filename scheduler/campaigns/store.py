@@ -708,18 +708,8 @@ class MemoryCampaignStore:
             for file in files:
                 if file.filename in known:
                     continue
-                row = FileRow(
-                    id=self._id(),
-                    release_id=release,
-                    project=name,
-                    version=version,
-                    filename=file.filename,
-                    kind=file.kind,
-                    url=file.url,
-                    sha256=file.sha256.lower(),
-                    size=file.size,
-                    upload_time=file.upload_time,
-                    yanked=file.yanked,
+                row = FileRow.from_index_file(
+                    file, id=self._id(), release_id=release, project=name, version=version
                 )
                 self._files[row.id] = row
 
