@@ -1,9 +1,9 @@
-"""``python -m rebuilder``: the same as the ``rebuilder`` command."""
+"""``python -m cli``: the same as the ``rebuilder`` command."""
 
 from __future__ import annotations
 
 import sys
 
-from rebuilder.cli import main
+from cli.main import main
 
 sys.exit(main())

@@ -32,6 +32,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.progress import Progress as Bar
 from rich.table import Table
 
+from rebuilder.campaigns import CampaignError
+from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.audit import AuditResult, audit, audit_campaign
+from rebuilder.campaigns.selection import (
+    LockInput,
+    Selection,
+    parse_specs_text,
+    parse_window,
+    resolve,
+)
+from rebuilder.campaigns.store import CampaignStore, Finding, PostgresCampaignStore, Progress
 from rebuilder.errors import UsageError
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.settings import Settings
@@ -45,17 +56,6 @@ from rebuilder.worker.queue import (
     rabbitmq_broker,
 )
 from reports.campaign_report import ReportFormat, build_report, render
-from scheduler.campaigns import CampaignError
-from scheduler.campaigns import campaign as campaigns
-from scheduler.campaigns.audit import AuditResult, audit, audit_campaign
-from scheduler.campaigns.selection import (
-    LockInput,
-    Selection,
-    parse_specs_text,
-    parse_window,
-    resolve,
-)
-from scheduler.campaigns.store import CampaignStore, Finding, PostgresCampaignStore, Progress
 
 logger = logging.getLogger(__name__)
 

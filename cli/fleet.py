@@ -140,7 +140,7 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def scheduler_command(args: argparse.Namespace, settings: Settings) -> int:
     del args
-    from scheduler.service import run_scheduler  # noqa: PLC0415 - the CLI wires all packages
+    from cli.scheduler import run_scheduler  # noqa: PLC0415 - the CLI wires all packages
 
     return run_scheduler(settings)
 
@@ -178,7 +178,7 @@ def health_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def worker_command(args: argparse.Namespace, settings: Settings) -> int:
-    from rebuilder.worker.service import run_worker  # noqa: PLC0415 - dramatiq on demand
+    from cli.worker import run_worker  # noqa: PLC0415 - dramatiq on demand
 
     if args.threads is not None:
         settings = settings.model_copy(update={"worker_threads": args.threads})
@@ -186,9 +186,9 @@ def worker_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def fleet_command(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.supervisor import plan_children, supervise  # noqa: PLC0415
+    from cli.wiring import image_choice  # noqa: PLC0415 - docker on demand
     from rebuilder.attest.publish import load_or_create_key  # noqa: PLC0415
-    from rebuilder.supervisor import plan_children, supervise  # noqa: PLC0415
-    from rebuilder.wiring import image_choice  # noqa: PLC0415 - docker on demand
 
     console = Console(stderr=True)
     if args.workers < 1:

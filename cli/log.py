@@ -23,15 +23,15 @@ from rich.progress import (
 )
 
 from rebuilder.attest.bundle import normalize_project
+from rebuilder.attest.bundle_proofs import BundleProof
 from rebuilder.attest.checkpoint import NoteVerifier, parse_note, verify_checkpoint
 from rebuilder.attest.errors import AttestationError
+from rebuilder.attest.log_proofs import InclusionProof, entry_leaf_hash
 from rebuilder.errors import UsageError
 from rebuilder.export import FileBundle, LogKey, Outcome, PostgresExportSource, export
 from rebuilder.settings import Settings
-from rebuilder.store.bundle_proofs import BundleProof
 from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.log import LogError, LogIntegrityError, TransparencyLog
-from rebuilder.store.log_proofs import InclusionProof, entry_leaf_hash
 from rebuilder.store.log_signing import log_signing
 
 logger = logging.getLogger(__name__)

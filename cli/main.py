@@ -14,6 +14,19 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.campaign import add_campaign_commands, audit_command, campaign_command
+from cli.fleet import (
+    add_fleet_commands,
+    db_command,
+    fleet_command,
+    health_command,
+    scheduler_command,
+    status_command,
+    watch_command,
+    worker_command,
+)
+from cli.log import add_log_commands, export_command, log_command, parse_log_keys
+from cli.web import add_web_command, web_command
 from rebuilder import __version__
 from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import (
@@ -33,17 +46,6 @@ from rebuilder.attest.verify import (
     verify_log_inclusion,
 )
 from rebuilder.errors import NotFoundError, RebuilderError, UsageError
-from rebuilder.fleetcli import (
-    add_fleet_commands,
-    db_command,
-    fleet_command,
-    health_command,
-    scheduler_command,
-    status_command,
-    watch_command,
-    worker_command,
-)
-from rebuilder.logcli import add_log_commands, export_command, log_command, parse_log_keys
 from rebuilder.logs import configure_logging
 from rebuilder.settings import Settings
 from rebuilder.source.report import source_line
@@ -51,8 +53,6 @@ from rebuilder.source.result import SourceResult, SourceVerdict
 from rebuilder.source.trace import SourceTracer
 from rebuilder.spec import ReleaseSpec, parse_spec
 from rebuilder.verdict import FileResult, Verdict
-from reports.cli import add_web_command, web_command
-from scheduler.campaigncli import add_campaign_commands, audit_command, campaign_command
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _image(args: argparse.Namespace, settings: Settings) -> int:
-    from rebuilder.wiring import build_sandbox_image, image_choice  # noqa: PLC0415 - docker
+    from cli.wiring import build_sandbox_image, image_choice  # noqa: PLC0415 - docker
 
     if args.image_command == "build" and settings.image is None:
         ref = build_sandbox_image(settings)
@@ -216,7 +216,7 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
-    from rebuilder.wiring import production_rebuilder  # noqa: PLC0415 - imports docker
+    from cli.wiring import production_rebuilder  # noqa: PLC0415 - imports docker
 
     specs = [parse_spec(s) for s in args.specs]
     if args.out is not None:
@@ -273,7 +273,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
-    from rebuilder.source.wiring import production_source_tracer  # noqa: PLC0415 - docker
+    from cli.source_wiring import production_source_tracer  # noqa: PLC0415 - docker
 
     return production_source_tracer(settings, index_url=index_url)
 

@@ -7,6 +7,8 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+from rebuilder.campaigns.campaign import closing_hook
+from rebuilder.campaigns.store import PostgresCampaignStore
 from rebuilder.errors import RebuilderError
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.settings import Settings
@@ -22,8 +24,6 @@ from rebuilder.worker.queue import (
     declare_source_actor,
     rabbitmq_broker,
 )
-from scheduler.campaigns.campaign import closing_hook
-from scheduler.campaigns.store import PostgresCampaignStore
 from scheduler.checkpoints import checkpoint_hook
 from scheduler.errors import SchedulerError
 from scheduler.firehose import firehose_hooks

@@ -27,7 +27,7 @@ def production_source_tracer(
     settings: Settings, *, index_url: str | None = None, rebuild: bool = True
 ) -> SourceTracer:
     """A :class:`SourceTracer` on the real index, git and (with ``rebuild``) Docker."""
-    from rebuilder.wiring import image_choice, sandbox_limits  # noqa: PLC0415 - docker
+    from cli.wiring import image_choice, sandbox_limits  # noqa: PLC0415 - docker
 
     url = index_url or settings.index_url
     cache = settings.cache_dir

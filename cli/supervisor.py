@@ -69,7 +69,7 @@ class Child:
 
 def rebuilder_argv(*args: str) -> list[str]:
     """The command line running ``rebuilder ARGS`` with this interpreter."""
-    return [sys.executable, "-m", "rebuilder", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 def plan_children(

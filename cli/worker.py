@@ -144,7 +144,7 @@ def default_worker_name() -> str:
 
 def production_judges(settings: Settings) -> JudgeFactory:
     """A :class:`~rebuilder.worker.runner.JudgeFactory` over the real index, uv and Docker."""
-    from rebuilder.wiring import production_rebuilder  # noqa: PLC0415 - docker on demand
+    from cli.wiring import production_rebuilder  # noqa: PLC0415 - docker on demand
 
     def make(image: str | None, evidence_root: Path) -> FileJudge:
         update: dict[str, object] = {"out_dir": evidence_root}

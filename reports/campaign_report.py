@@ -26,10 +26,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-from rebuilder.errors import UsageError
-from rebuilder.store.records import AttemptStatus
-from rebuilder.verdict import Verdict
-from scheduler.campaigns.store import (
+from rebuilder.campaigns.store import (
     CampaignFileRow,
     CampaignRow,
     CampaignStatus,
@@ -38,6 +35,9 @@ from scheduler.campaigns.store import (
     FindingKind,
     Progress,
 )
+from rebuilder.errors import UsageError
+from rebuilder.store.records import AttemptStatus
+from rebuilder.verdict import Verdict
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from rebuilder.campaigns import CampaignError
+from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.selection import LockInput, Selection, parse_time, resolve
+from rebuilder.campaigns.store import CampaignStatus, PostgresCampaignStore
 from rebuilder.errors import UsageError
 from rebuilder.index.model import Index
 from rebuilder.index.simple import SimpleIndex
@@ -31,10 +35,6 @@ from reports.campaign_report import (
 )
 from reports.deps import DispatcherDep, OperatorDep, PoolDep, SettingsDep, templates
 from reports.security import OWN_CSP_HEADER
-from scheduler.campaigns import CampaignError
-from scheduler.campaigns import campaign as campaigns
-from scheduler.campaigns.selection import LockInput, Selection, parse_time, resolve
-from scheduler.campaigns.store import CampaignStatus, PostgresCampaignStore
 
 logger = logging.getLogger(__name__)
 

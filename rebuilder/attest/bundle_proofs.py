@@ -27,7 +27,7 @@ from rebuilder.attest.checkpoint import (
 )
 from rebuilder.attest.errors import AttestationError, VerificationError
 from rebuilder.attest.keys import KeyAlgorithm, PublicKey
-from rebuilder.store.log_proofs import (
+from rebuilder.attest.log_proofs import (
     INCLUSION_PROOF_FORMAT,
     InclusionProof,
     entry_leaf_hash,

@@ -31,6 +31,14 @@ from rebuilder.attest.bundle import (
     normalize_project,
     read_bundle,
 )
+from rebuilder.attest.bundle_proofs import (
+    MAX_BUNDLE_PROOF_BYTES,
+    PROOF_SUFFIX,
+    BundleProof,
+    bundle_lines,
+    verifiers_for_note,
+    verify_bundle_proof,
+)
 from rebuilder.attest.checkpoint import Checkpoint, NoteVerifier
 from rebuilder.attest.dsse import open_statement
 from rebuilder.attest.errors import AttestationError, VerificationError
@@ -42,14 +50,6 @@ from rebuilder.attest.statements import (
     VSA_PREDICATE_TYPE,
     Statement,
     statement_digest,
-)
-from rebuilder.store.bundle_proofs import (
-    MAX_BUNDLE_PROOF_BYTES,
-    PROOF_SUFFIX,
-    BundleProof,
-    bundle_lines,
-    verifiers_for_note,
-    verify_bundle_proof,
 )
 
 

@@ -8,10 +8,10 @@ dependencies verify?".
 
 from __future__ import annotations
 
-from scheduler.errors import SchedulerError
+from rebuilder.errors import RebuilderError
 
 
-class CampaignError(SchedulerError):
+class CampaignError(RebuilderError):
     """A campaign could not be selected, started or read (bad selection, unknown id)."""
 
 

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from rebuilder.campaigns.selection import LockInput, Selection, resolve
+from rebuilder.campaigns.store import CampaignFileRow, CampaignStore, Finding, FindingKind
 from rebuilder.index.model import Index
 from rebuilder.verdict import Verdict
-from scheduler.campaigns.selection import LockInput, Selection, resolve
-from scheduler.campaigns.store import CampaignFileRow, CampaignStore, Finding, FindingKind
 
 logger = logging.getLogger(__name__)
 
-# The same numbers as ``rebuilder check`` (rebuilder.cli).
+# The same numbers as ``rebuilder check`` (cli.main).
 EXIT_OK = 0
 EXIT_MISMATCH = 1
 EXIT_UNCHECKED = 2

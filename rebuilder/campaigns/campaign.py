@@ -15,11 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rebuilder.index.model import Index
-from rebuilder.worker.queue import Dispatcher, Priority
-from scheduler.campaigns import CampaignError
-from scheduler.campaigns.selection import Resolved, Selection, record_picks, resolve
-from scheduler.campaigns.store import (
+from rebuilder.campaigns import CampaignError
+from rebuilder.campaigns.selection import Resolved, Selection, record_picks, resolve
+from rebuilder.campaigns.store import (
     CampaignRow,
     CampaignStatus,
     CampaignStore,
@@ -27,6 +25,8 @@ from scheduler.campaigns.store import (
     NewCampaign,
     Progress,
 )
+from rebuilder.index.model import Index
+from rebuilder.worker.queue import Dispatcher, Priority
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from scheduler.campaigns import LockFileError
+from rebuilder.campaigns import LockFileError
 
 logger = logging.getLogger(__name__)
 

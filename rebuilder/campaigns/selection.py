@@ -36,13 +36,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from rebuilder.campaigns import CampaignError
+from rebuilder.campaigns.locks import LockContents, Pin, parse_lock
+from rebuilder.campaigns.store import CampaignStore, Finding, FindingKind
 from rebuilder.errors import NotFoundError, RebuilderError, UsageError
 from rebuilder.index.model import Index, IndexFile
 from rebuilder.spec import parse_spec
 from rebuilder.verdict import Verdict
-from scheduler.campaigns import CampaignError
-from scheduler.campaigns.locks import LockContents, Pin, parse_lock
-from scheduler.campaigns.store import CampaignStore, Finding, FindingKind
 
 logger = logging.getLogger(__name__)
 

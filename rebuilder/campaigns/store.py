@@ -31,6 +31,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from rebuilder.campaigns import CampaignError
 from rebuilder.errors import FailureReason
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store import attempts as attempt_sql
@@ -45,7 +46,6 @@ from rebuilder.store.records import (
 )
 from rebuilder.verdict import Difference, StabilizerUse, Verdict
 from rebuilder.worker.queue import Priority
-from scheduler.campaigns import CampaignError
 
 logger = logging.getLogger(__name__)
 

@@ -96,11 +96,11 @@ def production_recorded_tracer(
     settings: Settings, *, rebuild: bool = True
 ) -> RecordedReleaseTracer:
     """A :class:`RecordedReleaseTracer` on the real index, git and (with ``rebuild``) Docker."""
+    from cli.source_wiring import git_cloner, source_config  # noqa: PLC0415
+    from cli.wiring import image_choice, sandbox_limits  # noqa: PLC0415
     from rebuilder.index.resolve import UvResolver  # noqa: PLC0415 - uv and docker on demand
     from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415
     from rebuilder.sandbox.docker import DockerSandbox  # noqa: PLC0415
-    from rebuilder.source.wiring import git_cloner, source_config  # noqa: PLC0415
-    from rebuilder.wiring import image_choice, sandbox_limits  # noqa: PLC0415
 
     cache = settings.cache_dir
     index = SimpleIndex(settings.index_url, cache / "index", page_ttl_seconds=settings.page_ttl)

@@ -47,14 +47,14 @@ from rebuilder.attest.checkpoint import (
 )
 from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import Signer
-from rebuilder.attest.merkle import EMPTY_ROOT, HASH_SIZE, MemoryLeafStore, MerkleTree
-from rebuilder.errors import RebuilderError
-from rebuilder.store.log_proofs import (
+from rebuilder.attest.log_proofs import (
     ConsistencyProof,
     InclusionProof,
     entry_bytes,
     entry_leaf_hash,
 )
+from rebuilder.attest.merkle import EMPTY_ROOT, HASH_SIZE, MemoryLeafStore, MerkleTree
+from rebuilder.errors import RebuilderError
 
 logger = logging.getLogger(__name__)
 

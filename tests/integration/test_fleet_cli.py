@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from rebuilder.cli import main
+from cli.main import main
 
 
 def test_migrate_watch_and_status(

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from rebuilder.cli import main
+from cli.main import main
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
 from rebuilder.sandbox.model import BuildRequest, BuildStatus

@@ -77,7 +77,7 @@ class Fleet:
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         with (self.logs / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "rebuilder", "-v", *args],
+                [sys.executable, "-m", "cli", "-v", *args],
                 env={**self.env, "REBUILDER_WORKER_NAME": name},
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
+from cli.main import main
 from rebuilder.archive.tarread import extract_sdist
 from rebuilder.attest.dsse import open_statement, parse_envelope
 from rebuilder.attest.keys import Keyring
 from rebuilder.attest.publish import load_or_create_key
-from rebuilder.cli import main
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
 from rebuilder.sandbox.model import BuildRequest, BuildStatus

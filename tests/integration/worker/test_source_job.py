@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.worker import BlobEvidence
 from rebuilder.attest.dsse import open_statement, parse_envelope
 from rebuilder.attest.keys import KeyAlgorithm, Keyring, LocalKeySigner, generate_key
 from rebuilder.index.simple import SimpleIndex
@@ -31,7 +32,6 @@ from rebuilder.store.repository import PostgresStore
 from rebuilder.store.source_store import PostgresSourceChecks
 from rebuilder.store.sources import SourceCheckVerdict
 from rebuilder.worker.runner import RetryLaterError
-from rebuilder.worker.service import BlobEvidence
 from rebuilder.worker.source_job import SourceAttestor, SourceCheckRunner, SourceRunnerConfig
 from tests.integration.source.gitrepo import GitRepo, pkg_info, project_files
 from tests.support.dists import SdistMember, SdistSpec, write_sdist

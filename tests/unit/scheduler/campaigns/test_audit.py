@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rebuilder.verdict import Difference, DifferenceKind, Verdict
-from scheduler.campaigns import campaign as campaigns
-from scheduler.campaigns.audit import (
+from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.audit import (
     EXIT_MISMATCH,
     EXIT_OK,
     EXIT_UNCHECKED,
@@ -13,8 +12,9 @@ from scheduler.campaigns.audit import (
     audit_campaign,
     lock_selection,
 )
-from scheduler.campaigns.selection import LockInput
-from scheduler.campaigns.store import MemoryCampaignStore
+from rebuilder.campaigns.selection import LockInput
+from rebuilder.campaigns.store import MemoryCampaignStore
+from rebuilder.verdict import Difference, DifferenceKind, Verdict
 from tests.unit.scheduler.campaigns.fakes import FakeIndex, wheel
 
 A = wheel("a", "1.0")

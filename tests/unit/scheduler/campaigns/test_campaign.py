@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from rebuilder.campaigns import CampaignError
+from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.selection import Selection
+from rebuilder.campaigns.store import CampaignStatus, MemoryCampaignStore
 from rebuilder.store.records import AttemptStatus
 from rebuilder.verdict import Verdict
 from rebuilder.worker.queue import Priority
-from scheduler.campaigns import CampaignError
-from scheduler.campaigns import campaign as campaigns
-from scheduler.campaigns.selection import Selection
-from scheduler.campaigns.store import CampaignStatus, MemoryCampaignStore
 from tests.unit.scheduler.campaigns.fakes import FakeIndex, sdist, wheel
 
 

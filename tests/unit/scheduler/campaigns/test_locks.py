@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.campaigns import LockFileError
-from scheduler.campaigns.locks import LockedFile, LockFormat, detect_format, parse_lock
+from rebuilder.campaigns import LockFileError
+from rebuilder.campaigns.locks import LockedFile, LockFormat, detect_format, parse_lock
 
 A = "a" * 64
 B = "b" * 64

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rebuilder.errors import UsageError
-from rebuilder.verdict import Verdict
-from scheduler.campaigns.selection import (
+from rebuilder.campaigns.selection import (
     BackendRange,
     LockInput,
     Selection,
@@ -15,7 +13,9 @@ from scheduler.campaigns.selection import (
     record_picks,
     resolve,
 )
-from scheduler.campaigns.store import FindingKind, MemoryCampaignStore
+from rebuilder.campaigns.store import FindingKind, MemoryCampaignStore
+from rebuilder.errors import UsageError
+from rebuilder.verdict import Verdict
 from tests.unit.scheduler.campaigns.fakes import FakeIndex, sdist, sha, wheel, when
 
 
