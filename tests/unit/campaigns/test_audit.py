@@ -15,7 +15,7 @@ from rebuilder.campaigns.audit import (
 from rebuilder.campaigns.selection import LockInput
 from rebuilder.campaigns.store import MemoryCampaignStore
 from rebuilder.verdict import Difference, DifferenceKind, Verdict
-from tests.unit.scheduler.campaigns.fakes import FakeIndex, wheel
+from tests.unit.campaigns.fakes import FakeIndex, wheel
 
 A = wheel("a", "1.0")
 B = wheel("b", "2.0")

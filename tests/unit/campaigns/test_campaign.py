@@ -11,7 +11,7 @@ from rebuilder.campaigns.store import CampaignStatus, MemoryCampaignStore
 from rebuilder.store.records import AttemptStatus
 from rebuilder.verdict import Verdict
 from rebuilder.worker.queue import Priority
-from tests.unit.scheduler.campaigns.fakes import FakeIndex, sdist, wheel
+from tests.unit.campaigns.fakes import FakeIndex, sdist, wheel
 
 
 class RecordingDispatcher:

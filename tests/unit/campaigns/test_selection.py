@@ -16,7 +16,7 @@ from rebuilder.campaigns.selection import (
 from rebuilder.campaigns.store import FindingKind, MemoryCampaignStore
 from rebuilder.errors import UsageError
 from rebuilder.verdict import Verdict
-from tests.unit.scheduler.campaigns.fakes import FakeIndex, sdist, sha, wheel, when
+from tests.unit.campaigns.fakes import FakeIndex, sdist, sha, wheel, when
 
 
 @pytest.fixture

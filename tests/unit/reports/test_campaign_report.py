@@ -25,7 +25,7 @@ from reports.campaign_report import (
     md_escape,
     render,
 )
-from tests.unit.scheduler.campaigns.fakes import FakeIndex, sha, wheel, when
+from tests.unit.campaigns.fakes import FakeIndex, sha, wheel, when
 
 HOSTILE_PATH = "<script>alert(1)</script>|x](javascript:alert(2))\n# title"
 
