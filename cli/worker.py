@@ -159,7 +159,7 @@ def production_source_runner(
     settings: Settings, pool: Pool, name: str, attestor: Attestor
 ) -> SourceCheckRunner:
     """The runner of source checks (``trace_release`` messages) on the real git and index."""
-    from rebuilder.source.fleet import production_recorded_tracer  # noqa: PLC0415 - docker
+    from cli.source_wiring import production_recorded_tracer  # noqa: PLC0415 - docker
 
     return SourceCheckRunner(
         store=PostgresSourceChecks(pool),

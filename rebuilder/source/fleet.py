@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Protocol
 
 from rebuilder.index.model import IndexFile
-from rebuilder.settings import Settings
 from rebuilder.source.clone import Cloner
 from rebuilder.source.rebuild import GitRebuilder
 from rebuilder.source.result import SourceResult
@@ -90,36 +89,3 @@ class RecordedReleaseTracer:
         self, sdist: IndexFile, sdist_path: Path, files: Sequence[IndexFile], evidence: Path
     ) -> FromGit | None:
         return from_git_step(self._git_rebuilder, sdist, sdist_path, files, evidence)
-
-
-def production_recorded_tracer(
-    settings: Settings, *, rebuild: bool = True
-) -> RecordedReleaseTracer:
-    """A :class:`RecordedReleaseTracer` on the real index, git and (with ``rebuild``) Docker."""
-    from cli.source_wiring import git_cloner, source_config  # noqa: PLC0415
-    from cli.wiring import image_choice, sandbox_limits  # noqa: PLC0415
-    from rebuilder.index.resolve import UvResolver  # noqa: PLC0415 - uv and docker on demand
-    from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415
-    from rebuilder.sandbox.docker import DockerSandbox  # noqa: PLC0415
-
-    cache = settings.cache_dir
-    index = SimpleIndex(settings.index_url, cache / "index", page_ttl_seconds=settings.page_ttl)
-    git_rebuilder = (
-        GitRebuilder(
-            index=index,
-            resolver=UvResolver(settings.index_url, cache / "uv"),
-            sandbox=DockerSandbox(),
-            image=lambda: image_choice(settings),
-            work_root=cache / "work",
-            limits=sandbox_limits(settings),
-        )
-        if rebuild
-        else None
-    )
-    return RecordedReleaseTracer(
-        index=index,
-        cloner=git_cloner(settings),
-        config=source_config(settings),
-        work_root=cache / "work",
-        git_rebuilder=git_rebuilder,
-    )

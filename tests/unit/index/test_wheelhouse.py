@@ -9,7 +9,7 @@ import pytest
 from packaging.tags import Tag
 
 from rebuilder.errors import IntegrityError, NotFoundError, ResolveError
-from rebuilder.index.model import FileKind, IndexFile, ResolvedPin
+from rebuilder.index.model import BuildRequirement, FileKind, IndexFile, PinnedFile, ResolvedPin
 from rebuilder.index.simple import classify
 from rebuilder.index.wheelhouse import (
     choose_wheel,
@@ -17,7 +17,6 @@ from rebuilder.index.wheelhouse import (
     manylinux_platforms,
     sandbox_tags,
 )
-from rebuilder.plan.strategy import BuildRequirement, PinnedFile
 
 
 def test_sandbox_tags() -> None:
