@@ -10,25 +10,31 @@ from datetime import timedelta
 from rebuilder.campaigns.campaign import closing_hook
 from rebuilder.campaigns.store import PostgresCampaignStore
 from rebuilder.errors import RebuilderError
+from rebuilder.index.http import make_session
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
 from rebuilder.store.db import Pool, open_pool
+from rebuilder.store.log import TransparencyLog
+from rebuilder.store.log_signing import log_signing
 from rebuilder.store.migrate import migrate
+from rebuilder.store.model import Store
 from rebuilder.store.repository import PostgresStore
 from rebuilder.store.source_store import PostgresSourceChecks
 from rebuilder.worker.queue import (
     ActorDispatcher,
+    Dispatcher,
     JobRunner,
     declare_rebuild_actor,
     declare_source_actor,
     rabbitmq_broker,
 )
-from scheduler.checkpoints import checkpoint_hook
+from scheduler.checkpoints import Checkpointer
 from scheduler.errors import SchedulerError
-from scheduler.firehose import firehose_hooks
+from scheduler.feeds import ChangelogClient, RssUpdates, rss_updates_url, xmlrpc_url
+from scheduler.firehose import Firehose, FirehoseConfig
 from scheduler.leader import Leadership
-from scheduler.loop import Scheduler, SchedulerConfig
+from scheduler.loop import Scheduler, SchedulerConfig, SchedulerObserver
 from scheduler.metrics import SchedulerMetrics
 from scheduler.source_checks import SourceCheckConfig, source_check_hook
 
@@ -114,3 +120,48 @@ def run_scheduler(
         broker.close()
         pool.close()
     return 0
+
+
+def checkpoint_hook(settings: Settings, pool: Pool) -> Callable[[], None]:
+    """The scheduler hook that signs the fleet's checkpoints (the operator's key).
+
+    Raises:
+        UsageError: the signing key cannot sign checkpoints, or no key name is usable.
+    """
+    signing = log_signing(settings)
+    log = TransparencyLog(pool, settings.log_origin)
+    logger.info(
+        "checkpoints of %s every %g s at most, signed as %s",
+        settings.log_origin,
+        settings.checkpoint_interval,
+        signing.name,
+    )
+    return Checkpointer(log, signing.signer, signing.name, interval=settings.checkpoint_interval)
+
+
+def firehose_hooks(
+    settings: Settings,
+    store: Store,
+    dispatcher: Dispatcher,
+    observer: SchedulerObserver | None = None,
+) -> list[Callable[[], None]]:
+    """The firehose as the scheduler's hook list (empty when ``feeds`` is off)."""
+    if not settings.feeds:
+        return []
+    session = make_session()
+    index = SimpleIndex(
+        settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
+    )
+    return [
+        Firehose(
+            store=store,
+            index=index,
+            dispatcher=dispatcher,
+            changelog=ChangelogClient(xmlrpc_url(settings.index_url), session),
+            updates=RssUpdates(rss_updates_url(settings.index_url), session),
+            config=FirehoseConfig(
+                follow=settings.follow, poll_interval=min(60.0, settings.poll_interval)
+            ),
+            observer=observer,
+        )
+    ]

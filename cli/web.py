@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebuilder.settings import Settings
-from rebuilder.worker.queue import ActorDispatcher, Dispatcher
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from rebuilder.worker.queue import Dispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +37,8 @@ def web_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the web app until interrupted."""
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
-    from reports.app import create_app  # noqa: PLC0415
-
     dispatcher = None if args.no_broker else _dispatcher(settings)
-    app = create_app(settings, dispatcher=dispatcher)
+    app = web_app(settings, dispatcher=dispatcher)
     host = args.host or settings.web_host
     port = args.port if args.port is not None else settings.web_port
     logger.info("serving the status page on http://%s:%s/", host, port)
@@ -44,8 +46,26 @@ def web_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def web_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> FastAPI:
+    """The status web app on the production adapters: its own pool, the settings' index."""
+    from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415 - per command
+    from rebuilder.store.db import open_pool  # noqa: PLC0415
+    from reports.app import create_app  # noqa: PLC0415
+
+    index = SimpleIndex(
+        settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
+    )
+    return create_app(
+        settings,
+        open_pool=lambda: open_pool(settings.database_url, name="web"),
+        dispatcher=dispatcher,
+        index=index,
+    )
+
+
 def _dispatcher(settings: Settings) -> Dispatcher:
     from rebuilder.worker.queue import (  # noqa: PLC0415 - dramatiq only when sending
+        ActorDispatcher,
         declare_rebuild_actor,
         rabbitmq_broker,
     )

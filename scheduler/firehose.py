@@ -37,20 +37,13 @@ from typing import Literal, Protocol
 from packaging.version import InvalidVersion, Version
 
 from rebuilder.errors import NotFoundError, RebuilderError
-from rebuilder.index.http import make_session
 from rebuilder.index.model import IndexFile
-from rebuilder.index.simple import SimpleIndex
-from rebuilder.settings import Settings
 from rebuilder.store.model import Store
 from rebuilder.worker.queue import Dispatcher, Priority
 from scheduler.errors import FeedMissingError, SchedulerError, StaleFeedError
 from scheduler.feeds import (
-    ChangelogClient,
     ReleaseEvent,
-    RssUpdates,
     new_releases,
-    rss_updates_url,
-    xmlrpc_url,
 )
 from scheduler.loop import ReleaseSource, SchedulerObserver, record_and_send
 
@@ -578,31 +571,3 @@ class Firehose:
             report.dispatched += sent
             report.recorded.append((project, listed))
         return True
-
-
-def firehose_hooks(
-    settings: Settings,
-    store: Store,
-    dispatcher: Dispatcher,
-    observer: SchedulerObserver | None = None,
-) -> list[Callable[[], None]]:
-    """The firehose as the scheduler's hook list (empty when ``feeds`` is off)."""
-    if not settings.feeds:
-        return []
-    session = make_session()
-    index = SimpleIndex(
-        settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
-    )
-    return [
-        Firehose(
-            store=store,
-            index=index,
-            dispatcher=dispatcher,
-            changelog=ChangelogClient(xmlrpc_url(settings.index_url), session),
-            updates=RssUpdates(rss_updates_url(settings.index_url), session),
-            config=FirehoseConfig(
-                follow=settings.follow, poll_interval=min(60.0, settings.poll_interval)
-            ),
-            observer=observer,
-        )
-    ]

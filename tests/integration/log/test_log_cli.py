@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
+from cli.scheduler import checkpoint_hook
 from rebuilder.attest.checkpoint import NoteVerifier
 from rebuilder.attest.errors import VerificationError
 from rebuilder.attest.keys import LocalKeySigner
@@ -27,7 +28,6 @@ from rebuilder.store.log import TransparencyLog
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import FileResult, Verdict
-from scheduler.checkpoints import checkpoint_hook
 from tests.integration.store.factories import index_file
 from tests.unit.attest.conftest import FILENAME, strategy  # noqa: F401 - a fixture
 
