@@ -23,39 +23,21 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import dramatiq.errors
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as Bar
-from rich.table import Table
-
-from rebuilder.campaigns import CampaignError
-from rebuilder.campaigns import campaign as campaigns
-from rebuilder.campaigns.audit import AuditResult, audit, audit_campaign
-from rebuilder.campaigns.selection import (
-    LockInput,
-    Selection,
-    parse_specs_text,
-    parse_window,
-    resolve,
-)
-from rebuilder.campaigns.store import CampaignStore, Finding, PostgresCampaignStore, Progress
 from rebuilder.errors import UsageError
-from rebuilder.index.simple import SimpleIndex
-from rebuilder.settings import Settings
-from rebuilder.store.db import open_pool
 from rebuilder.verdict import Verdict
-from rebuilder.worker.queue import (
-    ActorDispatcher,
-    Dispatcher,
-    JobRunner,
-    declare_rebuild_actor,
-    rabbitmq_broker,
-)
-from reports.campaign_report import ReportFormat, build_report, render
+from reports.formats import ReportFormat
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rebuilder.campaigns.audit import AuditResult
+    from rebuilder.campaigns.selection import LockInput, Selection
+    from rebuilder.campaigns.store import CampaignStore, Finding, PostgresCampaignStore, Progress
+    from rebuilder.index.simple import SimpleIndex
+    from rebuilder.settings import Settings
+    from rebuilder.worker.queue import Dispatcher, JobRunner
 
 logger = logging.getLogger(__name__)
 
@@ -142,11 +124,24 @@ class _Fleet:
 
 
 def _no_runner() -> JobRunner:
+    from rebuilder.campaigns import CampaignError  # noqa: PLC0415 - per command
+
     raise CampaignError("the command line only sends attempts; workers run them")
 
 
 @contextmanager
 def _fleet(settings: Settings, *, dispatch: bool = False) -> Iterator[_Fleet]:
+    import dramatiq.errors  # noqa: PLC0415 - each command imports what it uses
+
+    from rebuilder.campaigns.store import PostgresCampaignStore  # noqa: PLC0415
+    from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415
+    from rebuilder.store.db import open_pool  # noqa: PLC0415
+    from rebuilder.worker.queue import (  # noqa: PLC0415
+        ActorDispatcher,
+        declare_rebuild_actor,
+        rabbitmq_broker,
+    )
+
     pool = open_pool(settings.database_url, max_size=4, timeout=10.0)
     broker = None
     try:
@@ -172,6 +167,8 @@ def _fleet(settings: Settings, *, dispatch: bool = False) -> Iterator[_Fleet]:
 
 
 def _read(path: str, stdin: TextIO) -> LockInput:
+    from rebuilder.campaigns.selection import LockInput  # noqa: PLC0415 - per command
+
     if path == "-":
         return LockInput("-", stdin.read())
     try:
@@ -186,6 +183,12 @@ def selection_from_args(
     selects: list[str], window: str | None, stdin: TextIO = sys.stdin
 ) -> Selection:
     """A :class:`Selection` from ``--select`` values."""
+    from rebuilder.campaigns.selection import (  # noqa: PLC0415 - per command
+        Selection,
+        parse_specs_text,
+        parse_window,
+    )
+
     specs: list[str] = []
     locks: list[LockInput] = []
     projects: list[str] = []
@@ -245,6 +248,12 @@ def campaign_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _start(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+
+    from rebuilder.campaigns import campaign as campaigns  # noqa: PLC0415
+    from rebuilder.campaigns.selection import resolve  # noqa: PLC0415
+
     console = Console()
     selection = selection_from_args(args.select, args.window)
     with _fleet(settings, dispatch=not args.dry_run) as fleet:
@@ -297,6 +306,8 @@ def _start(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_findings(console: Console, findings: Sequence[Finding]) -> None:
+    from rich.markup import escape  # noqa: PLC0415 - each command imports what it uses
+
     for f in findings:
         console.print(
             f"  [yellow]{escape(f.kind.value)}[/] {escape(f.subject)}: {escape(f.detail)}"
@@ -304,6 +315,17 @@ def _print_findings(console: Console, findings: Sequence[Finding]) -> None:
 
 
 def _follow(store: CampaignStore, campaign_id: int, console: Console, *, as_json: bool) -> int:
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as Bar  # noqa: PLC0415
+
+    from rebuilder.campaigns import campaign as campaigns  # noqa: PLC0415
+    from rebuilder.campaigns.audit import audit_campaign  # noqa: PLC0415
+
     columns = (
         TextColumn(f"campaign {campaign_id}"),
         BarColumn(),
@@ -333,6 +355,11 @@ def _progress_text(p: Progress) -> str:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+
+    from rebuilder.campaigns import campaign as campaigns  # noqa: PLC0415
+
     console = Console()
     with _fleet(settings) as fleet:
         if args.follow:
@@ -350,6 +377,10 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+
+    from rebuilder.campaigns import campaign as campaigns  # noqa: PLC0415
+
     with _fleet(settings) as fleet:
         withdrawn = campaigns.cancel(fleet.store, args.id)
     Console().print(
@@ -360,6 +391,8 @@ def _cancel(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from reports.campaign_report import build_report, render  # noqa: PLC0415 - per command
+
     with _fleet(settings) as fleet:
         text = render(build_report(fleet.store, args.id, base_url=args.base_url), args.format)
     if args.out:
@@ -370,6 +403,10 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
     with _fleet(settings) as fleet:
         rows = [
             (row, fleet.store.progress(row.id)) for row in fleet.store.campaigns(limit=args.limit)
@@ -407,6 +444,13 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def audit_command(args: argparse.Namespace, settings: Settings) -> int:
     """``rebuilder audit FILE``."""
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+
+    from rebuilder.campaigns import campaign as campaigns  # noqa: PLC0415
+    from rebuilder.campaigns.audit import audit, audit_campaign  # noqa: PLC0415
+    from rebuilder.campaigns.selection import Selection  # noqa: PLC0415
+
     console = Console(stderr=args.json)
     lock = _read(args.file, sys.stdin)
     if args.wait and not args.rebuild:
@@ -442,6 +486,9 @@ _STATE_STYLE = {
 
 
 def _print_result(console: Console, result: AuditResult, *, as_json: bool) -> int:
+    from rich.markup import escape  # noqa: PLC0415 - each command imports what it uses
+    from rich.table import Table  # noqa: PLC0415
+
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
         return result.exit_code

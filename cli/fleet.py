@@ -9,19 +9,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from rebuilder.errors import UsageError
-from rebuilder.settings import Settings
-from rebuilder.signals import stop_on_signals
-from rebuilder.spec import parse_spec
-from rebuilder.store import sources
-from rebuilder.store.db import open_pool
-from rebuilder.store.migrate import migrate
-from rebuilder.store.repository import PostgresStore
-from rebuilder.verdict import Verdict
+
+if TYPE_CHECKING:
+    from rebuilder.settings import Settings
+    from rebuilder.store.repository import PostgresStore
 
 
 def add_fleet_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,6 +68,9 @@ def add_fleet_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 @contextmanager
 def _store(settings: Settings) -> Iterator[PostgresStore]:
+    from rebuilder.store.db import open_pool  # noqa: PLC0415 - each command imports what it uses
+    from rebuilder.store.repository import PostgresStore  # noqa: PLC0415
+
     pool = open_pool(settings.database_url, max_size=2, timeout=10.0)
     try:
         yield PostgresStore(pool)
@@ -83,6 +80,10 @@ def _store(settings: Settings) -> Iterator[PostgresStore]:
 
 def db_command(args: argparse.Namespace, settings: Settings) -> int:
     del args  # one action so far: migrate
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+
+    from rebuilder.store.migrate import migrate  # noqa: PLC0415
+
     applied = migrate(settings.database_url)
     Console().print(
         f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
@@ -91,6 +92,11 @@ def db_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def watch_command(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+
+    from rebuilder.spec import parse_spec  # noqa: PLC0415
+
     console = Console()
     with _store(settings) as store:
         if args.watch_command == "list":
@@ -108,6 +114,12 @@ def watch_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def status_command(args: argparse.Namespace, settings: Settings) -> int:
     del args
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+
+    from rebuilder.store import sources  # noqa: PLC0415
+    from rebuilder.verdict import Verdict  # noqa: PLC0415
+
     console = Console()
     with _store(settings) as store:
         counts = store.verdict_counts()
@@ -146,6 +158,8 @@ def scheduler_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def health_command(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+
     console = Console(stderr=True)
     if args.what == "broker":
         from rebuilder.worker.queue import rabbitmq_broker  # noqa: PLC0415 - pika on demand
@@ -186,9 +200,14 @@ def worker_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def fleet_command(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+
     from cli.supervisor import plan_children, supervise  # noqa: PLC0415
     from cli.wiring import image_choice  # noqa: PLC0415 - docker on demand
     from rebuilder.attest.publish import load_or_create_key  # noqa: PLC0415
+    from rebuilder.signals import stop_on_signals  # noqa: PLC0415
+    from rebuilder.store.migrate import migrate  # noqa: PLC0415
 
     console = Console(stderr=True)
     if args.workers < 1:

@@ -10,29 +10,15 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-
-from rebuilder.attest.bundle import normalize_project
-from rebuilder.attest.bundle_proofs import BundleProof
-from rebuilder.attest.checkpoint import NoteVerifier, parse_note, verify_checkpoint
-from rebuilder.attest.errors import AttestationError
-from rebuilder.attest.log_proofs import InclusionProof, entry_leaf_hash
 from rebuilder.errors import UsageError
-from rebuilder.export import FileBundle, LogKey, Outcome, PostgresExportSource, export
-from rebuilder.settings import Settings
-from rebuilder.store.db import Pool, open_pool
-from rebuilder.store.log import LogError, LogIntegrityError, TransparencyLog
-from rebuilder.store.log_signing import log_signing
+
+if TYPE_CHECKING:
+    from rebuilder.attest.checkpoint import NoteVerifier
+    from rebuilder.settings import Settings
+    from rebuilder.store.db import Pool
+    from rebuilder.store.log import TransparencyLog
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +41,9 @@ def parse_log_keys(values: Sequence[str]) -> list[NoteVerifier]:
     Raises:
         UsageError: a value is neither.
     """
+    from rebuilder.attest.checkpoint import NoteVerifier  # noqa: PLC0415 - per command
+    from rebuilder.attest.errors import AttestationError  # noqa: PLC0415
+
     verifiers = []
     for value in values:
         text = value
@@ -124,6 +113,8 @@ def add_log_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 @contextmanager
 def _pool(settings: Settings) -> Iterator[Pool]:
+    from rebuilder.store.db import open_pool  # noqa: PLC0415 - each command imports what it uses
+
     pool = open_pool(settings.database_url, max_size=3, timeout=10.0, name="rebuilder-log")
     try:
         yield pool
@@ -133,6 +124,9 @@ def _pool(settings: Settings) -> Iterator[Pool]:
 
 def log_command(args: argparse.Namespace, settings: Settings) -> int:
     """``rebuilder log ACTION``; the exit status."""
+    from rebuilder.store.log import TransparencyLog  # noqa: PLC0415 - per command
+    from rebuilder.store.log_signing import log_signing  # noqa: PLC0415
+
     if args.log_command == "key":
         print(log_signing(settings).verifier().vkey())
         return 0
@@ -149,6 +143,9 @@ def log_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _checkpoint(log: TransparencyLog, settings: Settings, *, sign: bool) -> int:
+    from rebuilder.store.log import LogError  # noqa: PLC0415 - per command
+    from rebuilder.store.log_signing import log_signing  # noqa: PLC0415
+
     if sign:
         signing = log_signing(settings)
         print(log.checkpoint(signing.signer, signing.name), end="")
@@ -164,6 +161,10 @@ def _checkpoint(log: TransparencyLog, settings: Settings, *, sign: bool) -> int:
 
 
 def _proof(pool: Pool, log: TransparencyLog, target: str, size: int | None) -> int:
+    from rebuilder.attest.bundle_proofs import BundleProof  # noqa: PLC0415 - per command
+    from rebuilder.attest.log_proofs import InclusionProof, entry_leaf_hash  # noqa: PLC0415
+    from rebuilder.store.log import LogError, LogIntegrityError  # noqa: PLC0415
+
     sha256 = _sha256_of(target)
     with pool.connection() as conn:
         rows = conn.execute(_FILE_BUNDLE, (sha256,)).fetchall()
@@ -203,6 +204,14 @@ def _sha256_of(target: str) -> str:
 
 
 def _audit(log: TransparencyLog, settings: Settings) -> int:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+
+    from rebuilder.attest.checkpoint import parse_note, verify_checkpoint  # noqa: PLC0415
+    from rebuilder.attest.errors import AttestationError  # noqa: PLC0415
+    from rebuilder.store.log import LogIntegrityError  # noqa: PLC0415
+    from rebuilder.store.log_signing import log_signing  # noqa: PLC0415
+
     console = Console()
     try:
         size = log.audit()
@@ -230,6 +239,29 @@ def _audit(log: TransparencyLog, settings: Settings) -> int:
 
 def export_command(args: argparse.Namespace, settings: Settings) -> int:
     """``rebuilder export DIR``; the exit status."""
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from rebuilder.attest.bundle import normalize_project  # noqa: PLC0415
+    from rebuilder.attest.errors import AttestationError  # noqa: PLC0415
+    from rebuilder.export import (  # noqa: PLC0415
+        FileBundle,
+        LogKey,
+        Outcome,
+        PostgresExportSource,
+        export,
+    )
+    from rebuilder.store.log import TransparencyLog  # noqa: PLC0415
+    from rebuilder.store.log_signing import log_signing  # noqa: PLC0415
+
     projects = []
     for name in args.project:
         try:

@@ -3,56 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from cli.campaign import add_campaign_commands, audit_command, campaign_command
-from cli.fleet import (
-    add_fleet_commands,
-    db_command,
-    fleet_command,
-    health_command,
-    scheduler_command,
-    status_command,
-    watch_command,
-    worker_command,
-)
-from cli.log import add_log_commands, export_command, log_command, parse_log_keys
-from cli.web import add_web_command, web_command
+from cli.campaign import add_campaign_commands
+from cli.fleet import add_fleet_commands
+from cli.log import add_log_commands
+from cli.web import add_web_command
 from rebuilder import __version__
-from rebuilder.attest.errors import AttestationError
-from rebuilder.attest.keys import (
-    KeyAlgorithm,
-    Keyring,
-    generate_key,
-    load_private_key,
-    save_private_key,
-    save_public_key,
-)
-from rebuilder.attest.publish import Attestor, load_or_create_key, public_key_path
-from rebuilder.attest.verify import (
-    FileVerification,
-    bundle_for_file,
-    bundles_for_release,
-    verify_bundle,
-    verify_log_inclusion,
-)
-from rebuilder.errors import NotFoundError, RebuilderError, UsageError
-from rebuilder.logs import configure_logging
-from rebuilder.settings import Settings
-from rebuilder.source.report import source_line
-from rebuilder.source.result import SourceResult, SourceVerdict
-from rebuilder.source.trace import SourceTracer
-from rebuilder.spec import ReleaseSpec, parse_spec
+from rebuilder.errors import RebuilderError, UsageError
 from rebuilder.verdict import FileResult, Verdict
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from rebuilder.attest.publish import Attestor
+    from rebuilder.settings import Settings
+    from rebuilder.source.result import SourceResult
+    from rebuilder.source.trace import SourceTracer
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rebuilder`` console script."""
     parser = _parser()
     args = parser.parse_args(argv)
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+
+    from rebuilder.logs import configure_logging  # noqa: PLC0415
+    from rebuilder.settings import Settings  # noqa: PLC0415
+
     try:
         settings = Settings()
     except ValueError as exc:  # pydantic's ValidationError: a REBUILDER_* variable is wrong
@@ -174,25 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import truststore  # noqa: PLC0415 - only the entry point touches global TLS state
 
         truststore.inject_into_ssl()
-        commands = {
-            "check": _check,
-            "image": _image,
-            "key": _key,
-            "verify": _verify,
-            "db": db_command,
-            "watch": watch_command,
-            "status": status_command,
-            "web": web_command,
-            "worker": worker_command,
-            "scheduler": scheduler_command,
-            "fleet": fleet_command,
-            "health": health_command,
-            "campaign": campaign_command,
-            "audit": audit_command,
-            "log": log_command,
-            "export": export_command,
-        }
-        return commands[args.command](args, settings)
+        return _command(args.command)(args, settings)
     except UsageError as exc:
         parser.error(exc.diagnostics())  # exits 2
     except RebuilderError as exc:
@@ -201,6 +161,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")
         return 130
+
+
+Command = Callable[[argparse.Namespace, "Settings"], int]
+
+# Where each command lives: its module is imported only when that command runs.
+_COMMANDS = {
+    "check": ("cli.main", "_check"),
+    "image": ("cli.main", "_image"),
+    "key": ("cli.main", "_key"),
+    "verify": ("cli.main", "_verify"),
+    "db": ("cli.fleet", "db_command"),
+    "watch": ("cli.fleet", "watch_command"),
+    "status": ("cli.fleet", "status_command"),
+    "web": ("cli.web", "web_command"),
+    "worker": ("cli.fleet", "worker_command"),
+    "scheduler": ("cli.fleet", "scheduler_command"),
+    "fleet": ("cli.fleet", "fleet_command"),
+    "health": ("cli.fleet", "health_command"),
+    "campaign": ("cli.campaign", "campaign_command"),
+    "audit": ("cli.campaign", "audit_command"),
+    "log": ("cli.log", "log_command"),
+    "export": ("cli.log", "export_command"),
+}
+
+
+def _command(name: str) -> Command:
+    module, function = _COMMANDS[name]
+    command: Command = getattr(importlib.import_module(module), function)
+    return command
 
 
 def _image(args: argparse.Namespace, settings: Settings) -> int:
@@ -216,7 +205,18 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.progress import (  # noqa: PLC0415
+        Progress,
+        SpinnerColumn,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     from cli.wiring import production_rebuilder  # noqa: PLC0415 - imports docker
+    from rebuilder.errors import NotFoundError  # noqa: PLC0415
+    from rebuilder.spec import ReleaseSpec, parse_spec  # noqa: PLC0415
 
     specs = [parse_spec(s) for s in args.specs]
     if args.out is not None:
@@ -279,6 +279,8 @@ def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
 
 
 def _report_source(tracer: SourceTracer, project: str, version: str, as_json: bool) -> SourceResult:
+    from rebuilder.source.report import source_line  # noqa: PLC0415 - per command
+
     source = tracer.check_release(project, version)
     if as_json:
         line = {"project": project, "version": version, "source": source.to_json()}
@@ -298,6 +300,8 @@ def _attest_source(attestor: Attestor, source: SourceResult) -> None:
 
 def _source_exit_status(status: int, sources: Sequence[SourceResult]) -> int:
     """An inconsistent source counts as a mismatch, a missing one as unchecked."""
+    from rebuilder.source.result import SourceVerdict  # noqa: PLC0415 - per command
+
     if status == EXIT_MISMATCH or any(s.verdict is SourceVerdict.INCONSISTENT for s in sources):
         return EXIT_MISMATCH
     if any(s.verdict is SourceVerdict.NO_SOURCE for s in sources):
@@ -306,11 +310,22 @@ def _source_exit_status(status: int, sources: Sequence[SourceResult]) -> int:
 
 
 def _attestor(settings: Settings) -> Attestor:
+    from rebuilder.attest.publish import Attestor, load_or_create_key  # noqa: PLC0415
+
     signer = load_or_create_key(settings.signing_key_path)
     return Attestor(signer=signer, builder_id=settings.builder_id, root=settings.out_dir)
 
 
 def _key(args: argparse.Namespace, settings: Settings) -> int:
+    from rebuilder.attest.keys import (  # noqa: PLC0415 - each command imports what it uses
+        KeyAlgorithm,
+        generate_key,
+        load_private_key,
+        save_private_key,
+        save_public_key,
+    )
+    from rebuilder.attest.publish import public_key_path  # noqa: PLC0415
+
     path = settings.signing_key_path
     if args.key_command == "generate":
         if path.exists() and not args.force:
@@ -332,6 +347,22 @@ def _key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+
+    from cli.log import parse_log_keys  # noqa: PLC0415
+    from rebuilder.attest.errors import AttestationError  # noqa: PLC0415
+    from rebuilder.attest.keys import Keyring  # noqa: PLC0415
+    from rebuilder.attest.publish import public_key_path  # noqa: PLC0415
+    from rebuilder.attest.verify import (  # noqa: PLC0415
+        FileVerification,
+        bundle_for_file,
+        bundles_for_release,
+        verify_bundle,
+        verify_log_inclusion,
+    )
+    from rebuilder.spec import parse_spec  # noqa: PLC0415
+
     root = args.attestations or settings.out_dir
     keys = args.key or [public_key_path(settings.signing_key_path)]
     keyring = Keyring.from_files(keys)
@@ -394,6 +425,9 @@ def _plain_line(result: FileResult) -> str:
 
 
 def _table(results: Sequence[FileResult]) -> Table:
+    from rich.markup import escape  # noqa: PLC0415 - each command imports what it uses
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table(title="rebuild verdicts")
     for column in ("file", "verdict", "details", "seconds"):
         table.add_column(column, overflow="fold")

@@ -6,11 +6,10 @@ import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
-from rebuilder.settings import Settings
-
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from rebuilder.settings import Settings
     from rebuilder.worker.queue import Dispatcher
 
 logger = logging.getLogger(__name__)

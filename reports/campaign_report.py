@@ -22,7 +22,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
@@ -38,15 +37,9 @@ from rebuilder.campaigns.store import (
 from rebuilder.errors import UsageError
 from rebuilder.store.records import AttemptStatus
 from rebuilder.verdict import Verdict
+from reports.formats import ReportFormat
 
 logger = logging.getLogger(__name__)
-
-
-class ReportFormat(StrEnum):
-    MD = "md"
-    JSON = "json"
-    CSV = "csv"
-    HTML = "html"
 
 
 MEDIA_TYPES = {

@@ -26,13 +26,13 @@ from rebuilder.verdict import Verdict
 from reports.api import ERRORS, WRITE_ERRORS
 from reports.campaign_report import (
     MEDIA_TYPES,
-    ReportFormat,
     build_report,
     campaign_json,
     file_json,
     render,
 )
 from reports.deps import DispatcherDep, OperatorDep, PoolDep, templates
+from reports.formats import ReportFormat
 from reports.security import OWN_CSP_HEADER
 
 logger = logging.getLogger(__name__)
