@@ -1,0 +1,79 @@
+"""Start-up time of the ``rebuilder`` command: ``--help``, and ``check`` up to its verdict.
+
+Each command is run ``--runs`` times in a fresh process; the median and the fastest
+wall-clock times are printed as a Markdown table. ``check`` runs against an empty
+index served on a loopback port (every project is 404), so it does all of its start-up
+(settings, logging, the imports of the index client, uv, Docker, the signing key) and
+one request, then exits 2 ("not checked") without building anything.
+
+    .venv/bin/python -m benchmarks.startup --runs 21
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class _Empty(BaseHTTPRequestHandler):
+    """An index that knows no project."""
+
+    def do_GET(self) -> None:
+        self.send_error(404)
+
+    def log_message(self, format: str, *args: object) -> None:
+        del format, args
+
+
+def _rebuilder() -> str:
+    return str(Path(sys.executable).with_name("rebuilder"))
+
+
+def _time(argv: Sequence[str], env: dict[str, str], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(
+            argv, check=False, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=21)
+    args = parser.parse_args(argv)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Empty)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            **os.environ,
+            "REBUILDER_INDEX_URL": f"http://127.0.0.1:{server.server_port}/simple/",
+            "REBUILDER_CACHE_DIR": str(Path(tmp) / "cache"),
+            "REBUILDER_SIGNING_KEY": str(Path(tmp) / "key.pem"),
+        }
+        out = str(Path(tmp) / "out")
+        commands = {
+            "rebuilder --help": [_rebuilder(), "--help"],
+            "rebuilder check (empty index)": [_rebuilder(), "check", "--out", out, "demo==1.0"],
+        }
+        print("| command | median | fastest |\n|---|---|---|")
+        for name, command in commands.items():
+            times = _time(command, env, args.runs)
+            print(f"| `{name}` | {statistics.median(times):.3f} s | {min(times):.3f} s |")
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
