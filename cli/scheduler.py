@@ -18,7 +18,7 @@ from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.log import TransparencyLog
 from rebuilder.store.log_signing import log_signing
 from rebuilder.store.migrate import migrate
-from rebuilder.store.model import Store
+from rebuilder.store.protocols import SchedulerStore
 from rebuilder.store.repository import PostgresStore
 from rebuilder.store.source_store import PostgresSourceChecks
 from rebuilder.worker.queue import (
@@ -141,7 +141,7 @@ def checkpoint_hook(settings: Settings, pool: Pool) -> Callable[[], None]:
 
 def firehose_hooks(
     settings: Settings,
-    store: Store,
+    store: SchedulerStore,
     dispatcher: Dispatcher,
     observer: SchedulerObserver | None = None,
 ) -> list[Callable[[], None]]:

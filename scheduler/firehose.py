@@ -9,7 +9,7 @@ scope is read from the simple API and recorded; its wheels are queued at new-rel
 priority and sent after the commit.
 
 Nothing is missed across a crash: the position is saved in the same transaction as the
-release recorded (``Store.record_release(cursor=...)``), and it only ever covers a
+release recorded (``SchedulerStore.record_release(cursor=...)``), and it only ever covers a
 contiguous run of handled events. A release the index does not show yet (eventual
 consistency) holds the saved position back and is tried again on the next rounds
 (bounded); events after it are handled at once, and replayed harmlessly after a restart
@@ -38,7 +38,7 @@ from packaging.version import InvalidVersion, Version
 
 from rebuilder.errors import NotFoundError, RebuilderError
 from rebuilder.index.model import IndexFile
-from rebuilder.store.model import Store
+from rebuilder.store.protocols import SchedulerStore
 from rebuilder.worker.queue import Dispatcher, Priority
 from scheduler.errors import FeedMissingError, SchedulerError, StaleFeedError
 from scheduler.feeds import (
@@ -293,7 +293,7 @@ class Firehose:
     def __init__(
         self,
         *,
-        store: Store,
+        store: SchedulerStore,
         index: ReleaseSource,
         dispatcher: Dispatcher,
         changelog: Changelog | None = None,

@@ -1,6 +1,7 @@
-"""What workers and the scheduler need from storage: the :class:`Store` Protocol.
+"""The fleet's state in memory: the stand-in for the PostgreSQL store in unit tests.
 
-:class:`MemoryStore` keeps the same promises in memory (one attempt claimed once, at
+:class:`MemoryStore` implements every Protocol of :mod:`rebuilder.store.protocols` and
+keeps the same promises in memory (one attempt claimed once, at
 most one active attempt per file, idempotent recording) for unit tests of actor and
 scheduler logic; ``tests/integration/store/test_contract.py`` runs one suite against it
 and the PostgreSQL store to prove they agree.
@@ -12,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store import StoreError
@@ -30,197 +31,6 @@ from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import FileResult, Verdict
 
 _T = TypeVar("_T")
-
-
-class Store(Protocol):
-    """The fleet's state, as the scheduler, the workers and ``rebuilder status`` use it."""
-
-    def watch_add(self, names: Iterable[str]) -> list[str]:
-        """Watch these projects; the normalized names that were not watched before."""
-        ...
-
-    def watch_remove(self, names: Iterable[str]) -> list[str]:
-        """Stop watching these projects; the normalized names that were watched."""
-        ...
-
-    def watched(self, *, prefix: str = "") -> list[ProjectRow]:
-        """The watched projects by name, optionally only those starting with ``prefix``."""
-        ...
-
-    def record_release(
-        self,
-        project: str,
-        version: str,
-        files: Sequence[IndexFile],
-        *,
-        cursor: tuple[str, str] | None = None,
-    ) -> list[FileRow]:
-        """Record a release and its files; the new files. Idempotent.
-
-        ``cursor`` (name, value) is saved in the same transaction, so a poller that
-        crashes resumes after the last release it recorded, never past one it did not.
-        """
-        ...
-
-    def record_and_queue(
-        self,
-        project: str,
-        version: str,
-        files: Sequence[IndexFile],
-        *,
-        priority: int,
-        cursor: tuple[str, str] | None = None,
-    ) -> tuple[list[FileRow], list[int]]:
-        """Record a release and queue its new wheels in ONE transaction; (new files, attempts).
-
-        A crash after it leaves attempts queued but unsent, which the scheduler sends; a
-        crash between recording and queueing can then not lose a rebuild.
-        """
-        ...
-
-    def release_versions(self, project: str) -> set[str]:
-        """The versions of ``project`` already recorded."""
-        ...
-
-    def file(self, file_id: int) -> FileRow | None:
-        """One recorded file."""
-        ...
-
-    def request_attempt(
-        self,
-        file_id: int,
-        priority: int,
-        campaign_id: int | None = None,
-        *,
-        image: str | None = None,
-    ) -> int | None:
-        """Queue an attempt; its id, or None when the file has one queued or running."""
-        ...
-
-    def request_attempts_bulk(
-        self,
-        file_ids: Sequence[int],
-        priority: int,
-        campaign_id: int | None = None,
-        *,
-        image: str | None = None,
-    ) -> list[int]:
-        """Queue attempts for many files at once; the ids made (busy files skipped)."""
-        ...
-
-    def attempt(self, attempt_id: int) -> AttemptRow | None:
-        """One attempt, whatever its status."""
-        ...
-
-    def start_attempt(self, attempt_id: int, worker: str) -> AttemptRow | None:
-        """Claim a queued attempt; None when it is not queued (a duplicate message)."""
-        ...
-
-    def heartbeat(self, attempt_id: int, worker: str) -> bool:
-        """Keep a claim alive; False when ``worker`` no longer holds it."""
-        ...
-
-    def finish_attempt(
-        self,
-        attempt_id: int,
-        result: FileResult,
-        strategy_json: Mapping[str, Any] | None,
-        image_digest: str | None,
-        *,
-        worker: str | None = None,
-        evidence_manifest: Mapping[str, str] | None = None,
-    ) -> bool:
-        """Record the outcome once; False when the attempt already had one."""
-        ...
-
-    def record_outcome(
-        self,
-        attempt_id: int,
-        result: FileResult,
-        *,
-        worker: str,
-        strategy_json: Mapping[str, Any] | None,
-        image_digest: str | None,
-        evidence_manifest: Mapping[str, str] | None,
-        statements: Sequence[SignedStatement],
-        log_origin: str,
-    ) -> bool:
-        """Finish ``worker``'s attempt and log its signed statements, all or nothing."""
-        ...
-
-    def bundle_lines(self, file_id: int) -> list[str]:
-        """The envelope lines of the file's latest attested attempt, in bundle order."""
-        ...
-
-    def release_attempt(self, attempt_id: int, worker: str) -> bool:
-        """Give back ``worker``'s claim: queued again and marked unsent."""
-        ...
-
-    def mark_dispatched(self, attempt_ids: Sequence[int]) -> None:
-        """Note that these attempts were handed to the broker."""
-        ...
-
-    def in_flight(self) -> int:
-        """Queued attempts already handed to the broker."""
-        ...
-
-    def undispatched(self, older_than: timedelta, *, limit: int = 1000) -> list[tuple[int, int]]:
-        """(id, priority) of queued attempts never sent, older than ``older_than``."""
-        ...
-
-    def set_generator(self, file_id: int, generator: str) -> None:
-        """Record the published wheel's WHEEL Generator line."""
-        ...
-
-    def announce_worker(self, name: str, host: str, pid: int, version: str) -> None:
-        """A worker starts."""
-        ...
-
-    def worker_beat(self, name: str, current_attempt: int | None) -> None:
-        """A worker is alive, on ``current_attempt``."""
-        ...
-
-    def retire_worker(self, name: str) -> None:
-        """A worker stopped cleanly."""
-        ...
-
-    def workers(self, *, include_stopped: bool = False) -> list[WorkerRow]:
-        """Known workers, most recently heard of first."""
-        ...
-
-    def requeue_stale(self, older_than: timedelta) -> list[int]:
-        """Queue again the running attempts whose worker went silent; their ids."""
-        ...
-
-    def queued_ids(self, *, limit: int = 1000) -> list[int]:
-        """Queued attempts, most urgent first."""
-        ...
-
-    def latest_verdicts(
-        self, *, project: str | None = None, verdict: Verdict | None = None, limit: int = 100
-    ) -> list[VerdictRow]:
-        """The latest verdict of each file, newest first."""
-        ...
-
-    def verdict_counts(self) -> dict[Verdict, int]:
-        """How many files have each verdict as their latest."""
-        ...
-
-    def queue_depth(self) -> int:
-        """How many attempts wait for a worker."""
-        ...
-
-    def running(self) -> list[RunningRow]:
-        """The attempts being run now, oldest first."""
-        ...
-
-    def get_cursor(self, name: str) -> str | None:
-        """A poller's saved position."""
-        ...
-
-    def set_cursor(self, name: str, value: str) -> None:
-        """Save a poller's position."""
-        ...
 
 
 class MemoryStore:

@@ -1,4 +1,4 @@
-"""The :class:`~rebuilder.store.model.Store` on PostgreSQL, over a connection pool.
+"""The fleet's store (the Protocols of :mod:`rebuilder.store.protocols`) on PostgreSQL.
 
 Each call borrows a connection for the length of one transaction. Code that must
 combine several writes in one commit (a poller recording releases and moving its

@@ -12,7 +12,7 @@ import pytest
 
 from rebuilder.errors import IndexError_, NotFoundError
 from rebuilder.index.model import FileKind, IndexFile
-from rebuilder.store.model import MemoryStore
+from rebuilder.store.memory import MemoryStore
 from rebuilder.store.records import FileRow
 from rebuilder.worker.queue import Priority
 from scheduler.errors import FeedMissingError, SchedulerError, StaleFeedError

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from rebuilder.errors import IndexError_
 from rebuilder.index.model import FileKind, IndexFile
-from rebuilder.store.model import MemoryStore
+from rebuilder.store.memory import MemoryStore
 from rebuilder.store.records import AttemptStatus
 from rebuilder.worker.queue import Priority
 from scheduler.loop import Scheduler, SchedulerConfig
