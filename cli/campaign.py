@@ -33,8 +33,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from rebuilder.campaigns.audit import AuditResult
+    from rebuilder.campaigns.model import Finding, Progress
     from rebuilder.campaigns.selection import LockInput, Selection
-    from rebuilder.campaigns.store import CampaignStore, Finding, PostgresCampaignStore, Progress
+    from rebuilder.campaigns.store import CampaignStore, PostgresCampaignStore
     from rebuilder.index.simple import SimpleIndex
     from rebuilder.settings import Settings
     from rebuilder.worker.queue import Dispatcher, JobRunner

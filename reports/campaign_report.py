@@ -25,15 +25,15 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from rebuilder.campaigns.store import (
+from rebuilder.campaigns.model import (
     CampaignFileRow,
     CampaignRow,
     CampaignStatus,
-    CampaignStore,
     Finding,
     FindingKind,
     Progress,
 )
+from rebuilder.campaigns.store import CampaignStore
 from rebuilder.errors import UsageError
 from rebuilder.store.records import AttemptStatus
 from rebuilder.verdict import Verdict

@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 
 from rebuilder.campaigns import CampaignError
 from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.model import CampaignStatus
 from rebuilder.campaigns.selection import LockInput, Selection, parse_time, resolve
-from rebuilder.campaigns.store import CampaignStatus, PostgresCampaignStore
+from rebuilder.campaigns.store import PostgresCampaignStore
 from rebuilder.errors import UsageError
 from rebuilder.index.model import Index
 from rebuilder.verdict import Verdict

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from rebuilder.campaigns.model import CampaignFileRow, Finding, FindingKind
 from rebuilder.campaigns.selection import LockInput, Selection, resolve
-from rebuilder.campaigns.store import CampaignFileRow, CampaignStore, Finding, FindingKind
+from rebuilder.campaigns.store import CampaignStore
 from rebuilder.index.model import Index
 from rebuilder.verdict import Verdict
 

@@ -16,15 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rebuilder.campaigns import CampaignError
+from rebuilder.campaigns.model import CampaignRow, CampaignStatus, Created, NewCampaign, Progress
 from rebuilder.campaigns.selection import Resolved, Selection, record_picks, resolve
-from rebuilder.campaigns.store import (
-    CampaignRow,
-    CampaignStatus,
-    CampaignStore,
-    Created,
-    NewCampaign,
-    Progress,
-)
+from rebuilder.campaigns.store import CampaignStore
 from rebuilder.index.model import Index
 from rebuilder.worker.queue import Dispatcher, Priority
 

@@ -38,7 +38,8 @@ from packaging.version import InvalidVersion, Version
 
 from rebuilder.campaigns import CampaignError
 from rebuilder.campaigns.locks import LockContents, Pin, parse_lock
-from rebuilder.campaigns.store import CampaignStore, Finding, FindingKind
+from rebuilder.campaigns.model import Finding, FindingKind
+from rebuilder.campaigns.store import CampaignStore
 from rebuilder.errors import NotFoundError, RebuilderError, UsageError
 from rebuilder.index.model import Index, IndexFile
 from rebuilder.spec import parse_spec

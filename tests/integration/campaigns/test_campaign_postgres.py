@@ -9,8 +9,9 @@ import pytest
 from rebuilder.campaigns import CampaignError
 from rebuilder.campaigns import campaign as campaigns
 from rebuilder.campaigns.audit import EXIT_MISMATCH, audit
+from rebuilder.campaigns.model import CampaignStatus
 from rebuilder.campaigns.selection import LockInput, Selection, resolve
-from rebuilder.campaigns.store import CampaignStatus, PostgresCampaignStore
+from rebuilder.campaigns.store import PostgresCampaignStore
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.store.db import Pool
 from rebuilder.store.records import AttemptStatus

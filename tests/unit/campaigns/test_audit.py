@@ -12,8 +12,8 @@ from rebuilder.campaigns.audit import (
     audit_campaign,
     lock_selection,
 )
+from rebuilder.campaigns.memory import MemoryCampaignStore
 from rebuilder.campaigns.selection import LockInput
-from rebuilder.campaigns.store import MemoryCampaignStore
 from rebuilder.verdict import Difference, DifferenceKind, Verdict
 from tests.unit.campaigns.fakes import FakeIndex, wheel
 

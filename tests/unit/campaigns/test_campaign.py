@@ -6,8 +6,9 @@ import pytest
 
 from rebuilder.campaigns import CampaignError
 from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.memory import MemoryCampaignStore
+from rebuilder.campaigns.model import CampaignStatus
 from rebuilder.campaigns.selection import Selection
-from rebuilder.campaigns.store import CampaignStatus, MemoryCampaignStore
 from rebuilder.store.records import AttemptStatus
 from rebuilder.verdict import Verdict
 from rebuilder.worker.queue import Priority

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rebuilder.campaigns.memory import MemoryCampaignStore
+from rebuilder.campaigns.model import FindingKind
 from rebuilder.campaigns.selection import (
     BackendRange,
     LockInput,
@@ -13,7 +15,6 @@ from rebuilder.campaigns.selection import (
     record_picks,
     resolve,
 )
-from rebuilder.campaigns.store import FindingKind, MemoryCampaignStore
 from rebuilder.errors import UsageError
 from rebuilder.verdict import Verdict
 from tests.unit.campaigns.fakes import FakeIndex, sdist, sha, wheel, when

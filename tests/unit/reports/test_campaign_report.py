@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 import pytest
 
 from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.memory import MemoryCampaignStore
 from rebuilder.campaigns.selection import Selection
-from rebuilder.campaigns.store import MemoryCampaignStore
 from rebuilder.errors import UsageError
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store.records import AttemptStatus
