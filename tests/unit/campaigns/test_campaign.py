@@ -12,18 +12,8 @@ from rebuilder.campaigns.selection import Selection
 from rebuilder.store.records import AttemptStatus
 from rebuilder.verdict import Verdict
 from rebuilder.worker.queue import Priority
+from tests.support.fakes import FakeDispatcher
 from tests.unit.campaigns.fakes import FakeIndex, sdist, wheel
-
-
-class RecordingDispatcher:
-    def __init__(self, *, fail_after: int | None = None) -> None:
-        self.sent: list[tuple[int, Priority]] = []
-        self.fail_after = fail_after
-
-    def enqueue(self, attempt_id: int, priority: Priority) -> None:
-        if self.fail_after is not None and len(self.sent) >= self.fail_after:
-            raise ConnectionError("broker away")
-        self.sent.append((attempt_id, priority))
 
 
 @pytest.fixture
@@ -36,7 +26,7 @@ SELECT_ALL = Selection(specs=("demo==1.0", "other==2.0"))
 
 def test_start_queues_every_file_at_campaign_priority_then_dispatches(index: FakeIndex) -> None:
     store = MemoryCampaignStore()
-    dispatcher = RecordingDispatcher()
+    dispatcher = FakeDispatcher()
     started = campaigns.start(
         "incident", SELECT_ALL, store=store, index=index, dispatcher=dispatcher
     )
@@ -80,7 +70,7 @@ def test_a_file_already_queued_is_adopted_and_lifted(index: FakeIndex) -> None:
     )
     routine = first.created.queued[0]
     second = campaigns.start(
-        "second", SELECT_ALL, store=store, index=index, dispatcher=RecordingDispatcher()
+        "second", SELECT_ALL, store=store, index=index, dispatcher=FakeDispatcher()
     )
     assert second.created.adopted == [routine]
     assert routine in second.created.to_dispatch
@@ -136,7 +126,7 @@ def test_cancel_keeps_attempts_another_running_campaign_waits_for(index: FakeInd
 
 def test_a_broker_failure_leaves_the_rest_for_the_scheduler(index: FakeIndex) -> None:
     store = MemoryCampaignStore()
-    dispatcher = RecordingDispatcher(fail_after=1)
+    dispatcher = FakeDispatcher(fail_after=1)
     started = campaigns.start("x", SELECT_ALL, store=store, index=index, dispatcher=dispatcher)
     assert started.dispatched == 1
     unsent = [i for i in started.created.queued if not store.attempts[i].dispatched]

@@ -24,6 +24,7 @@ from scheduler.firehose import (
     FirehoseConfig,
     TimePosition,
 )
+from tests.support.fakes import FakeDispatcher
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
@@ -116,14 +117,6 @@ class FakeUpdates:
 
     def latest(self) -> list[ReleaseEvent]:
         return list(self.items[:40])
-
-
-@dataclass
-class FakeDispatcher:
-    sent: list[tuple[int, Priority]] = field(default_factory=list)
-
-    def enqueue(self, attempt_id: int, priority: Priority) -> None:
-        self.sent.append((attempt_id, priority))
 
 
 class Clock:

@@ -13,6 +13,7 @@ from rebuilder.store.memory import MemoryStore
 from rebuilder.store.records import AttemptStatus
 from rebuilder.worker.queue import Priority
 from scheduler.loop import Scheduler, SchedulerConfig
+from tests.support.fakes import FakeDispatcher
 
 
 def file(project: str, version: str, filename: str, **kw: object) -> IndexFile:
@@ -50,17 +51,6 @@ class FakeIndex:
         if project in self.failing:
             raise IndexError_(f"{project}: index unreachable")
         return self.pages.get(project, [])
-
-
-@dataclass
-class FakeDispatcher:
-    sent: list[tuple[int, Priority]] = field(default_factory=list)
-    down: bool = False
-
-    def enqueue(self, attempt_id: int, priority: Priority) -> None:
-        if self.down:
-            raise ConnectionError("broker away")
-        self.sent.append((attempt_id, priority))
 
 
 class Clock:
