@@ -23,7 +23,7 @@ from typing import Any
 
 from rebuilder.campaigns.model import CampaignFileRow, Finding, FindingKind
 from rebuilder.campaigns.selection import LockInput, Selection, resolve
-from rebuilder.campaigns.store import CampaignStore
+from rebuilder.campaigns.store import CampaignStore, SelectionStore
 from rebuilder.index.model import Index
 from rebuilder.verdict import Verdict
 
@@ -127,7 +127,7 @@ def _line(row: CampaignFileRow, note: str | None) -> AuditLine:
     )
 
 
-def audit(lock: LockInput, *, store: CampaignStore, index: Index) -> AuditResult:
+def audit(lock: LockInput, *, store: SelectionStore, index: Index) -> AuditResult:
     """The lock's pinned files and the fleet's latest verdict on each (reads only)."""
     resolved = resolve(Selection(locks=(lock,)), store, index)
     ids = [p.file_id for p in resolved.picks.values() if p.file_id is not None]

@@ -1,7 +1,7 @@
 """Start, follow and cancel campaigns.
 
 :func:`start` resolves the selection, records the files the database does not know,
-creates the campaign with its attempts in one transaction (:meth:`CampaignStore.create`)
+creates the campaign with its attempts in one transaction (:meth:`CampaignStarter.create`)
 and only then hands the attempts to the broker at :data:`Priority.CAMPAIGN`. A crash
 between the commit and the sends loses nothing: the attempts stay queued and unsent,
 and the scheduler sends them (``dispatched_at`` is NULL). Everything else is read from
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from rebuilder.campaigns import CampaignError
 from rebuilder.campaigns.model import CampaignRow, CampaignStatus, Created, NewCampaign, Progress
 from rebuilder.campaigns.selection import Resolved, Selection, record_picks, resolve
-from rebuilder.campaigns.store import CampaignStore
+from rebuilder.campaigns.store import CampaignStarter, CampaignStore
 from rebuilder.index.model import Index
 from rebuilder.worker.queue import Dispatcher, Priority
 
@@ -39,7 +39,7 @@ def start(
     name: str,
     selection: Selection,
     *,
-    store: CampaignStore,
+    store: CampaignStarter,
     index: Index,
     dispatcher: Dispatcher | None,
     force: bool = False,
@@ -70,7 +70,7 @@ def start(
 DISPATCH_NOW = 1000
 
 
-def dispatch(store: CampaignStore, dispatcher: Dispatcher | None, attempt_ids: list[int]) -> int:
+def dispatch(store: CampaignStarter, dispatcher: Dispatcher | None, attempt_ids: list[int]) -> int:
     """Send committed attempts to the broker and note it; how many were sent.
 
     Without a dispatcher (no broker configured) nothing is sent: the scheduler sends

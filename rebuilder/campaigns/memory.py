@@ -1,6 +1,6 @@
 """Campaigns in memory: the unit tests' stand-in for the PostgreSQL campaign store.
 
-It keeps the promises of :class:`~rebuilder.campaigns.store.CampaignStore`, with helpers
+It keeps the promises of the Protocols of :mod:`rebuilder.campaigns.store`, with helpers
 to stage verdicts. Tests only.
 """
 

@@ -39,7 +39,7 @@ from packaging.version import InvalidVersion, Version
 from rebuilder.campaigns import CampaignError
 from rebuilder.campaigns.locks import LockContents, Pin, parse_lock
 from rebuilder.campaigns.model import Finding, FindingKind
-from rebuilder.campaigns.store import CampaignStore
+from rebuilder.campaigns.store import SelectionStore
 from rebuilder.errors import NotFoundError, RebuilderError, UsageError
 from rebuilder.index.model import Index, IndexFile
 from rebuilder.spec import parse_spec
@@ -239,7 +239,7 @@ class Resolved:
 
 
 class _Resolver:
-    def __init__(self, store: CampaignStore, index: Index) -> None:
+    def __init__(self, store: SelectionStore, index: Index) -> None:
         self.store = store
         self.index = index
         self.out = Resolved()
@@ -422,7 +422,7 @@ def _in_window(when: datetime | None, since: datetime | None, until: datetime | 
     return (since is None or when >= since) and (until is None or when < until)
 
 
-def resolve(selection: Selection, store: CampaignStore, index: Index) -> Resolved:
+def resolve(selection: Selection, store: SelectionStore, index: Index) -> Resolved:
     """The files ``selection`` picks and what it found; reads only (the dry run)."""
     if selection.empty:
         raise UsageError("the selection is empty: give at least one --select")
@@ -451,7 +451,7 @@ def resolve(selection: Selection, store: CampaignStore, index: Index) -> Resolve
     return out
 
 
-def record_picks(resolved: Resolved, store: CampaignStore) -> dict[int, str | None]:
+def record_picks(resolved: Resolved, store: SelectionStore) -> dict[int, str | None]:
     """Record the picked files the database does not know; {file id: note} of every pick."""
     releases: dict[tuple[str, str], list[IndexFile]] = defaultdict(list)
     for pick in resolved.picks.values():

@@ -1,4 +1,4 @@
-"""Where campaigns live: the :class:`CampaignStore` Protocol and its PostgreSQL store.
+"""Where campaigns live: their storage Protocols (one per consumer) and the PostgreSQL store.
 
 Every fact of a campaign is a row (``campaigns``, ``campaign_files``, ``attempts``), so a
 campaign survives any restart: the scheduler re-sends queued attempts never handed to
@@ -51,8 +51,8 @@ from rebuilder.worker.queue import Priority
 logger = logging.getLogger(__name__)
 
 
-class CampaignStore(Protocol):
-    """What campaigns need from storage (selection queries, the campaign's own rows)."""
+class SelectionStore(Protocol):
+    """What selections and audits read: the recorded files and their latest verdicts."""
 
     def record_release(self, project: str, version: str, files: Sequence[IndexFile]) -> None:
         """Record a release's files (idempotent)."""
@@ -78,6 +78,14 @@ class CampaignStore(Protocol):
         """Files whose latest verdict is one of ``verdicts``."""
         ...
 
+    def latest_for(self, file_ids: Sequence[int]) -> dict[int, CampaignFileRow]:
+        """The latest finished attempt of each of these files (files never judged: absent)."""
+        ...
+
+
+class CampaignStarter(SelectionStore, Protocol):
+    """What starting a campaign needs: its selection, then its rows and their sending."""
+
     def create(self, new: NewCampaign) -> Created:
         """Record a campaign and queue its attempts, in one transaction."""
         ...
@@ -86,9 +94,9 @@ class CampaignStore(Protocol):
         """Note that these attempts were handed to the broker."""
         ...
 
-    def latest_for(self, file_ids: Sequence[int]) -> dict[int, CampaignFileRow]:
-        """The latest finished attempt of each of these files (files never judged: absent)."""
-        ...
+
+class CampaignStore(Protocol):
+    """What following, cancelling, closing and reporting a campaign read and write."""
 
     def campaign(self, campaign_id: int) -> CampaignRow | None: ...
 
