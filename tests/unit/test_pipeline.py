@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilder.errors import FailureReason, IntegrityError, NotFoundError
+from rebuilder.errors import FailureReason, NotFoundError
 from rebuilder.index.model import FileKind, IndexFile, ResolvedPin
 from rebuilder.pipeline import Rebuilder, is_pure_wheel
 from rebuilder.plan.planner import ImageChoice
@@ -28,6 +28,7 @@ from tests.support.dists import (
     write_sdist,
     write_wheel,
 )
+from tests.support.fakes import FakeIndex
 
 UPLOADED = datetime(2024, 3, 1, tzinfo=UTC)
 WHEEL_NAME = "demo-1.0-py3-none-any.whl"
@@ -37,50 +38,33 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@dataclass
-class FakeIndex:
-    """An index over local files; downloads check the listed hash like the real one."""
+def add(
+    index: FakeIndex,
+    path: Path,
+    kind: FileKind,
+    project: str = "demo",
+    version: str = "1.0",
+    sha256: str | None = None,
+) -> IndexFile:
+    """List the local file at ``path`` on the fake index."""
+    file = IndexFile(
+        project,
+        version,
+        path.name,
+        f"http://127.0.0.1:9/{path.name}",
+        sha256 or _sha(path),
+        kind,
+        UPLOADED,
+    )
+    return index.add_local(file, path)
 
-    files: dict[str, tuple[IndexFile, Path]] = field(default_factory=dict)
-    url: str = "http://127.0.0.1:9/simple/"
 
-    def add(
-        self,
-        path: Path,
-        kind: FileKind,
-        project: str = "demo",
-        version: str = "1.0",
-        sha256: str | None = None,
-    ) -> IndexFile:
-        file = IndexFile(
-            project,
-            version,
-            path.name,
-            f"http://127.0.0.1:9/{path.name}",
-            sha256 or _sha(path),
-            kind,
-            UPLOADED,
-        )
-        self.files[path.name] = (file, path)
-        return file
-
-    def project_files(self, project: str) -> Sequence[IndexFile]:
-        found = [f for f, _ in self.files.values() if f.project == project]
-        if not found:
-            raise NotFoundError(f"no project {project}")
-        return found
-
-    def release_files(self, project: str, version: str) -> Sequence[IndexFile]:
-        found = [f for f in self.project_files(project) if f.version == version]
-        if not found:
-            raise NotFoundError(f"no release {project} {version}")
-        return found
-
-    def download(self, file: IndexFile) -> Path:
-        _, path = self.files[file.filename]
-        if _sha(path) != file.sha256:
-            raise IntegrityError(f"sha256 mismatch for {file.filename}")
-        return path
+def relist(index: FakeIndex, filename: str, path: Path | None = None, **changes: str) -> None:
+    """List ``filename`` again with ``changes`` (and, given ``path``, other bytes)."""
+    n = next(n for n, f in enumerate(index.files) if f.filename == filename)
+    index.files[n] = replace(index.files[n], **changes)
+    if path is not None:
+        index.local[filename] = path
 
 
 @dataclass
@@ -93,7 +77,7 @@ class FakeResolver:
     ) -> Sequence[ResolvedPin]:
         assert as_of == UPLOADED
         self.calls.append(tuple(requirements))
-        tool = self.index.files["tool-1.0-py3-none-any.whl"][0]
+        tool = next(f for f in self.index.files if f.filename == "tool-1.0-py3-none-any.whl")
         return [ResolvedPin("tool", "1.0", (tool.sha256,))]
 
 
@@ -141,11 +125,11 @@ def _world(
     published = write_wheel(tmp_path / "pub" / WHEEL_NAME, published_entries or genuine)
     rebuilt = write_wheel(tmp_path / "re" / WHEEL_NAME, rebuilt_entries or genuine)
     index = FakeIndex()
-    index.add(published, FileKind.WHEEL)
+    add(index, published, FileKind.WHEEL)
     if with_sdist:
-        index.add(make_sdist(tmp_path / "pub"), FileKind.SDIST)
+        add(index, make_sdist(tmp_path / "pub"), FileKind.SDIST)
     tool = write_wheel(tmp_path / "pub" / "tool-1.0-py3-none-any.whl", wheel_entries("tool", "1.0"))
-    index.add(tool, FileKind.WHEEL, project="tool")
+    add(index, tool, FileKind.WHEEL, project="tool")
     resolver = FakeResolver(index)
     sandbox = FakeSandbox(rebuilt)
     evidence = tmp_path / "evidence"
@@ -236,8 +220,7 @@ def test_requirements_that_stay_missing_fail_as_resolve(tmp_path: Path) -> None:
 
 def test_download_hash_mismatch_is_refused_and_recorded(tmp_path: Path) -> None:
     world = _world(tmp_path)
-    file, path = world.index.files[WHEEL_NAME]
-    world.index.files[WHEEL_NAME] = (replace(file, sha256="0" * 64), path)
+    relist(world.index, WHEEL_NAME, sha256="0" * 64)
     result, _ = _wheel_result(world)
     assert result.verdict is Verdict.FAILED
     assert "sha256" in (result.reason or "")
@@ -258,7 +241,7 @@ def test_unknown_release_raises_not_found(tmp_path: Path) -> None:
 def test_latest_version_skips_prereleases(tmp_path: Path) -> None:
     world = _world(tmp_path)
     pre = write_wheel(tmp_path / "pub" / "demo-2.0b1-py3-none-any.whl", wheel_entries())
-    world.index.add(pre, FileKind.WHEEL, version="2.0b1")
+    add(world.index, pre, FileKind.WHEEL, version="2.0b1")
     assert world.rebuilder.latest_version("demo") == "1.0"
 
 
@@ -284,8 +267,8 @@ def test_hostile_sdist_fails_as_no_source_and_nothing_is_built(tmp_path: Path) -
         SdistSpec("demo", "1.0", [SdistMember("../../escape.py", b"x")]),
         top="",
     )
-    sdist = next(f for f, _ in world.index.files.values() if f.kind is FileKind.SDIST)
-    world.index.files[sdist.filename] = (replace(sdist, sha256=_sha(hostile)), hostile)
+    sdist = next(f for f in world.index.files if f.kind is FileKind.SDIST)
+    relist(world.index, sdist.filename, hostile, sha256=_sha(hostile))
     result, _ = _wheel_result(world)
     assert (result.verdict, result.reason_class) == (Verdict.FAILED, FailureReason.NO_SOURCE)
     assert "cannot be used safely" in (result.reason or "")
@@ -296,8 +279,7 @@ def test_hostile_sdist_fails_as_no_source_and_nothing_is_built(tmp_path: Path) -
 def test_garbage_published_wheel_fails_clearly(tmp_path: Path) -> None:
     world = _world(tmp_path)
     world.published.write_bytes(b"this is not a zip file")
-    wheel = world.index.files[WHEEL_NAME][0]
-    world.index.files[WHEEL_NAME] = (replace(wheel, sha256=_sha(world.published)), world.published)
+    relist(world.index, WHEEL_NAME, world.published, sha256=_sha(world.published))
     result, _ = _wheel_result(world)
     assert result.verdict is Verdict.FAILED
     assert "published wheel cannot be read safely" in (result.reason or "")

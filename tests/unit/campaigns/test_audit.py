@@ -15,7 +15,8 @@ from rebuilder.campaigns.audit import (
 from rebuilder.campaigns.memory import MemoryCampaignStore
 from rebuilder.campaigns.selection import LockInput
 from rebuilder.verdict import Difference, DifferenceKind, Verdict
-from tests.unit.campaigns.fakes import FakeIndex, wheel
+from tests.support.fakes import FakeIndex
+from tests.unit.campaigns.fakes import wheel
 
 A = wheel("a", "1.0")
 B = wheel("b", "2.0")

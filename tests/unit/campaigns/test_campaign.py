@@ -12,8 +12,8 @@ from rebuilder.campaigns.selection import Selection
 from rebuilder.store.records import AttemptStatus
 from rebuilder.verdict import Verdict
 from rebuilder.worker.queue import Priority
-from tests.support.fakes import FakeDispatcher
-from tests.unit.campaigns.fakes import FakeIndex, sdist, wheel
+from tests.support.fakes import FakeDispatcher, FakeIndex
+from tests.unit.campaigns.fakes import sdist, wheel
 
 
 @pytest.fixture

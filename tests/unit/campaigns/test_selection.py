@@ -17,7 +17,8 @@ from rebuilder.campaigns.selection import (
 )
 from rebuilder.errors import UsageError
 from rebuilder.verdict import Verdict
-from tests.unit.campaigns.fakes import FakeIndex, sdist, sha, wheel, when
+from tests.support.fakes import FakeIndex
+from tests.unit.campaigns.fakes import sdist, sha, wheel, when
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ from reports.campaign_report import (
     md_escape,
     render,
 )
-from tests.unit.campaigns.fakes import FakeIndex, sha, wheel, when
+from tests.support.fakes import FakeIndex
+from tests.unit.campaigns.fakes import sha, wheel, when
 
 HOSTILE_PATH = "<script>alert(1)</script>|x](javascript:alert(2))\n# title"
 
