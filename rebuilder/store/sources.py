@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 from rebuilder.source.result import SourceResult
 from rebuilder.store import StoreError
 from rebuilder.store.db import Connection
+from rebuilder.store.jobs import SOURCE_CHECKS
 from rebuilder.store.log import TransparencyLog
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.projects import normalize
@@ -139,6 +140,10 @@ class SourceVerdictRow:
 _RELEASE_FIELDS = {"project", "version"}
 _CHECK_COLUMNS = sql.SQL(", ").join(
     sql.Identifier("r" if f.name in _RELEASE_FIELDS else "c", f.name)
+    for f in fields(SourceCheckRow)
+)
+_CLAIMED_COLUMNS = sql.SQL(", ").join(  # the same, the check aliased j (JobTable.claim)
+    sql.Identifier("r" if f.name in _RELEASE_FIELDS else "j", f.name)
     for f in fields(SourceCheckRow)
 )
 
@@ -257,34 +262,19 @@ def release_files(conn: Connection, release_id: int) -> list[FileRow]:
 
 def start_check(conn: Connection, check_id: int, worker: str) -> SourceCheckRow | None:
     """Claim a queued check for ``worker``; None when it is not queued (any more)."""
-    with conn.transaction(), conn.cursor(row_factory=class_row(SourceCheckRow)) as cur:
-        return cur.execute(
-            sql.SQL(
-                """
-                UPDATE source_checks c
-                SET status = 'running', worker = %s, started_at = now(),
-                    heartbeat_at = now(), tries = c.tries + 1
-                FROM releases r
-                WHERE r.id = c.release_id AND c.id = %s AND c.status = 'queued'
-                RETURNING {}
-                """
-            ).format(_CHECK_COLUMNS),
-            (worker, check_id),
-        ).fetchone()
+    return SOURCE_CHECKS.claim(
+        conn,
+        check_id,
+        worker,
+        row=SourceCheckRow,
+        returning=_CLAIMED_COLUMNS,
+        join=sql.SQL("FROM releases r WHERE r.id = j.release_id AND"),
+    )
 
 
 def heartbeat(conn: Connection, check_id: int, worker: str) -> bool:
     """Keep ``worker``'s claim alive; False when it no longer holds the check."""
-    with conn.transaction():
-        row = conn.execute(
-            """
-            UPDATE source_checks SET heartbeat_at = now()
-            WHERE id = %s AND status = 'running' AND worker = %s
-            RETURNING id
-            """,
-            (check_id, worker),
-        ).fetchone()
-    return row is not None
+    return SOURCE_CHECKS.heartbeat(conn, check_id, worker)
 
 
 def finish_check(
@@ -396,62 +386,24 @@ def bundle_lines(conn: Connection, release_id: int) -> list[str]:
 
 def give_back(conn: Connection, check_id: int, worker: str) -> bool:
     """Give a claim back (trouble that may pass): queued again, unsent. False if not held."""
-    with conn.transaction():
-        row = conn.execute(
-            """
-            UPDATE source_checks
-            SET status = 'queued', worker = NULL, started_at = NULL, heartbeat_at = NULL,
-                dispatched_at = NULL
-            WHERE id = %s AND status = 'running' AND worker = %s
-            RETURNING id
-            """,
-            (check_id, worker),
-        ).fetchone()
-    return row is not None
+    return SOURCE_CHECKS.give_back(conn, check_id, worker)
 
 
 def requeue_stale(conn: Connection, older_than: timedelta) -> list[int]:
     """Queue again the running checks silent for longer than ``older_than``; their ids."""
-    with conn.transaction():
-        rows = conn.execute(
-            """
-            UPDATE source_checks
-            SET status = 'queued', worker = NULL, started_at = NULL, heartbeat_at = NULL,
-                dispatched_at = NULL
-            WHERE status = 'running' AND coalesce(heartbeat_at, started_at) < now() - %s
-            RETURNING id
-            """,
-            (older_than,),
-        ).fetchall()
-    requeued = sorted(int(row[0]) for row in rows)
-    if requeued:
-        logger.warning("requeued %s stale source checks: %s", len(requeued), requeued[:20])
-    return requeued
+    return SOURCE_CHECKS.requeue_stale(conn, older_than)
 
 
 def mark_dispatched(conn: Connection, check_ids: Sequence[int]) -> None:
     """Note that these checks were handed to the broker."""
-    if check_ids:
-        conn.execute(
-            "UPDATE source_checks SET dispatched_at = now() "
-            "WHERE id = ANY(%s) AND status = 'queued'",
-            (list(check_ids),),
-        )
+    SOURCE_CHECKS.mark_dispatched(conn, check_ids)
 
 
 def undispatched(
     conn: Connection, older_than: timedelta, *, limit: int = 1000
 ) -> list[tuple[int, int]]:
     """(id, priority) of queued checks never sent, requested before ``older_than`` ago."""
-    rows = conn.execute(
-        """
-        SELECT id, priority FROM source_checks
-        WHERE status = 'queued' AND dispatched_at IS NULL AND requested_at < now() - %s
-        ORDER BY priority DESC, id LIMIT %s
-        """,
-        (older_than, limit),
-    ).fetchall()
-    return [(int(r[0]), int(r[1])) for r in rows]
+    return SOURCE_CHECKS.undispatched(conn, older_than, limit=limit)
 
 
 def latest_checks(
@@ -488,26 +440,12 @@ def latest_checks(
 
 def verdict_counts(conn: Connection) -> dict[SourceCheckVerdict, int]:
     """How many releases have each source verdict as their latest (every verdict listed)."""
-    rows = conn.execute(
-        """
-        SELECT verdict, count(*) FROM (
-            SELECT DISTINCT ON (release_id) verdict FROM source_checks
-            WHERE status = 'done' ORDER BY release_id, id DESC
-        ) latest
-        GROUP BY verdict
-        """
-    ).fetchall()
     counts = dict.fromkeys(SourceCheckVerdict, 0)
-    counts.update({SourceCheckVerdict(name): int(n) for name, n in rows})
+    latest = SOURCE_CHECKS.latest_verdict_counts(conn)
+    counts.update({SourceCheckVerdict(v): n for v, n in latest.items()})
     return counts
 
 
 def queue_depth(conn: Connection) -> tuple[int, int]:
     """(queued, running) source checks."""
-    row = conn.execute(
-        """
-        SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running')
-        FROM source_checks WHERE status <> 'done'
-        """
-    ).fetchone()
-    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+    return SOURCE_CHECKS.queue_counts(conn)
