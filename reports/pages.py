@@ -15,8 +15,9 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rebuilder.errors import UsageError
+from rebuilder.store import source_views as source_checks
 from rebuilder.store.projects import normalize
-from reports import charts, evidence, queries, source_checks
+from reports import charts, evidence, queries
 from reports.deps import PoolDep, SettingsDep, templates
 from reports.keys import KEY_FILE_NAME, operator_keys
 from reports.security import REPORT_CSP

@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 
 from rebuilder.errors import UsageError
 from rebuilder.store.projects import normalize
+from rebuilder.store.source_views import SOURCE_BUNDLE_NAME, SourceCheck, bundle, diff_sha256
+from rebuilder.store.source_views import latest_check as read_latest_check
+from rebuilder.store.source_views import release_id as read_release_id
 from reports import evidence
 from reports.deps import PoolDep, templates
-from reports.source_checks import SOURCE_BUNDLE_NAME, SourceCheck, bundle, diff_sha256
-from reports.source_checks import latest_check as read_latest_check
-from reports.source_checks import release_id as read_release_id
 
 logger = logging.getLogger(__name__)
 
