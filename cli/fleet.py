@@ -117,7 +117,7 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
     from rich.markup import escape  # noqa: PLC0415
 
-    from rebuilder.store import sources  # noqa: PLC0415
+    from rebuilder.source import checks as sources  # noqa: PLC0415
     from rebuilder.verdict import Verdict  # noqa: PLC0415
 
     console = Console()

@@ -14,13 +14,13 @@ from rebuilder.index.http import make_session
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
+from rebuilder.source.store import PostgresSourceChecks
 from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.log import TransparencyLog
 from rebuilder.store.log_signing import log_signing
 from rebuilder.store.migrate import migrate
 from rebuilder.store.protocols import SchedulerStore
 from rebuilder.store.repository import PostgresStore
-from rebuilder.store.source_store import PostgresSourceChecks
 from rebuilder.worker.queue import (
     ActorDispatcher,
     Dispatcher,

@@ -26,15 +26,15 @@ from rebuilder.attest.publish import Attestor, load_or_create_key
 from rebuilder.errors import RebuilderError
 from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
+from rebuilder.source.job import SourceAttestor, SourceCheckRunner, SourceRunnerConfig
+from rebuilder.source.store import PostgresSourceChecks
 from rebuilder.store.blobs import BlobStore, store_evidence
 from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
-from rebuilder.store.source_store import PostgresSourceChecks
 from rebuilder.worker.metrics import WorkerMetrics
 from rebuilder.worker.queue import declare_rebuild_actor, declare_source_actor, rabbitmq_broker
 from rebuilder.worker.runner import AttemptRunner, FileJudge, JudgeFactory, RunnerConfig
-from rebuilder.worker.source_job import SourceAttestor, SourceCheckRunner, SourceRunnerConfig
 
 if TYPE_CHECKING:
     from rebuilder.sandbox.docker import Container

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rebuilder.errors import UsageError
-from rebuilder.store import source_views as source_checks
+from rebuilder.source import views as source_checks
 from rebuilder.store.projects import normalize
 from reports import charts, evidence, queries
 from reports.deps import PoolDep, SettingsDep, templates

@@ -16,10 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from rebuilder.errors import UsageError
+from rebuilder.source.views import SOURCE_BUNDLE_NAME, SourceCheck, bundle, diff_sha256
+from rebuilder.source.views import latest_check as read_latest_check
+from rebuilder.source.views import release_id as read_release_id
 from rebuilder.store.projects import normalize
-from rebuilder.store.source_views import SOURCE_BUNDLE_NAME, SourceCheck, bundle, diff_sha256
-from rebuilder.store.source_views import latest_check as read_latest_check
-from rebuilder.store.source_views import release_id as read_release_id
 from reports import evidence
 from reports.deps import PoolDep, templates
 

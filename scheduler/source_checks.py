@@ -4,7 +4,7 @@ A hook of :class:`~scheduler.loop.Scheduler` (run after each tick's polling), so
 the releases that tick recorded. Each call:
 
 1. **requests** a source check for every release with an sdist that never had one
-   (``rebuilder.store.sources.request_missing``: the priority follows the release's
+   (``rebuilder.source.checks.request_missing``: the priority follows the release's
    rebuilds, new releases and campaigns first, history at backfill priority). Only
    releases newer than the last scan are looked at, with a margin for ids committed out
    of order, and the whole table again every ``full_scan_seconds`` (an sdist uploaded
@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from rebuilder.store.source_store import SourceCheckQueue
+from rebuilder.source.store import SourceCheckQueue
 from rebuilder.worker.queue import Dispatcher, Priority
 
 logger = logging.getLogger(__name__)

@@ -29,16 +29,16 @@ from rebuilder.attest.keys import Signer
 from rebuilder.errors import RebuilderError
 from rebuilder.index.model import IndexFile
 from rebuilder.source.attest import source_statements
-from rebuilder.source.result import SourceResult
-from rebuilder.store.outcomes import SignedStatement
-from rebuilder.store.records import AttemptStatus, FileRow
-from rebuilder.store.source_store import SourceCheckJobs
-from rebuilder.store.sources import (
+from rebuilder.source.checks import (
     PROVENANCE_KIND,
     SOURCE_CHECK_KIND,
     SourceCheckRow,
     SourceOutcome,
 )
+from rebuilder.source.result import SourceResult
+from rebuilder.source.store import SourceCheckJobs
+from rebuilder.store.outcomes import SignedStatement
+from rebuilder.store.records import AttemptStatus, FileRow
 from rebuilder.worker.localruns import LocalRuns, beating, relative_evidence
 from rebuilder.worker.queue import is_transient
 from rebuilder.worker.runner import EvidenceKeeper, RetryLaterError

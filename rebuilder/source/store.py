@@ -1,9 +1,9 @@
 """What the source-check worker and the scheduler need from storage, and its PostgreSQL side.
 
-:class:`SourceCheckJobs` is what a worker's :class:`~rebuilder.worker.source_job.
+:class:`SourceCheckJobs` is what a worker's :class:`~rebuilder.source.job.
 SourceCheckRunner` uses, :class:`SourceCheckQueue` what the scheduler's hook uses;
 :class:`PostgresSourceChecks` implements both over a connection pool with the functions
-of :mod:`rebuilder.store.sources`. Unit tests use the in-memory twin in
+of :mod:`rebuilder.source.checks`. Unit tests use the in-memory twin in
 ``tests/support/source_checks.py``.
 """
 
@@ -15,16 +15,16 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Protocol
 
-from rebuilder.store import sources
-from rebuilder.store.db import Connection, Pool, borrow
-from rebuilder.store.outcomes import SignedStatement
-from rebuilder.store.records import FileRow
-from rebuilder.store.sources import (
+from rebuilder.source import checks as sources
+from rebuilder.source.checks import (
     SourceCheckRow,
     SourceCheckVerdict,
     SourceOutcome,
     SourceVerdictRow,
 )
+from rebuilder.store.db import Connection, Pool, borrow
+from rebuilder.store.outcomes import SignedStatement
+from rebuilder.store.records import FileRow
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A source check judges a release's sdist against the git tag naming its version; the
 fleet stores its verdict, the ``SourceResult.to_json()`` document and an evidence
-manifest (see ``rebuilder.store.sources``). Everything here is read-only and bounded.
+manifest (see ``rebuilder.source.checks``). Everything here is read-only and bounded.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from psycopg.rows import class_row
 
+from rebuilder.source.checks import bundle_lines
 from rebuilder.store.db import Connection
-from rebuilder.store.sources import bundle_lines
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rebuilder.index.model import FileKind
+from rebuilder.source.store import SourceCheckQueue
 from rebuilder.store.records import AttemptStatus
-from rebuilder.store.source_store import SourceCheckQueue
 from rebuilder.worker.queue import Priority
 from scheduler.source_checks import SourceCheckConfig, SourceCheckStep, source_check_hook
 from tests.support.fakes import FakeDispatcher

@@ -16,18 +16,18 @@ from rebuilder.attest.keys import KeyAlgorithm, Keyring, generate_key
 from rebuilder.attest.statements import SOURCE_CHECK_PREDICATE_TYPE
 from rebuilder.errors import IndexError_
 from rebuilder.index.model import FileKind, IndexFile
-from rebuilder.source.result import ExplainedFile, SourceResult, SourceVerdict
-from rebuilder.store import StoreError
-from rebuilder.store.outcomes import SignedStatement
-from rebuilder.store.records import AttemptStatus
-from rebuilder.store.source_store import SourceCheckJobs
-from rebuilder.store.sources import SourceCheckVerdict
-from rebuilder.worker.runner import RetryLaterError
-from rebuilder.worker.source_job import (
+from rebuilder.source.checks import SourceCheckVerdict
+from rebuilder.source.job import (
     SourceAttestor,
     SourceCheckRunner,
     SourceRunnerConfig,
 )
+from rebuilder.source.result import ExplainedFile, SourceResult, SourceVerdict
+from rebuilder.source.store import SourceCheckJobs
+from rebuilder.store import StoreError
+from rebuilder.store.outcomes import SignedStatement
+from rebuilder.store.records import AttemptStatus
+from rebuilder.worker.runner import RetryLaterError
 from tests.support.source_checks import MemorySourceChecks
 
 COMMIT = "c0ffee" + "0" * 34
