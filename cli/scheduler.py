@@ -16,6 +16,7 @@ from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
 from rebuilder.source.store import PostgresSourceChecks
 from rebuilder.store.db import Pool, open_pool
+from rebuilder.store.leader import Leadership
 from rebuilder.store.log import TransparencyLog
 from rebuilder.store.log_signing import log_signing
 from rebuilder.store.migrate import migrate
@@ -33,7 +34,6 @@ from scheduler.checkpoints import Checkpointer
 from scheduler.errors import SchedulerError
 from scheduler.feeds import ChangelogClient, RssUpdates, rss_updates_url, xmlrpc_url
 from scheduler.firehose import Firehose, FirehoseConfig
-from scheduler.leader import Leadership
 from scheduler.loop import Scheduler, SchedulerConfig, SchedulerObserver
 from scheduler.metrics import SchedulerMetrics
 from scheduler.source_checks import SourceCheckConfig, source_check_hook

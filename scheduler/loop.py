@@ -63,7 +63,7 @@ class _NoObserver:
 
 
 class Leader(Protocol):
-    """Who may schedule (``scheduler.leader.Leadership``): one scheduler at a time."""
+    """Who may schedule (``rebuilder.store.leader.Leadership``): one scheduler at a time."""
 
     def try_acquire(self) -> bool: ...
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from scheduler.errors import SchedulerError
+from rebuilder.store import StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class Leadership:
             conn = self._connect(self._url)
             row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()
         except psycopg.Error as exc:
-            raise SchedulerError(f"cannot reach PostgreSQL for the scheduler lock: {exc}") from None
+            raise StoreError(f"cannot reach PostgreSQL for the scheduler lock: {exc}") from None
         if row is not None and row[0] is True:
             self._conn = conn
             logger.info("this scheduler is now the leader")
