@@ -16,8 +16,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rebuilder.errors import UsageError
 from rebuilder.source import views as source_checks
+from rebuilder.store import web_queries as queries
 from rebuilder.store.projects import normalize
-from reports import charts, evidence, queries
+from reports import charts, evidence
 from reports.deps import PoolDep, SettingsDep, templates
 from reports.keys import KEY_FILE_NAME, operator_keys
 from reports.security import REPORT_CSP

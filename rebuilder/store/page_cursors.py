@@ -11,9 +11,14 @@ import base64
 import binascii
 import json
 
-from reports.errors import BadCursorError
+from rebuilder.errors import UsageError
 
 Key = tuple[int | str, ...]
+
+
+class BadCursorError(UsageError):
+    """A pagination cursor that this API did not hand out (or from another list)."""
+
 
 _VERSION = 1
 _MAX_LENGTH = 512

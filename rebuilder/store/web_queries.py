@@ -16,12 +16,12 @@ from typing import Generic, TypeVar
 
 from psycopg.rows import class_row
 
+from rebuilder.store import page_cursors as cursors
 from rebuilder.store.attempts import attempt_by_id
 from rebuilder.store.db import Connection
 from rebuilder.store.records import AttemptRow
 from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import Verdict
-from reports import cursors
 
 logger = logging.getLogger(__name__)
 
