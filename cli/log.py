@@ -23,16 +23,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
-_FILE_BUNDLE = """
-SELECT t.log_origin, t.leaf_index, e.entry, f.filename FROM attestations t
-JOIN files f ON f.id = t.file_id
-JOIN log_entries e ON e.origin = t.log_origin AND e.leaf_index = t.leaf_index
-WHERE t.attempt_id = (
-    SELECT max(a.attempt_id) FROM attestations a JOIN files g ON g.id = a.file_id
-    WHERE g.sha256 = %s
-)
-ORDER BY t.position
-"""
 
 
 def parse_log_keys(values: Sequence[str]) -> list[NoteVerifier]:
@@ -163,11 +153,15 @@ def _checkpoint(log: TransparencyLog, settings: Settings, *, sign: bool) -> int:
 def _proof(pool: Pool, log: TransparencyLog, target: str, size: int | None) -> int:
     from rebuilder.attest.bundle_proofs import BundleProof  # noqa: PLC0415 - per command
     from rebuilder.attest.log_proofs import InclusionProof, entry_leaf_hash  # noqa: PLC0415
-    from rebuilder.store.log import LogError, LogIntegrityError  # noqa: PLC0415
+    from rebuilder.store.log import (  # noqa: PLC0415
+        LogError,
+        LogIntegrityError,
+        latest_bundle_entries,
+    )
 
     sha256 = _sha256_of(target)
     with pool.connection() as conn:
-        rows = conn.execute(_FILE_BUNDLE, (sha256,)).fetchall()
+        rows = latest_bundle_entries(conn, sha256)
     if not rows:
         raise LogError(f"no logged attestations for a file of sha256 {sha256}")
     if {row[0] for row in rows} != {log.origin}:
