@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
 import shutil
 import subprocess
@@ -57,3 +58,27 @@ def test_imports_point_one_way_without_cycles() -> None:
         pytest.fail("lint-imports is not installed: pip install -e '.[dev]'")
     done = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout[-4000:]
+
+
+HEAVY = ("pydantic", "rich", "psycopg", "dramatiq", "docker", "pypi_simple", "cryptography")
+
+
+def test_building_the_parser_imports_no_heavy_library() -> None:
+    code = (
+        "import sys; import cli.main; cli.main._parser(); "
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", "import it inside the command (docs/architecture.md)"
+
+
+def test_every_command_has_a_home_in_the_command_table() -> None:
+    from cli import main  # noqa: PLC0415 - the table is what this test reads
+
+    parser = main._parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) == set(main._COMMANDS)
+    for name in main._COMMANDS:
+        assert callable(main._command(name)), name
