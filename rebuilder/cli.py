@@ -42,7 +42,7 @@ from rebuilder.source.result import SourceResult, SourceVerdict
 from rebuilder.source.trace import SourceTracer
 from rebuilder.spec import ReleaseSpec, parse_spec
 from rebuilder.verdict import FileResult, Verdict
-from rebuilder.verifycli import add_verify_options
+from rebuilder.verifycli import add_rerun_command, add_verify_options, rerun_command
 from reports.cli import add_web_command, web_command
 from scheduler.campaigncli import add_campaign_commands, audit_command, campaign_command
 
@@ -140,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
         "for the checkpoints of exported log proofs (default: the --key keys)",
     )
     add_verify_options(verify)
+    add_rerun_command(sub)
 
     image = sub.add_parser("image", help="the build sandbox image")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
@@ -172,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "image": _image,
             "key": _key,
             "verify": _verify,
+            "rerun": rerun_command,
             "db": db_command,
             "watch": watch_command,
             "status": status_command,
@@ -299,8 +301,15 @@ def _source_exit_status(status: int, sources: Sequence[SourceResult]) -> int:
 
 
 def _attestor(settings: Settings) -> Attestor:
+    from rebuilder.rerun import image_describer  # noqa: PLC0415 - docker
+
     signer = load_or_create_key(settings.signing_key_path)
-    return Attestor(signer=signer, builder_id=settings.builder_id, root=settings.out_dir)
+    return Attestor(
+        signer=signer,
+        builder_id=settings.builder_id,
+        root=settings.out_dir,
+        describe_image=image_describer(settings),
+    )
 
 
 def _key(args: argparse.Namespace, settings: Settings) -> int:

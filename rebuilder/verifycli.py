@@ -188,3 +188,46 @@ def _print(checked: Sequence[FileVerification], console: Console) -> None:
         f"[{_STYLE.get(headline, 'bold red')}]{headline}[/]: {passed} of {len(checked)} "
         f"file(s) PASSED" + (f", {listed} listed without counting" if listed else "")
     )
+
+
+def add_rerun_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``rebuilder rerun``."""
+    rerun = sub.add_parser(
+        "rerun",
+        help="build again what a bundle's provenance records and compare the sha256",
+        description="Re-run a rebuild from the provenance alone: the inputs are fetched from "
+        "the recorded URIs and checked against the recorded sha256, the build runs in the "
+        "recorded image (by id), nothing is planned. Exit status 0 when every rebuilt file "
+        "has the recorded sha256, 1 when one differs or its build failed.",
+    )
+    rerun.add_argument("bundle", type=Path, metavar="BUNDLE", help="a rebuild.intoto.jsonl")
+    rerun.add_argument(
+        "--key",
+        type=Path,
+        action="append",
+        default=[],
+        help="trusted public key (PEM) of the operator who signed it (default: this host's own)",
+    )
+
+
+def rerun_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``rebuilder rerun BUNDLE``; the exit status."""
+    from rebuilder.rerun import rerun_bundle  # noqa: PLC0415 - imports docker
+
+    if not args.bundle.is_file():
+        raise UsageError(f"no bundle at {args.bundle}")
+    keyring = trusted_keys(args.key, settings)
+    console = Console()
+    results = rerun_bundle(args.bundle, keyring, settings)
+    for result in results:
+        if result.same:
+            console.print(
+                f"[bold green]SAME[/] {escape(result.filename)} sha256={result.rebuilt_sha256}"
+            )
+        else:
+            got = result.rebuilt_sha256 or f"nothing ({result.status}: {result.detail})"
+            console.print(
+                f"[bold red]DIFFERENT[/] {escape(result.filename)} recorded "
+                f"sha256={result.recorded_sha256}, rebuilt {escape(got)}"
+            )
+    return EXIT_OK if results and all(r.same for r in results) else EXIT_FAILED

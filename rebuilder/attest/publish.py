@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rebuilder.attest.bundle import sign_bundle, statements_for, write_bundle
 from rebuilder.attest.dsse import Envelope
+from rebuilder.attest.environment import ImageDescriber, build_environment
 from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import (
     KeyAlgorithm,
@@ -45,6 +46,7 @@ class Attestor:
     builder_id: str
     root: Path
     clock: Callable[[], datetime] = _now
+    describe_image: ImageDescriber | None = None  # the image's packages, recipe, tarball
 
     def attest(self, result: FileResult) -> Path:
         """Write the signed bundle of ``result``; the bundle's path."""
@@ -63,7 +65,13 @@ class Attestor:
             finished_on=finished,
         )
         verification = Verification(verifier_id=self.builder_id, time_verified=finished)
-        statements = statements_for(result, strategy, run, verification)
+        environment = None
+        if strategy is not None and result.rebuilt_sha256 is not None:
+            evidence = Path(result.evidence) if result.evidence else None
+            environment = build_environment(
+                strategy.image, evidence=evidence, describe=self.describe_image
+            )
+        statements = statements_for(result, strategy, run, verification, environment)
         return sign_bundle(statements, self.signer)
 
 
