@@ -148,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     image_sub.add_parser(
         "show", help="print the image reference and digest, building it if missing"
     )
+    image_export = image_sub.add_parser(
+        "export",
+        help="docker save the sandbox image to FILE; provenances then record its sha256",
+    )
+    image_export.add_argument("file", type=Path, metavar="FILE")
     add_fleet_commands(sub)
     add_log_commands(sub)
     add_web_command(sub)
@@ -206,6 +211,12 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{ref.reference}\t{ref.digest}")
         return EXIT_OK
     choice = image_choice(settings)
+    if args.image_command == "export":
+        from rebuilder.sandbox.image import export_image  # noqa: PLC0415 - docker
+
+        described = export_image(choice.reference, args.file, settings.cache_dir)
+        print(f"{args.file}\tsha256:{described.archive_sha256}\t{described.oci_reference}")
+        return EXIT_OK
     print(f"{choice.reference}\t{choice.digest}")
     return EXIT_OK
 
