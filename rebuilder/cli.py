@@ -320,6 +320,7 @@ def _attestor(settings: Settings) -> Attestor:
         builder_id=settings.builder_id,
         root=settings.out_dir,
         describe_image=image_describer(settings),
+        oss_rebuild=True,
     )
 
 
