@@ -106,6 +106,18 @@ def test_rerun_reproduces_a_fresh_bundle_from_the_provenance_alone(
     assert {"image-packages", "image-recipe", "sandbox-driver", "stabilizer-code"} <= roles
     packages = next(d for d in deps if d["annotations"]["role"] == "image-packages")
     assert any(p.startswith("python3=") for p in packages["annotations"]["packages"])
+    # OSS Rebuild's layout beside ours: one statement of each of its build types
+    oss = tmp_path / "out" / "oss-rebuild" / bundle.relative_to(tmp_path / "out")
+    build_types = [
+        json.loads(base64.b64decode(json.loads(line)["payload"]))["predicate"]["buildDefinition"][
+            "buildType"
+        ]
+        for line in oss.read_text().splitlines()
+    ]
+    assert sorted(build_types) == [
+        "https://docs.oss-rebuild.dev/builds/ArtifactEquivalence@v0.1",
+        "https://docs.oss-rebuild.dev/builds/Rebuild@v0.1",
+    ]
     # another host: an empty cache, nothing but the bundle, the key and the image
     monkeypatch.setenv("REBUILDER_CACHE_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("REBUILDER_INDEX_URL", "http://127.0.0.1:9/simple/")  # never asked
