@@ -146,6 +146,8 @@ def verify_command(args: argparse.Namespace, settings: Settings) -> int:
                 verify_release_file(expected, root, keyring, strict=strict, log_keys=log_keys)
             )
         except AttestationError as exc:
+            if target.is_file():
+                raise  # the one file asked about: an error (exit 2), as it always was
             checked.append(
                 FileVerification(
                     expected.filename,

@@ -153,8 +153,8 @@ def test_file_mode_checks_the_resource_uri_too(
         p["resourceUri"] = f"pkg:pypi/demo-pkg@9.9?file_name={FILENAME}"
 
     write(tmp_path / "att", resign_summary(genuine(strategy), other_version), key)
-    assert run_verify(tmp_path, key, str(local)) == 1
-    assert "resourceUri" in capsys.readouterr().out
+    assert run_verify(tmp_path, key, str(local)) == 2  # refused: an error, never a verdict
+    assert "resourceUri" in capsys.readouterr().err
     write(tmp_path / "att", genuine(strategy), key)
     assert run_verify(tmp_path, key, str(local)) == 0
 
