@@ -109,11 +109,11 @@ class Weighed:
     digest: str  # sha256 of the statement
 
     def __str__(self) -> str:
-        outcome = "PASSED" if self.passed else "FAILED"
-        return (
-            f"line {self.line}: {self.kind} {outcome} ({self.verdict}) "
-            f"at {rfc3339(self.time)}, statement {self.digest[:12]}"
-        )
+        if self.kind == "failure":
+            what = f"failure statement ({self.verdict})"
+        else:
+            what = f"summary {'PASSED' if self.passed else 'FAILED'} ({self.verdict})"
+        return f"line {self.line}: {what} at {rfc3339(self.time)}, statement {self.digest[:12]}"
 
 
 @dataclass(frozen=True)
