@@ -15,23 +15,14 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from rebuilder import __version__
-from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import (
     KeyAlgorithm,
-    Keyring,
     generate_key,
     load_private_key,
     save_private_key,
     save_public_key,
 )
 from rebuilder.attest.publish import Attestor, load_or_create_key, public_key_path
-from rebuilder.attest.verify import (
-    FileVerification,
-    bundle_for_file,
-    bundles_for_release,
-    verify_bundle,
-    verify_log_inclusion,
-)
 from rebuilder.errors import NotFoundError, RebuilderError, UsageError
 from rebuilder.fleetcli import (
     add_fleet_commands,
@@ -43,7 +34,7 @@ from rebuilder.fleetcli import (
     watch_command,
     worker_command,
 )
-from rebuilder.logcli import add_log_commands, export_command, log_command, parse_log_keys
+from rebuilder.logcli import add_log_commands, export_command, log_command
 from rebuilder.logs import configure_logging
 from rebuilder.settings import Settings
 from rebuilder.source.report import source_line
@@ -51,6 +42,7 @@ from rebuilder.source.result import SourceResult, SourceVerdict
 from rebuilder.source.trace import SourceTracer
 from rebuilder.spec import ReleaseSpec, parse_spec
 from rebuilder.verdict import FileResult, Verdict
+from rebuilder.verifycli import add_rerun_command, add_verify_options, rerun_command
 from reports.cli import add_web_command, web_command
 from scheduler.campaigncli import add_campaign_commands, audit_command, campaign_command
 
@@ -147,6 +139,8 @@ def _parser() -> argparse.ArgumentParser:
         help="trusted log key (name+hash+base64 note verifier key, or a file holding one) "
         "for the checkpoints of exported log proofs (default: the --key keys)",
     )
+    add_verify_options(verify)
+    add_rerun_command(sub)
 
     image = sub.add_parser("image", help="the build sandbox image")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
@@ -154,6 +148,11 @@ def _parser() -> argparse.ArgumentParser:
     image_sub.add_parser(
         "show", help="print the image reference and digest, building it if missing"
     )
+    image_export = image_sub.add_parser(
+        "export",
+        help="docker save the sandbox image to FILE; provenances then record its sha256",
+    )
+    image_export.add_argument("file", type=Path, metavar="FILE")
     add_fleet_commands(sub)
     add_log_commands(sub)
     add_web_command(sub)
@@ -179,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "image": _image,
             "key": _key,
             "verify": _verify,
+            "rerun": rerun_command,
             "db": db_command,
             "watch": watch_command,
             "status": status_command,
@@ -211,6 +211,12 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{ref.reference}\t{ref.digest}")
         return EXIT_OK
     choice = image_choice(settings)
+    if args.image_command == "export":
+        from rebuilder.sandbox.image import export_image  # noqa: PLC0415 - docker
+
+        described = export_image(choice.reference, args.file, settings.cache_dir)
+        print(f"{args.file}\tsha256:{described.archive_sha256}\t{described.oci_reference}")
+        return EXIT_OK
     print(f"{choice.reference}\t{choice.digest}")
     return EXIT_OK
 
@@ -306,8 +312,16 @@ def _source_exit_status(status: int, sources: Sequence[SourceResult]) -> int:
 
 
 def _attestor(settings: Settings) -> Attestor:
+    from rebuilder.rerun import image_describer  # noqa: PLC0415 - docker
+
     signer = load_or_create_key(settings.signing_key_path)
-    return Attestor(signer=signer, builder_id=settings.builder_id, root=settings.out_dir)
+    return Attestor(
+        signer=signer,
+        builder_id=settings.builder_id,
+        root=settings.out_dir,
+        describe_image=image_describer(settings),
+        oss_rebuild=True,
+    )
 
 
 def _key(args: argparse.Namespace, settings: Settings) -> int:
@@ -332,50 +346,9 @@ def _key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    root = args.attestations or settings.out_dir
-    keys = args.key or [public_key_path(settings.signing_key_path)]
-    keyring = Keyring.from_files(keys)
-    target = Path(args.target)
-    console = Console()
-    checked: list[FileVerification] = []
-    bundles: list[Path] = []
-    if target.is_file():
-        bundle, digest = bundle_for_file(target, root)
-        if not bundle.is_file():
-            raise UsageError(f"no attestations for {target.name} under {root}")
-        checked.append(verify_bundle(bundle, keyring, sha256=digest, filename=target.name))
-        bundles.append(bundle)
-    else:
-        spec = parse_spec(args.target)
-        if spec.version is None:
-            raise UsageError("verify takes NAME==VERSION or a local file")
-        for bundle in bundles_for_release(spec.project, spec.version, root):
-            checked.append(verify_bundle(bundle, keyring))
-            bundles.append(bundle)
-    log_keys = parse_log_keys(args.log_key)
-    included: list[tuple[bool, str] | None] = []  # (verified, what to print) per bundle
-    for bundle in bundles:
-        try:
-            head = verify_log_inclusion(bundle, keyring, log_keys)
-            included.append(None if head is None else (True, f"verified (checkpoint {head.size})"))
-        except AttestationError as exc:
-            included.append((False, f"[bold red]FAILED[/] {escape(exc.diagnostics())}"))
-    for item, inclusion in zip(checked, included, strict=True):
-        style = "bold green" if item.passed else "bold red"
-        detail = ", ".join(item.stabilizers or item.differences) or (item.reason or "")
-        console.print(
-            f"[{style}]{item.result or 'NOT VERIFIED'}[/] {escape(item.filename)} "
-            f"sha256={item.sha256[:16]}... verdict={item.verdict} "
-            f"signed by {', '.join(k[:16] for k in item.key_ids)} {escape(detail)}"
-        )
-        if any(included):
-            shown = "not checked (no log proof)" if inclusion is None else inclusion[1]
-            console.print(f"  log inclusion: {shown}")
-    if not any(included):
-        console.print("log inclusion: not checked (no log proof beside the bundle)")
-    log_ok = all(i is None or i[0] for i in included)
-    passed = checked and all(i.passed for i in checked) and log_ok
-    return EXIT_OK if passed else EXIT_MISMATCH
+    from rebuilder.verifycli import verify_command  # noqa: PLC0415
+
+    return verify_command(args, settings)
 
 
 def _exit_status(results: Sequence[FileResult], unchecked: Sequence[str]) -> int:
