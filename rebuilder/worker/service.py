@@ -24,6 +24,7 @@ import dramatiq
 from rebuilder import __version__
 from rebuilder.attest.publish import Attestor, load_or_create_key
 from rebuilder.errors import RebuilderError
+from rebuilder.rerun import image_describer
 from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
 from rebuilder.store.blobs import BlobStore, store_evidence
@@ -190,6 +191,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
         signer=load_or_create_key(settings.signing_key_path),
         builder_id=settings.builder_id,
         root=settings.fleet_dir / "attestations",
+        describe_image=image_describer(settings),
     )
     runner = AttemptRunner(
         store=store,
