@@ -89,11 +89,19 @@ class _Member:
     chunks: Iterator[bytes] = field(default_factory=lambda: iter(()))
 
 
-def extract_sdist(path: Path, dest: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> Path:
+def extract_sdist(
+    path: Path,
+    dest: Path,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    *,
+    directory_links: bool = False,
+) -> Path:
     """Extract the sdist at ``path`` into ``dest`` and return its single top folder.
 
     ``dest`` is created if needed; nothing in it is overwritten or followed. Raises
     ArchiveError for hostile or malformed archives (see the module documentation).
+    With ``directory_links`` (a git tree, where folders may be symlinks), a link to a
+    folder inside the tree becomes a copy of every file below that folder.
     """
     dest.mkdir(parents=True, exist_ok=True)
     budget = SizeBudget(limits)
@@ -101,7 +109,8 @@ def extract_sdist(path: Path, dest: Path, limits: ArchiveLimits = DEFAULT_LIMITS
         with ExitStack() as stack:
             tree = _Tree(os.open(dest, _NOFOLLOW_DIR))
             stack.callback(os.close, tree.root)
-            top = _extract(_members(path, limits, stack, budget), tree, budget)
+            members = _members(path, limits, stack, budget)
+            top = _extract(members, tree, budget, directory_links=directory_links)
     except ArchiveError:
         raise
     except _MALFORMED as exc:
@@ -138,7 +147,9 @@ def _text(member: _Member, limits: ArchiveLimits) -> str:
     return b"".join(member.chunks).decode("utf-8", errors="replace")
 
 
-def _extract(members: Iterator[_Member], tree: _Tree, budget: SizeBudget) -> str:
+def _extract(
+    members: Iterator[_Member], tree: _Tree, budget: SizeBudget, *, directory_links: bool = False
+) -> str:
     top: str | None = None
     seen: set[Parts] = set()
     files: dict[Parts, _Member] = {}
@@ -161,16 +172,46 @@ def _extract(members: Iterator[_Member], tree: _Tree, budget: SizeBudget) -> str
             links[member.parts] = member
     if top is None:
         raise ArchiveError("the archive is empty")
+    folder_links: dict[Parts, Parts] = {}
     for parts, link in links.items():
         target = _resolve(link, links, budget.limits)
         source = files.get(target)
+        if source is None and directory_links and (target in dirs or target in folders):
+            if parts[: len(target)] == target:
+                raise ArchiveError(f"link {'/'.join(parts)!r} points at a folder holding it")
+            folder_links[parts] = target
+            continue
         if source is None:
             kind = "a directory" if target in dirs or target in folders else "nothing"
             raise ArchiveError(f"link {'/'.join(parts)!r} points at {kind}")
         copy = _counted(tree.read(target), "/".join(parts), budget)
         tree.write(parts, copy, source.mode, source.mtime_ns)
+        files[parts] = source
+    _copy_folder_links(folder_links, files, tree, budget)
     tree.finish_directories({p: (m.mode, m.mtime_ns) for p, m in dirs.items()})
     return top
+
+
+def _copy_folder_links(
+    folder_links: dict[Parts, Parts], files: dict[Parts, _Member], tree: _Tree, budget: SizeBudget
+) -> None:
+    """Materialize links to folders as copies of the files below them (chains included)."""
+    pending = dict(folder_links)
+    for _ in range(budget.limits.max_link_depth):
+        if not pending:
+            return
+        for parts, target in sorted(pending.items()):
+            if any(other[: len(target)] == target for other in pending if other != parts):
+                continue  # a link below the target is not materialized yet
+            for path, source in sorted(files.items()):
+                if path[: len(target)] == target and len(path) > len(target):
+                    copy_parts = parts + path[len(target) :]
+                    copy = _counted(tree.read(path), "/".join(copy_parts), budget)
+                    tree.write(copy_parts, copy, source.mode, source.mtime_ns)
+                    files[copy_parts] = source
+            del pending[parts]
+    if pending:
+        raise ArchiveError(f"link {'/'.join(next(iter(pending)))!r}: chain too long or a loop")
 
 
 def _counted(chunks: Iterator[bytes], name: str, budget: SizeBudget) -> Iterator[bytes]:
