@@ -101,7 +101,8 @@ def extract_sdist(
     ``dest`` is created if needed; nothing in it is overwritten or followed. Raises
     ArchiveError for hostile or malformed archives (see the module documentation).
     With ``directory_links`` (a git tree, where folders may be symlinks), a link to a
-    folder inside the tree becomes a copy of every file below that folder.
+    folder inside the tree is kept as a relative symlink to it, as a checkout has it
+    (only after every file is written; nothing here follows it).
     """
     dest.mkdir(parents=True, exist_ok=True)
     budget = SizeBudget(limits)
@@ -187,31 +188,11 @@ def _extract(
         copy = _counted(tree.read(target), "/".join(parts), budget)
         tree.write(parts, copy, source.mode, source.mtime_ns)
         files[parts] = source
-    _copy_folder_links(folder_links, files, tree, budget)
     tree.finish_directories({p: (m.mode, m.mtime_ns) for p, m in dirs.items()})
+    for parts, target in sorted(folder_links.items()):
+        relative = os.path.relpath("/".join(target), "/".join(parts[:-1]) or ".")
+        tree.symlink(parts, relative)
     return top
-
-
-def _copy_folder_links(
-    folder_links: dict[Parts, Parts], files: dict[Parts, _Member], tree: _Tree, budget: SizeBudget
-) -> None:
-    """Materialize links to folders as copies of the files below them (chains included)."""
-    pending = dict(folder_links)
-    for _ in range(budget.limits.max_link_depth):
-        if not pending:
-            return
-        for parts, target in sorted(pending.items()):
-            if any(other[: len(target)] == target for other in pending if other != parts):
-                continue  # a link below the target is not materialized yet
-            for path, source in sorted(files.items()):
-                if path[: len(target)] == target and len(path) > len(target):
-                    copy_parts = parts + path[len(target) :]
-                    copy = _counted(tree.read(path), "/".join(copy_parts), budget)
-                    tree.write(copy_parts, copy, source.mode, source.mtime_ns)
-                    files[copy_parts] = source
-            del pending[parts]
-    if pending:
-        raise ArchiveError(f"link {'/'.join(next(iter(pending)))!r}: chain too long or a loop")
 
 
 def _counted(chunks: Iterator[bytes], name: str, budget: SizeBudget) -> Iterator[bytes]:
@@ -453,6 +434,16 @@ class _Tree:
             os.fchmod(fd, mode)
             if mtime_ns is not None:
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+    def symlink(self, parts: Parts, target: str) -> None:
+        """Create the symlink ``parts`` -> ``target`` (checked to stay in the tree)."""
+        parent = self._open_dir(parts[:-1], create=True)
+        try:
+            os.symlink(target, parts[-1], dir_fd=parent)
+        except FileExistsError:
+            raise ArchiveError(f"{'/'.join(parts)!r} already exists") from None
+        finally:
+            os.close(parent)
 
     def read(self, parts: Parts) -> Iterator[bytes]:
         """Stream a file this tree wrote."""
