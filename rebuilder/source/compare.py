@@ -141,7 +141,9 @@ def _with_links(
                     continue
                 for path, found in below.items():
                     rest = path[len(resolved) + 1 :]
-                    files[f"{name}/{rest}"] = GitFile(found.sha256, found.data, f"{target}/{rest}")
+                    files[f"{name}/{rest}"] = GitFile(
+                        found.sha256, found.data, f"{target.rstrip('/')}/{rest}"
+                    )
                 if len(files) > limits.max_entries:
                     raise SourceLimitError(f"the tree has over {limits.max_entries} entries")
             del pending[name]
