@@ -68,3 +68,16 @@ def test_gits_errors_are_one_line() -> None:
     assert one_line(stderr) == (
         "stderr: 'fatal: repository 'file:///x' does not exist fatal: Could not read '"
     )
+
+
+def test_the_terminal_table_has_the_source_as_its_own_row() -> None:
+    from rich.console import Console  # noqa: PLC0415 - only this test renders
+
+    from rebuilder.cli import _table  # noqa: PLC0415 - the CLI's table, as a terminal shows it
+
+    console = Console(width=200, record=True)
+    console.print(_table([], [_result(1)]))
+    text = console.export_text()
+    assert "source of demo-1.2.3.tar.gz" in text
+    assert "inconsistent" in text
+    assert "sdist-only: src/demo/m00.py" in text
