@@ -139,9 +139,12 @@ _BLOB_BYTES = 1024**2  # committed blobs read whole (for .git_archival.txt) up t
 
 
 def one_line(stderr: str) -> str:
-    """git's (often multi-line) message as one line, its last 500 characters."""
-    text = " ".join(" ".join(line.split()) for line in stderr.splitlines() if line.strip())
-    return text[-500:]
+    """git's (often multi-line) message as one line ("; " between lines), at most 500 chars."""
+    text = stderr.strip()
+    if text.startswith("stderr: '") and text.endswith("'"):  # gitpython's wrapping
+        text = text[len("stderr: '") : -1]
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "; ".join(line for line in lines if line)[-500:]
 
 
 def _environment(home: Path) -> dict[str, str]:

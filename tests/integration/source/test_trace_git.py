@@ -361,3 +361,23 @@ def test_an_unreachable_repository_is_an_outage_not_a_verdict(
             work_dir=tmp_path / "work",
         )
     assert caught.value.reason is FailureReason.INFRASTRUCTURE  # retried by the fleet
+
+
+def test_a_missing_repository_is_no_source_with_gits_error_on_one_line(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    files = project_files()
+    repo.commit(files)
+    sdist = _sdist(tmp_path, _genuine(files))
+    result = trace_release(
+        project="demo",
+        version="1.2.3",
+        sdist_path=sdist,
+        cloner=GitCloner(tmp_path / "cache"),
+        config=SourceConfig(overrides={"demo": (tmp_path / "nowhere.git").as_uri()}),
+        work_dir=tmp_path / "work",
+    )
+    assert result.verdict.value == "no-source"
+    assert result.reason is not None
+    assert "nowhere.git" in result.reason
+    assert "\n" not in result.reason

@@ -65,9 +65,7 @@ def test_the_source_row_of_the_table() -> None:
 
 def test_gits_errors_are_one_line() -> None:
     stderr = "  stderr: 'fatal: repository 'file:///x' does not exist\n\nfatal: Could not read\n'"
-    assert one_line(stderr) == (
-        "stderr: 'fatal: repository 'file:///x' does not exist fatal: Could not read '"
-    )
+    assert one_line(stderr) == "fatal: repository 'file:///x' does not exist; fatal: Could not read"
 
 
 def test_the_terminal_table_has_the_source_as_its_own_row() -> None:
