@@ -37,7 +37,7 @@ from rebuilder.fleetcli import (
 from rebuilder.logcli import add_log_commands, export_command, log_command
 from rebuilder.logs import configure_logging
 from rebuilder.settings import Settings
-from rebuilder.source.report import source_line
+from rebuilder.source.report import SOURCE_STYLE, source_line, source_row
 from rebuilder.source.result import SourceResult, SourceVerdict
 from rebuilder.source.trace import SourceTracer
 from rebuilder.spec import ReleaseSpec, parse_spec
@@ -264,7 +264,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                         print(_plain_line(result), flush=True)
                 if tracer is not None:
                     bar.update(task, description=f"{spec}: tracing the source")
-                    sources.append(_report_source(tracer, spec.project, version, args.json))
+                    source = _report_source(tracer, spec.project, version, args.json, interactive)
+                    sources.append(source)
                     if attestor is not None and sources[-1].sdist_sha256 is not None:
                         _attest_source(attestor, sources[-1])
             except NotFoundError as exc:
@@ -273,7 +274,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 bar.remove_task(task)
     if interactive:
-        console.print(_table(results))
+        console.print(_table(results, sources))
         console.print(f"evidence: {settings.out_dir}")
     return _source_exit_status(_exit_status(results, unchecked), sources)
 
@@ -284,12 +285,14 @@ def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
     return production_source_tracer(settings, index_url=index_url)
 
 
-def _report_source(tracer: SourceTracer, project: str, version: str, as_json: bool) -> SourceResult:
+def _report_source(
+    tracer: SourceTracer, project: str, version: str, as_json: bool, interactive: bool = False
+) -> SourceResult:
     source = tracer.check_release(project, version)
     if as_json:
         line = {"project": project, "version": version, "source": source.to_json()}
         print(json.dumps(line, sort_keys=True), flush=True)
-    else:
+    elif not interactive:  # interactive: a row of the verdict table
         print(source_line(source), flush=True)
     return source
 
@@ -366,7 +369,7 @@ def _plain_line(result: FileResult) -> str:
     return f"{result.verdict.value:<13} {result.filename}  {detail}".rstrip()
 
 
-def _table(results: Sequence[FileResult]) -> Table:
+def _table(results: Sequence[FileResult], sources: Sequence[SourceResult] = ()) -> Table:
     table = Table(title="rebuild verdicts")
     for column in ("file", "verdict", "details", "seconds"):
         table.add_column(column, overflow="fold")
@@ -387,6 +390,10 @@ def _table(results: Sequence[FileResult]) -> Table:
             escape(detail),
             f"{r.seconds:.1f}",
         )
+    for source in sources:
+        name, verdict, details = source_row(source)
+        style = SOURCE_STYLE[source.verdict]
+        table.add_row(name, f"[{style}]{verdict}[/]", escape(details), f"{source.seconds:.1f}")
     return table
 
 

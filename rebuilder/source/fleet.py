@@ -21,7 +21,7 @@ from rebuilder.settings import Settings
 from rebuilder.source.clone import Cloner
 from rebuilder.source.rebuild import GitRebuilder
 from rebuilder.source.result import SourceResult
-from rebuilder.source.trace import FromGit, SourceConfig, from_git_step, trace_release
+from rebuilder.source.trace import FromGitStep, SourceConfig, from_git_step, trace_release
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class RecordedReleaseTracer:
 
     def _from_git(
         self, sdist: IndexFile, sdist_path: Path, files: Sequence[IndexFile], evidence: Path
-    ) -> FromGit | None:
+    ) -> FromGitStep | None:
         return from_git_step(self._git_rebuilder, sdist, sdist_path, files, evidence)
 
 

@@ -69,7 +69,10 @@ def test_the_recorded_sdist_is_traced_with_evidence_where_asked(tmp_path: Path) 
     downloads = FakeDownloads({sdist.filename: path})
     evidence = tmp_path / "evidence" / "source"
     result = _tracer(tmp_path, downloads, cloner).trace(sdist, [sdist], evidence)
-    assert result.verdict is SourceVerdict.CONSISTENT
+    # no rebuild from git here: the generated PKG-INFO is not taken on trust
+    assert result.verdict is SourceVerdict.INCONSISTENT
+    assert [(d.path, d.kind.value) for d in result.differing] == [("PKG-INFO", "unexplained")]
+    assert "no rebuild from git was asked for" in result.differing[0].detail
     assert (result.commit, result.sdist, result.sdist_sha256) == (
         COMMIT,
         sdist.filename,
