@@ -6,7 +6,7 @@ import argparse
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -21,6 +21,7 @@ from rebuilder.store import sources
 from rebuilder.store.db import open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
+from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import Verdict
 
 
@@ -145,6 +146,13 @@ def scheduler_command(args: argparse.Namespace, settings: Settings) -> int:
     return run_scheduler(settings)
 
 
+def live_workers(
+    workers: Sequence[WorkerRow], host: str, limit: float, now: datetime
+) -> list[WorkerRow]:
+    """The workers of ``host`` that beat within ``limit`` seconds (``health worker``)."""
+    return [w for w in workers if w.host == host and (now - w.heartbeat_at).total_seconds() < limit]
+
+
 def health_command(args: argparse.Namespace, settings: Settings) -> int:
     console = Console(stderr=True)
     if args.what == "broker":
@@ -165,12 +173,7 @@ def health_command(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         host = socket.gethostname()
         limit = max(60.0, settings.claim_timeout)
-        now = datetime.now(UTC)
-        fresh = [
-            w
-            for w in store.workers()
-            if w.host == host and (now - w.heartbeat_at).total_seconds() < limit
-        ]
+        fresh = live_workers(store.workers(), host, limit, datetime.now(UTC))
     if not fresh:
         console.print(f"no worker of {host} beat in the last {limit:.0f} s")
         return 1

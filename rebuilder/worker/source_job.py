@@ -54,6 +54,12 @@ class ReleaseTracer(Protocol):
     ) -> SourceResult: ...
 
 
+class WorkerPresence(Protocol):
+    """The ``workers`` table: a worker says it is alive (``rebuilder health worker``)."""
+
+    def worker_beat(self, name: str, current_attempt: int | None) -> None: ...
+
+
 class SourceSigner(Protocol):
     """Signs what a source check found; the statements in bundle order."""
 
@@ -97,9 +103,11 @@ class SourceCheckRunner:
         signer: SourceSigner,
         evidence: EvidenceKeeper,
         config: SourceRunnerConfig,
+        presence: WorkerPresence,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
+        self._presence = presence
         self._tracer = tracer
         self._signer = signer
         self._evidence = evidence
@@ -231,11 +239,22 @@ class SourceCheckRunner:
             logger.exception("source check %s: could not give it back; it will go stale", check_id)
 
     def _heartbeat(self, check_id: int) -> AbstractContextManager[None]:
+        # Two beats: the check's claim, and the worker's own row, which the health check
+        # and ``rebuilder status`` read (a worker busy with a long check is not dead).
         def beat() -> None:
             if not self._store.source_heartbeat(check_id, self._config.worker):
                 logger.warning("source check %s: our claim was taken back", check_id)
+            self._presence.worker_beat(self._config.worker, None)
+
+        self._beat_worker()
 
         return beating(beat, self._config.heartbeat_seconds, f"source-heartbeat-{check_id}")
+
+    def _beat_worker(self) -> None:
+        try:
+            self._presence.worker_beat(self._config.worker, None)
+        except RebuilderError as exc:
+            logger.warning("worker heartbeat failed: %s", exc)
 
 
 def _sdist(row: SourceCheckRow, files: Sequence[FileRow]) -> FileRow:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,9 +16,11 @@ from rebuilder.attest.dsse import open_statement, parse_envelope
 from rebuilder.attest.keys import KeyAlgorithm, Keyring, generate_key
 from rebuilder.attest.statements import SOURCE_CHECK_PREDICATE_TYPE
 from rebuilder.errors import IndexError_
+from rebuilder.fleetcli import live_workers
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.source.result import ExplainedFile, SourceResult, SourceVerdict
 from rebuilder.store import StoreError
+from rebuilder.store.model import MemoryStore
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptStatus
 from rebuilder.store.source_store import SourceCheckJobs
@@ -99,6 +102,8 @@ class Harness:
         self.signer = FakeSigner()
         self.keeper = FakeKeeper()
         self.work = tmp_path / "work"
+        self.workers = MemoryStore()
+        self.workers.announce_worker(worker, "host-1", 1, "test")
         self.runner = SourceCheckRunner(
             store=jobs,
             tracer=self.tracer,
@@ -107,6 +112,7 @@ class Harness:
             config=SourceRunnerConfig(
                 worker=worker, log_origin="test/log", work_root=self.work, heartbeat_seconds=0.01
             ),
+            presence=self.workers,
         )
 
     def request(self) -> int:
@@ -248,6 +254,27 @@ def test_the_claim_is_kept_alive_while_tracing(tmp_path: Path) -> None:
     h.tracer.during.append(slow)
     h.runner.run(check)
     assert beats[0] is not None and beats[1] is not None and beats[1] > beats[0]
+
+
+def test_a_worker_busy_with_a_long_source_check_stays_healthy(tmp_path: Path) -> None:
+    # The health check's threshold (the claim timeout, 120 s by default) shrunk to 0.3 s;
+    # the check is held three times as long. The worker's own row must keep beating.
+    h = Harness(tmp_path, [SourceVerdict.CONSISTENT])
+    check = h.request()
+    limit = 0.3
+    seen: list[list[str]] = []
+
+    def long_check() -> None:
+        deadline = time.monotonic() + 3 * limit
+        while time.monotonic() < deadline:
+            time.sleep(limit / 3)
+            now = datetime.now(UTC)
+            seen.append([w.name for w in live_workers(h.workers.workers(), "host-1", limit, now)])
+
+    h.tracer.during.append(long_check)
+    h.runner.run(check)
+    assert len(seen) >= 6
+    assert all(names == ["w1"] for names in seen), seen
 
 
 def test_the_attestor_signs_a_source_check_statement_about_the_sdist(tmp_path: Path) -> None:
