@@ -102,7 +102,12 @@ def run_scheduler(
     source_checks = source_check_hook(
         PostgresSourceChecks(pool),
         ActorDispatcher(source_actor),
-        SourceCheckConfig(stale_after=timedelta(seconds=settings.claim_timeout)),
+        SourceCheckConfig(
+            stale_after=timedelta(seconds=settings.claim_timeout),
+            newest_per_project=None
+            if settings.source_check_history
+            else settings.backfill_releases,
+        ),
     )
     scheduler = Scheduler(
         store=store,
@@ -112,6 +117,7 @@ def run_scheduler(
         dispatcher=ActorDispatcher(actor),
         config=SchedulerConfig(
             poll_interval=settings.poll_interval,
+            backfill_releases=settings.backfill_releases,
             stale_after=timedelta(seconds=settings.claim_timeout),
         ),
         observer=metrics,

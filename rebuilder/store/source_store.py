@@ -70,9 +70,19 @@ class SourceCheckQueue(Protocol):
     """The source checks as the scheduler sees them."""
 
     def request_missing_source_checks(
-        self, *, new_priority: int, backfill_priority: int, after_release: int, limit: int
+        self,
+        *,
+        new_priority: int,
+        backfill_priority: int,
+        after_release: int,
+        limit: int,
+        newest_per_project: int | None = None,
     ) -> list[tuple[int, int]]:
-        """Queue checks of never-checked releases with an sdist; (id, priority) pairs."""
+        """Queue checks of never-checked releases with an sdist; (id, priority) pairs.
+
+        With ``newest_per_project``: only releases with rebuilds, or among the newest
+        recorded of their project (``rebuilder.store.sources.request_missing``).
+        """
         ...
 
     def max_release_id(self) -> int:
@@ -111,7 +121,13 @@ class PostgresSourceChecks:
             return sources.request_source_check(conn, release_id, priority)
 
     def request_missing_source_checks(
-        self, *, new_priority: int, backfill_priority: int, after_release: int, limit: int
+        self,
+        *,
+        new_priority: int,
+        backfill_priority: int,
+        after_release: int,
+        limit: int,
+        newest_per_project: int | None = None,
     ) -> list[tuple[int, int]]:
         with self.connection("queueing source checks") as conn:
             return sources.request_missing(
@@ -120,6 +136,7 @@ class PostgresSourceChecks:
                 backfill_priority=backfill_priority,
                 after_release=after_release,
                 limit=limit,
+                newest_per_project=newest_per_project,
             )
 
     def max_release_id(self) -> int:

@@ -176,10 +176,15 @@ def request_missing(
     backfill_priority: int,
     after_release: int = 0,
     limit: int = 500,
+    newest_per_project: int | None = None,
 ) -> list[tuple[int, int]]:
     """Queue a check for every release with an sdist that was never checked.
 
-    Only releases whose id is above ``after_release`` are looked at (0: all). Newest
+    Only releases whose id is above ``after_release`` are looked at (0: all). With
+    ``newest_per_project``, a release qualifies only when the rebuild policy chose it (it
+    has attempts: a new release, a backfilled one, a campaign's) or it is among the
+    ``newest_per_project`` last recorded releases of its project (an sdist-only project);
+    the history recorded without rebuilds is not checked. None: every release. Newest
     releases first, at most ``limit``. The priority follows the release's rebuilds: the
     highest priority of its attempts when that is at least ``new_priority`` (a new
     release, a campaign), ``new_priority`` when it has no wheel (nothing else will be
@@ -208,6 +213,14 @@ def request_missing(
             ) a
             WHERE r.id > %(after)s
               AND NOT EXISTS (SELECT 1 FROM source_checks c WHERE c.release_id = r.id)
+              AND (
+                %(newest)s::int IS NULL OR a.top IS NOT NULL OR (
+                    SELECT count(*) FROM (
+                        SELECT 1 FROM releases n
+                        WHERE n.project = r.project AND n.id > r.id LIMIT %(newest)s::int
+                    ) newer
+                ) < %(newest)s::int
+              )
             ORDER BY r.id DESC
             LIMIT %(limit)s
             ON CONFLICT (release_id) WHERE status IN ('queued', 'running') DO NOTHING
@@ -218,6 +231,7 @@ def request_missing(
                 "backfill": backfill_priority,
                 "after": after_release,
                 "limit": limit,
+                "newest": newest_per_project,
             },
         ).fetchall()
     return sorted(((int(r[0]), int(r[1])) for r in rows), key=lambda p: (-p[1], p[0]))

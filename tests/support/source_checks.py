@@ -100,7 +100,13 @@ class MemorySourceChecks:
     # -- SourceCheckQueue ---------------------------------------------------------
 
     def request_missing_source_checks(
-        self, *, new_priority: int, backfill_priority: int, after_release: int, limit: int
+        self,
+        *,
+        new_priority: int,
+        backfill_priority: int,
+        after_release: int,
+        limit: int,
+        newest_per_project: int | None = None,
     ) -> list[tuple[int, int]]:
         self._maybe_fail()
         made: list[tuple[int, int]] = []
@@ -109,6 +115,17 @@ class MemorySourceChecks:
             for release in sorted(self._releases.values(), key=lambda r: -r.id):
                 if len(made) >= limit:
                     break
+                newer = sum(
+                    1
+                    for r in self._releases.values()
+                    if r.project == release.project and r.id > release.id
+                )
+                if (
+                    newest_per_project is not None
+                    and not release.attempt_priorities
+                    and newer >= newest_per_project
+                ):
+                    continue
                 sdists = sorted(
                     (f for f in release.files if f.kind is FileKind.SDIST and not f.yanked),
                     key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename),
