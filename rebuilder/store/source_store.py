@@ -65,6 +65,12 @@ class SourceCheckJobs(Protocol):
         """Give back ``worker``'s claim: queued again and marked unsent."""
         ...
 
+    def defer_source_check(
+        self, check_id: int, worker: str, *, count_try: bool, repository: str | None
+    ) -> bool:
+        """Queue ``worker``'s claim again, still marked sent (the broker retries it later)."""
+        ...
+
 
 class SourceCheckQueue(Protocol):
     """The source checks as the scheduler sees them."""
@@ -183,6 +189,12 @@ class PostgresSourceChecks:
     def give_back_source_check(self, check_id: int, worker: str) -> bool:
         with self.connection(f"giving back source check {check_id}") as conn:
             return sources.give_back(conn, check_id, worker)
+
+    def defer_source_check(
+        self, check_id: int, worker: str, *, count_try: bool, repository: str | None
+    ) -> bool:
+        with self.connection(f"deferring source check {check_id}") as conn:
+            return sources.defer(conn, check_id, worker, count_try=count_try, repository=repository)
 
     def requeue_stale_source_checks(self, older_than: timedelta) -> list[int]:
         with self.connection("requeueing stale source checks") as conn:

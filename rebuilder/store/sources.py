@@ -111,8 +111,12 @@ class SourceOutcome:
         )
 
     @classmethod
-    def failed(cls, reason: str) -> SourceOutcome:
-        return cls(SourceCheckVerdict.FAILED, reason=reason[:_REASON_LIMIT] or "failed")
+    def failed(cls, reason: str, *, repository: str | None = None) -> SourceOutcome:
+        return cls(
+            SourceCheckVerdict.FAILED,
+            reason=reason[:_REASON_LIMIT] or "failed",
+            repository=repository,
+        )
 
 
 @dataclass(frozen=True)
@@ -420,6 +424,30 @@ def give_back(conn: Connection, check_id: int, worker: str) -> bool:
             RETURNING id
             """,
             (check_id, worker),
+        ).fetchone()
+    return row is not None
+
+
+def defer(
+    conn: Connection, check_id: int, worker: str, *, count_try: bool, repository: str | None
+) -> bool:
+    """Put a claimed check back to wait for its broker message's delayed retry.
+
+    Queued again but still marked sent (the broker holds the retry, so the scheduler
+    does not send a second message); the try is taken back unless ``count_try``; the
+    repository URL the worker found is kept. False when ``worker`` does not hold it.
+    """
+    with conn.transaction():
+        row = conn.execute(
+            """
+            UPDATE source_checks
+            SET status = 'queued', worker = NULL, started_at = NULL, heartbeat_at = NULL,
+                dispatched_at = now(), tries = CASE WHEN %s THEN tries ELSE tries - 1 END,
+                repository = coalesce(%s, repository)
+            WHERE id = %s AND status = 'running' AND worker = %s
+            RETURNING id
+            """,
+            (count_try, repository, check_id, worker),
         ).fetchone()
     return row is not None
 

@@ -276,6 +276,25 @@ class MemorySourceChecks:
             self._requeue(check_id)
             return True
 
+    def defer_source_check(
+        self, check_id: int, worker: str, *, count_try: bool, repository: str | None
+    ) -> bool:
+        with self._lock:
+            row = self._checks.get(check_id)
+            if row is None or row.status is not AttemptStatus.RUNNING or row.worker != worker:
+                return False
+            self._checks[check_id] = replace(
+                row,
+                status=AttemptStatus.QUEUED,
+                worker=None,
+                started_at=None,
+                heartbeat_at=None,
+                tries=row.tries if count_try else row.tries - 1,
+                repository=repository or row.repository,
+            )
+            self._dispatched.add(check_id)
+            return True
+
     # -- inside the lock --------------------------------------------------------
 
     def _new_check(self, release: _Release, sdist_id: int, priority: int) -> int:

@@ -146,6 +146,27 @@ def test_a_claim_given_back_or_gone_stale_is_queued_and_unsent(checks: Checks) -
     assert not _record(c, check, "w2", "late")  # the silent worker's outcome is refused
 
 
+def test_a_deferred_check_waits_for_the_broker_and_keeps_what_the_worker_found(
+    checks: Checks,
+) -> None:
+    c = checks
+    check = c.store.request_source_check(c.add_release("demo", "1.0"), 5)
+    assert check is not None
+    assert c.store.start_source_check(check, "w1") is not None
+    url = "https://forge.example/demo"
+    assert not c.store.defer_source_check(check, "w2", count_try=True, repository=url)
+    assert c.store.defer_source_check(check, "w1", count_try=True, repository=url)
+    row = c.store.source_check(check)
+    assert row is not None and row.status is AttemptStatus.QUEUED and row.worker is None
+    assert (row.tries, row.repository) == (1, url)
+    # still marked sent: the scheduler does not send a second message
+    assert c.store.undispatched_source_checks(timedelta(seconds=-1)) == []
+    assert c.store.start_source_check(check, "w1") is not None
+    assert c.store.defer_source_check(check, "w1", count_try=False, repository=None)
+    row = c.store.source_check(check)
+    assert row is not None and (row.tries, row.repository) == (1, url)  # no try counted
+
+
 def test_only_releases_with_an_sdist_and_no_check_are_requested(
     pg_store: PostgresStore, pg_checks: PostgresSourceChecks
 ) -> None:

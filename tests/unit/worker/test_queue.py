@@ -79,3 +79,10 @@ def test_what_counts_as_transient() -> None:
     assert is_transient(ConnectionError())
     assert not is_transient(ResolveError("unsatisfiable"))
     assert not is_transient(ValueError("a bug"))
+
+
+def test_a_deferred_job_is_always_retried_without_an_error_line() -> None:
+    from rebuilder.worker.queue import DeferredError, _retry_when  # noqa: PLC0415
+
+    assert _retry_when(1000, DeferredError("host away", delay=60_000))
+    assert not _retry_when(1000, ConnectionError("broker away"))

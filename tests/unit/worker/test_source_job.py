@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from rebuilder.attest.statements import SOURCE_CHECK_PREDICATE_TYPE
 from rebuilder.errors import IndexError_
 from rebuilder.fleetcli import live_workers
 from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.source.fleet import HostOutageError
 from rebuilder.source.result import ExplainedFile, SourceResult, SourceVerdict
 from rebuilder.store import StoreError
 from rebuilder.store.model import MemoryStore
@@ -25,6 +27,7 @@ from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptStatus
 from rebuilder.store.source_store import SourceCheckJobs
 from rebuilder.store.sources import SourceCheckVerdict
+from rebuilder.worker.queue import DeferredError
 from rebuilder.worker.runner import RetryLaterError
 from rebuilder.worker.source_job import (
     SourceAttestor,
@@ -193,6 +196,45 @@ def test_index_trouble_is_retried_then_recorded_failed(tmp_path: Path) -> None:
     assert row.verdict is SourceCheckVerdict.FAILED and row.tries == 3
     assert row.reason is not None and "503" in row.reason
     assert h.store.logged == []  # a failed check signs nothing
+
+
+def _outage(tried: bool) -> HostOutageError:
+    return HostOutageError(
+        "git ls-remote https://forge.example/demo: the host did not answer",
+        url="https://forge.example/demo",
+        host="forge.example",
+        retry_after=120.0,
+        tried=tried,
+    )
+
+
+def test_a_repository_outage_is_a_warning_line_and_a_delayed_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = Harness(tmp_path, [_outage(True), _outage(False), _outage(False), _outage(True)])
+    h.tracer.outcomes += [_outage(True)]
+    check = h.request()
+    caplog.set_level(logging.INFO)
+    tries = []
+    for _ in range(4):
+        with pytest.raises(DeferredError) as raised:
+            h.runner.run(check)
+        assert raised.value.delay == 120_000  # the host's backoff, not dramatiq's
+        row = h.store.source_check(check)
+        assert row is not None and row.status is AttemptStatus.QUEUED
+        assert row.repository == "https://forge.example/demo"
+        # still marked sent: the broker's delayed retry brings it back, not the scheduler
+        assert h.store.undispatched_source_checks(timedelta(seconds=-1)) == []
+        tries.append(row.tries)
+    assert tries == [1, 1, 1, 2]  # a backed-off host costs no try
+    h.runner.run(check)  # the third real try: recorded failed, with the URL the worker knew
+    row = h.store.source_check(check)
+    assert row is not None and row.verdict is SourceCheckVerdict.FAILED and row.tries == 3
+    assert row.repository == "https://forge.example/demo"
+    assert row.reason is not None and "did not answer" in row.reason
+    records = [r for r in caplog.records if r.name == "rebuilder.worker.source_job"]
+    assert not [r for r in records if r.levelno >= logging.ERROR or r.exc_info]
+    assert sum(r.levelno == logging.WARNING for r in records) == 3  # one line per real try
 
 
 def test_a_bug_is_recorded_failed_at_once(tmp_path: Path) -> None:
