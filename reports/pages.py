@@ -35,7 +35,7 @@ def home(request: Request, pool: PoolDep) -> Response:
     with pool.connection() as conn:
         counts = queries.verdict_counts(conn)
         days = queries.daily_rates(conn, days=90)
-        latest = queries.latest_rebuilds(conn, limit=20).items
+        latest = queries.latest_finished(conn, limit=20)
         mismatches = queries.new_mismatches(conn, limit=10)
         queue = queries.queue_status(conn)
         workers = queries.workers(conn, limit=50)
@@ -102,7 +102,7 @@ def project_page(
         counts = queries.verdict_counts(conn, project=name)
         history = queries.project_attempts(conn, name, limit=30)
         trend = queries.release_trend(conn, name, releases=30)
-        sources = source_checks.verdicts_of_releases(conn, [r.id for r in releases.items])
+        sources = source_checks.badges_of_releases(conn, [r.id for r in releases.items])
     return templates.TemplateResponse(
         request,
         "project.html",
