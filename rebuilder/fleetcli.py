@@ -123,6 +123,7 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
         with store.connection("counting source verdicts") as conn:
             source_counts = sources.verdict_counts(conn)
             source_queued, source_running = sources.queue_depth(conn)
+            tracing = sources.running_by_worker(conn)
         console.print(
             "source checks: "
             + ", ".join(f"{v.value} {n}" for v, n in source_counts.items())
@@ -133,7 +134,12 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
         now = datetime.now(UTC)
         for w in workers:
             silent = (now - w.heartbeat_at).total_seconds()
-            state = f"on attempt {w.current_attempt}" if w.current_attempt else "idle"
+            if w.current_attempt:
+                state = f"on attempt {w.current_attempt}"
+            elif w.name in tracing:
+                state = f"on source check {tracing[w.name]}"
+            else:
+                state = "idle"
             health = "" if silent < 60 else f" [yellow](silent for {silent:.0f} s)[/]"
             console.print(f"  {escape(w.name)} {state}{health}")
     return 0

@@ -544,6 +544,14 @@ def verdict_counts(conn: Connection) -> dict[SourceCheckVerdict, int]:
     return counts
 
 
+def running_by_worker(conn: Connection) -> dict[str, int]:
+    """{worker: the id of a source check it is running} (``rebuilder status``)."""
+    rows = conn.execute(
+        "SELECT worker, min(id) FROM source_checks WHERE status = 'running' GROUP BY worker"
+    ).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
 def queue_depth(conn: Connection) -> tuple[int, int]:
     """(queued, running) source checks."""
     row = conn.execute(
