@@ -48,7 +48,8 @@ def verify_commands(target: VerifyTarget) -> str:
     if target.file_url:
         lines.append(f"curl -fsSL -o {name} {q(target.file_url)}")
     else:
-        lines.append(f"# (download {target.filename} from the index into this folder)")
+        shown = "".join(c if c.isprintable() else "?" for c in target.filename)
+        lines.append(f"# (download {shown} from the index into this folder)")
     lines += [
         f"echo {q(f'{target.sha256}  {target.filename}')} | sha256sum -c -",
         "# 2. Its signed attestations, from this rebuilder's API",
