@@ -41,6 +41,9 @@ class VerifyTarget:
 
 def verify_commands(target: VerifyTarget) -> str:
     """The shell commands, one per line, with ``#`` comments saying what each step does."""
+    values = (target.filename, target.file_url or "", target.bundle_path)
+    if not all(v.isprintable() for v in values):
+        return "# This file's name or address holds control characters: verify it by hand.\n"
     q = shlex.quote
     name = q(target.filename)
     folder = "attestations/" + target.bundle_path.rsplit("/", 1)[0]
@@ -48,8 +51,7 @@ def verify_commands(target: VerifyTarget) -> str:
     if target.file_url:
         lines.append(f"curl -fsSL -o {name} {q(target.file_url)}")
     else:
-        shown = "".join(c if c.isprintable() else "?" for c in target.filename)
-        lines.append(f"# (download {shown} from the index into this folder)")
+        lines.append(f"# (download {target.filename} from the index into this folder)")
     lines += [
         f"echo {q(f'{target.sha256}  {target.filename}')} | sha256sum -c -",
         "# 2. Its signed attestations, from this rebuilder's API",
