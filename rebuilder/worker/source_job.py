@@ -260,9 +260,15 @@ class SourceCheckRunner:
             )
             self._record_failure(row, exc, repository=url)
             return
-        if not self._store.defer_source_check(
-            row.id, self._config.worker, count_try=tried, repository=url
-        ):
+        try:
+            deferred = self._store.defer_source_check(
+                row.id, self._config.worker, count_try=tried, repository=url
+            )
+        except RebuilderError as store_error:  # the database away too: retry as usual
+            logger.warning("source check %s: %s", row.id, store_error, extra=fields)
+            self._give_back(row.id)
+            raise RetryLaterError(f"source check {row.id}: {store_error}") from store_error
+        if not deferred:
             logger.warning("source check %s: claim lost while deferring it", row.id, extra=fields)
             return
         if tried:
