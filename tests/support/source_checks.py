@@ -279,6 +279,7 @@ class MemorySourceChecks:
     def defer_source_check(
         self, check_id: int, worker: str, *, count_try: bool, repository: str | None
     ) -> bool:
+        self._maybe_fail()
         with self._lock:
             row = self._checks.get(check_id)
             if row is None or row.status is not AttemptStatus.RUNNING or row.worker != worker:

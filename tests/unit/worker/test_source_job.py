@@ -237,6 +237,23 @@ def test_a_repository_outage_is_a_warning_line_and_a_delayed_retry(
     assert sum(r.levelno == logging.WARNING for r in records) == 3  # one line per real try
 
 
+def test_the_database_away_while_deferring_an_outage_gives_the_check_back(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, [_outage(True)])
+    check = h.request()
+
+    def database_goes_away() -> None:
+        h.store.fail_next.append(StoreError("the database is away"))
+
+    h.tracer.during.append(database_goes_away)
+    with pytest.raises(RetryLaterError):
+        h.runner.run(check)
+    row = h.store.source_check(check)
+    assert row is not None and row.status is AttemptStatus.QUEUED and row.worker is None
+    assert h.store.undispatched_source_checks(timedelta(seconds=-1)) == [(check, 5)]
+
+
 def test_a_bug_is_recorded_failed_at_once(tmp_path: Path) -> None:
     h = Harness(tmp_path, [ValueError("boom")])
     check = h.request()
