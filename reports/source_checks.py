@@ -136,6 +136,29 @@ def badges_of_releases(conn: Connection, release_ids: Sequence[int]) -> dict[int
     return {int(r[0]): SourceBadge(str(r[1]), None if r[2] is None else str(r[2])) for r in rows}
 
 
+@dataclass(frozen=True)
+class ActiveCheck:
+    """A release's source check waiting or running, and what its worker found so far."""
+
+    check_id: int
+    status: str  # queued or running
+    tries: int
+    repository: str | None  # kept when a try met a repository host that did not answer
+
+
+def active_check(conn: Connection, release: int) -> ActiveCheck | None:
+    """The release's queued or running source check, if any."""
+    with conn.cursor(row_factory=class_row(ActiveCheck)) as cur:
+        return cur.execute(
+            """
+            SELECT id AS check_id, status, tries, repository FROM source_checks
+            WHERE release_id = %s AND status IN ('queued', 'running')
+            ORDER BY id DESC LIMIT 1
+            """,
+            (release,),
+        ).fetchone()
+
+
 def release_id(conn: Connection, project: str, version: str) -> int | None:
     """The id of a release, if it is recorded."""
     row = conn.execute(

@@ -160,6 +160,13 @@ def _fill(data: Fixture, file_base: str) -> FirstHour:
             """,
             (OUTAGE, FORGE, sdist),
         )
+        # A check waiting for its delayed retry: the host did not answer its first try.
+        waiting = _file(conn, "waiting-pkg", "waiting_pkg-1.0.tar.gz", "sdist", FORGE)
+        conn.execute(
+            "INSERT INTO source_checks (release_id, sdist_id, priority, dispatched_at, tries, "
+            "repository) SELECT release_id, id, 5, now(), 1, %s FROM files WHERE id = %s",
+            (FORGE + "-waiting", waiting),
+        )
         row = conn.execute(
             "INSERT INTO campaigns (name, selection, status, finished_at) "
             "VALUES ('first hour', '{}', 'done', now()) RETURNING id"
@@ -253,7 +260,7 @@ def test_home_shows_both_queues_and_rebuilds_in_finish_order(page: Any, base_url
     page.goto(base_url + "/")
     queues = page.locator("#queues").inner_text()
     assert "1 rebuild attempts queued" in queues  # the fixture's campaign job
-    assert "3 source checks queued" in queues
+    assert "4 source checks queued" in queues
     table = page.locator("section", has=page.locator("h2", has_text="Latest rebuilds"))
     files = table.locator("tbody tr td:nth-child(3)").all_inner_texts()
     assert files[0] == "slow_finisher-1.0-py3-none-any.whl", files
@@ -278,6 +285,13 @@ def test_project_page_says_what_is_checked_for_an_sdist_and_why_it_failed(
     page.wait_for_url(base_url + "/projects/first-hour/1.0/source")
     repository = page.locator("tr", has=page.locator("th", has_text="Repository"))
     assert FORGE in repository.inner_text()
+
+
+def test_a_waiting_check_shows_the_repository_its_worker_found(page: Any, base_url: str) -> None:
+    page.goto(base_url + "/projects/waiting-pkg/1.0/source")
+    active = page.locator("p.active-check").inner_text()
+    assert "queued" in active and "tries so far: 1" in active
+    assert FORGE + "-waiting" in active
 
 
 def test_campaign_page_separates_its_links(page: Any, base_url: str, first_hour: FirstHour) -> None:
