@@ -438,6 +438,7 @@ _STATE_STYLE = {
     "unsupported": "dim",
     "pending": "cyan",
     "unknown": "magenta",
+    "not-vouched": "bold red",
 }
 
 

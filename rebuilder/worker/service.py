@@ -35,7 +35,12 @@ from rebuilder.store.source_store import PostgresSourceChecks
 from rebuilder.worker.metrics import WorkerMetrics
 from rebuilder.worker.queue import declare_rebuild_actor, declare_source_actor, rabbitmq_broker
 from rebuilder.worker.runner import AttemptRunner, FileJudge, JudgeFactory, RunnerConfig
-from rebuilder.worker.source_job import SourceAttestor, SourceCheckRunner, SourceRunnerConfig
+from rebuilder.worker.source_job import (
+    SourceAttestor,
+    SourceCheckRunner,
+    SourceRunnerConfig,
+    WorkerPresence,
+)
 
 if TYPE_CHECKING:
     from rebuilder.sandbox.docker import Container
@@ -157,7 +162,7 @@ def production_judges(settings: Settings) -> JudgeFactory:
 
 
 def production_source_runner(
-    settings: Settings, pool: Pool, name: str, attestor: Attestor
+    settings: Settings, pool: Pool, name: str, attestor: Attestor, presence: WorkerPresence
 ) -> SourceCheckRunner:
     """The runner of source checks (``trace_release`` messages) on the real git and index."""
     from rebuilder.source.fleet import production_recorded_tracer  # noqa: PLC0415 - docker
@@ -173,6 +178,7 @@ def production_source_runner(
             work_root=settings.fleet_dir / "work",
             heartbeat_seconds=settings.claim_timeout / 6,
         ),
+        presence=presence,
     )
 
 
@@ -206,7 +212,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
         ),
         observer=metrics,
     )
-    source_runner = production_source_runner(settings, pool, name, signer)
+    source_runner = production_source_runner(settings, pool, name, signer, store)
     broker = rabbitmq_broker(settings.broker_url)
     declare_rebuild_actor(broker, lambda: runner, queue_name=settings.queue_name)
     declare_source_actor(broker, lambda: source_runner, queue_name=settings.queue_name)
