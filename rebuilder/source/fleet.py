@@ -184,6 +184,9 @@ class _WatchedRepository:
     def archive(self, commit: str, target: Path, prefix: str) -> Path:
         return self._inner.archive(commit, target, prefix)
 
+    def blob(self, commit: str, path: str) -> bytes | None:
+        return self._inner.blob(commit, path)
+
 
 class _WatchedCloner:
     """A :class:`Cloner` refusing backed-off hosts and noting which host a project uses."""
