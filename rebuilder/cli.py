@@ -250,12 +250,12 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                 version = spec.version or rebuilder.latest_version(spec.project)
                 for result in rebuilder.check_release(spec.project, version, stage):
                     results.append(result)
-                    if attestor is not None:
-                        attestor.attest(result)
                     if args.json:
                         print(json.dumps(result.to_json(), sort_keys=True), flush=True)
                     elif not interactive:
                         print(_plain_line(result), flush=True)
+                    if attestor is not None and not _attest_file(attestor, result, err):
+                        unchecked.append(result.filename)
                 if tracer is not None:
                     bar.update(task, description=f"{spec}: tracing the source")
                     sources.append(_report_source(tracer, spec.project, version, args.json))
@@ -270,6 +270,16 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         console.print(_table(results))
         console.print(f"evidence: {settings.out_dir}")
     return _source_exit_status(_exit_status(results, unchecked), sources)
+
+
+def _attest_file(attestor: Attestor, result: FileResult, err: Console) -> bool:
+    """Sign ``result``; False (said on stderr) when it cannot be, and the run goes on."""
+    try:
+        attestor.attest(result)
+    except AttestationError as exc:
+        err.print(f"[bold red]{escape(result.filename)}:[/] not attested: {exc.diagnostics()}")
+        return False
+    return True
 
 
 def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
