@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -246,19 +248,81 @@ def test_filling_the_output_folder_is_stopped(
     sandbox: DockerSandbox, make_request: MakeRequest
 ) -> None:
     prelude = """\
-with open("/out/junk", "wb") as f:
-    for _ in range(400):
-        f.write(bytes(1024 * 1024))
-        f.flush()
-        time.sleep(0.05)
+try:
+    with open("/out/junk", "wb") as f:
+        for _ in range(400):
+            f.write(bytes(1024 * 1024))
+            f.flush()
+except OSError as exc:
+    print("junk refused:", exc, flush=True)
 """
     request = make_request(build_prelude=prelude)
 
     outcome = sandbox.run(request)
 
-    assert outcome.status is BuildStatus.SANDBOX
+    assert outcome.status is BuildStatus.SANDBOX, outcome.log
     assert "output over the limit" in outcome.detail
-    assert (request.output_dir / "junk").stat().st_size < 100 * 1024**2
+    assert not (request.output_dir / "junk").exists()  # /out is the container's own
+
+
+def _free(path: Path) -> tuple[int, int]:
+    """(bytes, inodes) free on the filesystem holding ``path``."""
+    fs = os.statvfs(path)
+    return fs.f_bavail * fs.f_frsize, fs.f_favail
+
+
+def test_an_unlinked_file_cannot_write_past_the_output_limit(
+    sandbox: DockerSandbox, make_request: MakeRequest, tmp_path: Path
+) -> None:
+    # The escape of issue 17: a file opened in /out, unlinked, then written to. No
+    # folder walk sees it; the tmpfs counts its blocks all the same.
+    prelude = """\
+hidden = open("/out/hidden", "wb")
+os.unlink("/out/hidden")
+written = 0
+try:
+    for _ in range(2048):  # 2 GiB
+        hidden.write(bytes(1024 * 1024))
+        hidden.flush()
+        written += 1
+except OSError as exc:
+    print("write refused after", written, "MiB:", exc.strerror, flush=True)
+time.sleep(5)
+"""
+    before = _free(tmp_path)[0]
+    request = make_request(build_prelude=prelude)
+
+    outcome = sandbox.run(request)
+
+    assert outcome.status is BuildStatus.SANDBOX, outcome.log
+    assert f"output over the limit of {SMALL_LIMITS.output_bytes} bytes" in outcome.detail
+    assert "MiB: No space left on device" in outcome.log  # refused by the kernel
+    assert before - _free(tmp_path)[0] < 512 * 1024**2  # the host's disk: untouched
+
+
+def test_many_empty_files_hit_the_output_inode_limit(
+    sandbox: DockerSandbox, make_request: MakeRequest, tmp_path: Path
+) -> None:
+    prelude = """\
+made = 0
+try:
+    for i in range(200_000):
+        open(f"/out/empty-{i}", "w").close()
+        made += 1
+except OSError as exc:
+    print("file refused after", made, "files:", exc.strerror, flush=True)
+time.sleep(5)
+"""
+    before = _free(tmp_path)[1]
+    request = make_request(build_prelude=prelude)
+
+    outcome = sandbox.run(request)
+
+    assert outcome.status is BuildStatus.SANDBOX, outcome.log
+    assert f"output over the limit of {SMALL_LIMITS.output_files} files" in outcome.detail
+    assert "No space left on device" in outcome.log
+    assert before - _free(tmp_path)[1] < 100_000  # the host's inodes: untouched
+    assert list(request.output_dir.iterdir()) == []
 
 
 def test_a_missing_image_is_a_sandbox_error(
