@@ -216,11 +216,12 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
-    from rebuilder.wiring import production_rebuilder  # noqa: PLC0415 - imports docker
+    from rebuilder.wiring import production_rebuilder, sweep_leftovers  # noqa: PLC0415 - docker
 
     specs = [parse_spec(s) for s in args.specs]
     if args.out is not None:
         settings = settings.model_copy(update={"out_dir": args.out})
+    sweep_leftovers(settings)  # what a killed check left: containers, work folders
     rebuilder = production_rebuilder(settings, index_url=args.index_url)
     attestor = None if args.no_attest else _attestor(settings)
     tracer = _source_tracer(settings, args.index_url) if args.source else None

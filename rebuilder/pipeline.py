@@ -8,7 +8,6 @@ campaigns). It never raises for one file's trouble: every published file ends wi
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from rebuilder.index.model import FileKind, Index, IndexFile, Resolver, refused_
 from rebuilder.plan.planner import ImageChoice, plan_wheel
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
 from rebuilder.verdict import FileResult, Verdict
+from rebuilder.workdirs import owned_dir
 
 logger = logging.getLogger(__name__)
 
@@ -245,9 +245,7 @@ class Rebuilder:
                 raise ArchiveError(
                     f"the published wheel cannot be read safely: {exc.diagnostics()}"
                 ) from None
-        self._work_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="rebuild-", dir=self._work_root) as tmp:
-            work = Path(tmp)
+        with owned_dir(self._work_root, "rebuild-") as work:
             with timer("extract"):
                 try:
                     source_dir = extract_sdist(source_archive, work / "src")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from rebuilder.plan.strategy import Strategy
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
 from rebuilder.source.compare import sdist_files
 from rebuilder.source.result import GitBuild
+from rebuilder.workdirs import owned_dir
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +98,7 @@ class GitRebuilder:
             return (GitBuild(sdist.filename, "unsupported", reason="no pure wheel to take the "
                              "build strategy from"),)  # fmt: skip
         wheel = wheels[0]
-        self._work_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="from-git-", dir=self._work_root) as tmp:
-            work = Path(tmp)
+        with owned_dir(self._work_root, "from-git-") as work:
             try:
                 return self._rebuild(work, git_tar, subdir, sdist, sdist_path, wheel, evidence)
             except RebuilderError as exc:

@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 
 from rebuilder.errors import SandboxError
-from rebuilder.sandbox.docker import ROLE_BUILD, ROLE_LABEL, DockerSandbox, remove_orphans
+from rebuilder.sandbox.docker import (
+    ROLE_BUILD,
+    ROLE_LABEL,
+    DockerSandbox,
+    build_command,
+    container_options,
+    remove_orphans,
+    stage_driver,
+)
 from rebuilder.sandbox.image import ImageRef
 from rebuilder.sandbox.model import BuildRequest, BuildStatus
 from tests.integration.sandbox.conftest import SMALL_LIMITS
@@ -428,3 +436,34 @@ def test_the_clock_map_reaches_a_backend_that_stamps_from_fstat(
     found = entries(outcome)
     assert found["demo-1.0.dist-info/METADATA"].date_time == (2020, 9, 13, 12, 26, 38)
     assert found["demo-1.0.dist-info/WHEEL"].date_time == CLOCK_TIME
+
+
+def test_the_container_ends_itself_at_its_deadline_with_nobody_watching(
+    docker_client: Any, make_request: MakeRequest
+) -> None:
+    # What `check` killed with SIGKILL leaves: a started build and no one to stop it.
+    # The warden (PID 1) kills every process at the deadline, SIGTERM-proof spinners
+    # included, and the container stops.
+    spin = "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass"
+    limits = replace(SMALL_LIMITS, timeout_seconds=4.0)
+    request = make_request(build_prelude=f"import signal\n{spin}", limits=limits)
+    request.output_dir.mkdir()
+    staged = stage_driver(request)
+    container = docker_client.containers.create(
+        request.image, build_command(request), **container_options(request, staged)
+    )
+    try:
+        container.start()
+        started = time.monotonic()
+        time.sleep(2.0)
+        container.reload()
+        assert container.attrs["State"]["Running"]
+        while container.attrs["State"]["Running"]:
+            assert time.monotonic() - started < limits.timeout_seconds + 5.0
+            time.sleep(0.2)
+            container.reload()
+        assert container.attrs["State"]["ExitCode"] == 124
+        assert b"[rebuilder-warden] timeout: wall-clock limit of 4s hit" in container.logs()
+    finally:
+        container.remove(force=True)
+        shutil.rmtree(staged, ignore_errors=True)
