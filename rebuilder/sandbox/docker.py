@@ -80,6 +80,65 @@ class DockerClient(Protocol):
 
     @property
     def containers(self) -> Containers: ...
+    def info(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class EngineProtections:
+    """What the engine itself enforces on every build container, as ``docker info`` says."""
+
+    seccomp: str | None  # the default profile's name ("default", "builtin"), None if absent
+    apparmor: bool
+    selinux: bool
+    userns: bool
+    rootless: bool
+    cgroup_version: str
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any]) -> EngineProtections:
+        options: dict[str, dict[str, str]] = {}
+        for entry in info.get("SecurityOptions") or []:
+            fields = dict(part.partition("=")[::2] for part in str(entry).split(","))
+            options[fields.get("name", "")] = fields
+        seccomp = options.get("seccomp")
+        return cls(
+            seccomp=None if seccomp is None else seccomp.get("profile", "default"),
+            apparmor="apparmor" in options,
+            selinux="selinux" in options,
+            userns="userns" in options,
+            rootless="rootless" in options,
+            cgroup_version=str(info.get("CgroupVersion") or "1"),
+        )
+
+    def summary(self) -> str:
+        """One line for the log: what holds, and what this engine does not offer."""
+        have = [f"seccomp ({self.seccomp})"] if self.seccomp else []
+        have += [name for name, on in (
+            ("AppArmor", self.apparmor), ("SELinux", self.selinux),
+            ("user namespaces", self.userns), ("rootless engine", self.rootless),
+        ) if on]  # fmt: skip
+        lacking = [name for name, on in (("AppArmor", self.apparmor), ("SELinux", self.selinux))
+                   if not on]  # fmt: skip
+        text = f"the engine enforces {', '.join(have) or 'no kernel security profile'}"
+        text += f" (cgroup v{self.cgroup_version})"
+        return text + (f"; not offered: {', '.join(lacking)}" if lacking else "")
+
+
+def check_engine(client: DockerClient) -> EngineProtections:
+    """Read and log the engine's protections; refuse an engine without seccomp.
+
+    The walls of :func:`container_options` (no capabilities, no new privileges, no
+    network, read-only root, limits) hold on any engine; seccomp is what keeps the
+    kernel's rarer system calls out of a build's reach, and builds do not run without it.
+    """
+    protections = EngineProtections.from_info(client.info())
+    if protections.seccomp is None or protections.seccomp == "unconfined":
+        raise SandboxError(
+            "the Docker engine applies no seccomp profile to containers "
+            f"({protections.summary()}); builds are not run without one"
+        )
+    logger.info("sandbox: %s", protections.summary())
+    return protections
 
 
 def connect() -> DockerClient:
@@ -477,12 +536,15 @@ class DockerSandbox:
         self._client = client
         self._poll_seconds = poll_seconds
         self._grace_seconds = grace_seconds
+        self.protections: EngineProtections | None = None
 
     @property
     def client(self) -> DockerClient:
-        """The engine client, connected on first use."""
+        """The engine client, connected (and its protections checked) on first use."""
         if self._client is None:
             self._client = connect()
+        if self.protections is None:
+            self.protections = check_engine(self._client)
         return self._client
 
     def run(self, request: BuildRequest) -> BuildOutcome:

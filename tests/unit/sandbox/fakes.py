@@ -109,9 +109,16 @@ class FakeContainers:
         ]
 
 
+SECCOMP_ONLY = {"SecurityOptions": ["name=seccomp,profile=default"], "CgroupVersion": "1"}
+
+
 @dataclass
 class FakeDocker:
     containers: Containers
+    engine_info: Mapping[str, Any] = field(default_factory=lambda: dict(SECCOMP_ONLY))
+
+    def info(self) -> Mapping[str, Any]:
+        return self.engine_info
 
     @classmethod
     def running(

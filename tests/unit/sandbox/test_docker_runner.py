@@ -16,6 +16,7 @@ from rebuilder.sandbox.docker import (
     ROLE_BUILD,
     ROLE_LABEL,
     DockerSandbox,
+    EngineProtections,
     LogCap,
     container_options,
     read_result,
@@ -312,3 +313,34 @@ def test_a_build_that_floods_the_channel_is_not_believed(request_: BuildRequest)
     assert outcome.status is BuildStatus.FAILED
     assert outcome.artifact is None
     assert sum(f.stat().st_size for f in request_.output_dir.iterdir()) == 0
+
+
+def test_the_engine_protections_are_read_from_docker_info() -> None:
+    info = {
+        "SecurityOptions": ["name=seccomp,profile=default", "name=cgroupns"],
+        "CgroupVersion": "2",
+    }
+    found = EngineProtections.from_info(info)
+
+    assert (found.seccomp, found.apparmor, found.selinux) == ("default", False, False)
+    assert found.summary() == (
+        "the engine enforces seccomp (default) (cgroup v2); not offered: AppArmor, SELinux"
+    )
+    both = EngineProtections.from_info(
+        {"SecurityOptions": ["name=apparmor", "name=seccomp,profile=builtin"]}
+    )
+    assert both.apparmor and both.seccomp == "builtin"
+
+
+@pytest.mark.parametrize(
+    "options", [[], ["name=apparmor"], ["name=seccomp,profile=unconfined"]], ids=str
+)
+def test_an_engine_without_seccomp_runs_no_build(
+    request_: BuildRequest, options: list[str]
+) -> None:
+    client, containers = FakeDocker.running(write_wheel_and_finish)
+    client.engine_info = {"SecurityOptions": options}
+
+    with pytest.raises(SandboxError, match="no seccomp profile"):
+        DockerSandbox(client=client).run(request_)
+    assert containers.created == []
