@@ -467,3 +467,24 @@ def test_the_container_ends_itself_at_its_deadline_with_nobody_watching(
     finally:
         container.remove(force=True)
         shutil.rmtree(staged, ignore_errors=True)
+
+
+def test_scratch_space_counts_against_the_memory_budget(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    # /scratch (1 GiB here) is a tmpfs: its pages are charged to the container's memory
+    # cgroup, so scratch and memory together stay within the memory limit (256 MiB).
+    prelude = """\
+with open("/scratch/fill", "wb") as f:
+    for _ in range(600):
+        f.write(bytes(1024 * 1024))
+        f.flush()
+print("WROTE 600 MiB of scratch", flush=True)
+"""
+    limits = replace(SMALL_LIMITS, scratch_bytes=1024**3, timeout_seconds=60.0)
+
+    outcome = sandbox.run(make_request(build_prelude=prelude, limits=limits))
+
+    assert outcome.status is BuildStatus.SANDBOX, outcome.log
+    assert "memory limit" in outcome.detail
+    assert "WROTE" not in outcome.log
