@@ -723,10 +723,10 @@ def _outcome(  # noqa: PLR0911 - one return per kind of ending reads clearest
             f"the build container was stopped from outside (exit {code})", timings,
         )  # fmt: skip
     if result is None:
-        return BuildOutcome(
-            BuildStatus.FAILED, None, log, code, (), f"the driver exited {code} without a result",
-            timings,
-        )  # fmt: skip
+        detail = f"the driver exited {code} without a result"
+        if delivery is None:
+            detail += " (nothing readable came back from the sandbox)"
+        return BuildOutcome(BuildStatus.FAILED, None, log, code, (), detail, timings)
     if result.status == "missing-requirements":
         return BuildOutcome(
             BuildStatus.MISSING_REQUIREMENTS, None, log, code, result.missing,
