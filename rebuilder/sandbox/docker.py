@@ -564,12 +564,16 @@ class DockerSandbox:
     ) -> BuildOutcome:
         import docker  # noqa: PLC0415
 
-        container, timings["create"] = self._create(request, driver_dir)
         stream = driver_dir / "received"
         channel = ChannelReader(
             driver_dir / CHANNEL_NAME, stream, request.limits.output_bytes + 2 * _HEADER_LIMIT
         )
         channel.start()
+        try:
+            container, timings["create"] = self._create(request, driver_dir)
+        except BaseException:
+            channel.finish()
+            raise
         try:
             reader = _HeadReader(container, request.limits.log_bytes)
             mark = time.monotonic()
