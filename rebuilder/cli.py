@@ -15,6 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElaps
 from rich.table import Table
 
 from rebuilder import __version__
+from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import (
     KeyAlgorithm,
     generate_key,
@@ -222,11 +223,12 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
-    from rebuilder.wiring import production_rebuilder  # noqa: PLC0415 - imports docker
+    from rebuilder.wiring import production_rebuilder, sweep_leftovers  # noqa: PLC0415 - docker
 
     specs = [parse_spec(s) for s in args.specs]
     if args.out is not None:
         settings = settings.model_copy(update={"out_dir": args.out})
+    sweep_leftovers(settings)  # what a killed check left: containers, work folders
     rebuilder = production_rebuilder(settings, index_url=args.index_url)
     attestor = None if args.no_attest else _attestor(settings)
     tracer = _source_tracer(settings, args.index_url) if args.source else None
@@ -256,12 +258,12 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                 version = spec.version or rebuilder.latest_version(spec.project)
                 for result in rebuilder.check_release(spec.project, version, stage):
                     results.append(result)
-                    if attestor is not None:
-                        attestor.attest(result)
                     if args.json:
                         print(json.dumps(result.to_json(), sort_keys=True), flush=True)
                     elif not interactive:
                         print(_plain_line(result), flush=True)
+                    if attestor is not None and not _attest_file(attestor, result, err):
+                        unchecked.append(result.filename)
                 if tracer is not None:
                     bar.update(task, description=f"{spec}: tracing the source")
                     source = _report_source(tracer, spec.project, version, args.json, interactive)
@@ -277,6 +279,16 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         console.print(_table(results, sources))
         console.print(f"evidence: {settings.out_dir}")
     return _source_exit_status(_exit_status(results, unchecked), sources)
+
+
+def _attest_file(attestor: Attestor, result: FileResult, err: Console) -> bool:
+    """Sign ``result``; False (said on stderr) when it cannot be, and the run goes on."""
+    try:
+        attestor.attest(result)
+    except AttestationError as exc:
+        err.print(f"[bold red]{escape(result.filename)}:[/] not attested: {exc.diagnostics()}")
+        return False
+    return True
 
 
 def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:

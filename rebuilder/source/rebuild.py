@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, San
 from rebuilder.source.compare import sdist_files
 from rebuilder.source.result import GitBuild
 from rebuilder.source.rules import Regeneration
+from rebuilder.workdirs import owned_dir
 
 logger = logging.getLogger(__name__)
 
@@ -140,9 +140,7 @@ class GitRebuilder:
             return not_rebuilt((GitBuild(sdist.filename, "unsupported", reason="no pure "
                                 "wheel to take the build strategy from"),))  # fmt: skip
         wheel = wheels[0]
-        self._work_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="from-git-", dir=self._work_root) as tmp:
-            work = Path(tmp)
+        with owned_dir(self._work_root, "from-git-") as work:
             try:
                 return self._rebuild(
                     work, git_tar, subdir, (sdist, sdist_path), wheel, evidence, commit_time

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,6 +37,7 @@ from rebuilder.source.rebuild import FromGit, GitRebuilder
 from rebuilder.source.result import SourceResult, SourceVerdict
 from rebuilder.source.rules import Regeneration
 from rebuilder.source.tags import match_tag
+from rebuilder.workdirs import owned_dir
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +86,9 @@ def trace_release(
         sdist_sha256=sdist_sha256,
     )
     timings: dict[str, float] = {}
-    work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="source-", dir=work_dir) as tmp:
+    with owned_dir(work_dir, "source-") as tmp:
         try:
-            result = _trace(base, sdist_path, cloner, config, Path(tmp), timings, clock, from_git)
+            result = _trace(base, sdist_path, cloner, config, tmp, timings, clock, from_git)
         except RepositoryUnreachableError:
             raise  # an outage is not a verdict about the release: the caller retries
         except RebuilderError as exc:
@@ -97,7 +96,7 @@ def trace_release(
             result = replace(base, reason=exc.diagnostics())
         result = replace(result, seconds=clock() - start, timings=timings)
         if evidence_dir is not None:
-            result = write_evidence(result, evidence_dir, Path(tmp) / "diff.patch")
+            result = write_evidence(result, evidence_dir, tmp / "diff.patch")
     return result
 
 

@@ -14,10 +14,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dramatiq
 
@@ -25,6 +23,10 @@ from rebuilder import __version__
 from rebuilder.attest.publish import Attestor, load_or_create_key
 from rebuilder.errors import RebuilderError
 from rebuilder.rerun import image_describer
+from rebuilder.sandbox.owners import (
+    owner_labels,
+    remove_dead_owners,
+)
 from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
 from rebuilder.store.blobs import BlobStore, store_evidence
@@ -32,6 +34,7 @@ from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
 from rebuilder.store.source_store import PostgresSourceChecks
+from rebuilder.workdirs import sweep_dead
 from rebuilder.worker.metrics import WorkerMetrics
 from rebuilder.worker.queue import declare_rebuild_actor, declare_source_actor, rabbitmq_broker
 from rebuilder.worker.runner import AttemptRunner, FileJudge, JudgeFactory, RunnerConfig
@@ -41,9 +44,6 @@ from rebuilder.worker.source_job import (
     SourceRunnerConfig,
     WorkerPresence,
 )
-
-if TYPE_CHECKING:
-    from rebuilder.sandbox.docker import Container
 
 logger = logging.getLogger(__name__)
 
@@ -58,43 +58,6 @@ class BlobEvidence:
 
     def keep(self, folder: Path) -> dict[str, str]:
         return store_evidence(self._blobs, folder)
-
-
-OWNER_HOST_LABEL = "org.pypi-rebuilder.owner-host"
-OWNER_PID_LABEL = "org.pypi-rebuilder.owner-pid"
-
-
-def owner_labels() -> dict[str, str]:
-    """Labels naming this process on the build containers it starts."""
-    return {OWNER_HOST_LABEL: socket.gethostname(), OWNER_PID_LABEL: str(os.getpid())}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process, alive
-    return True
-
-
-def dead_owners(
-    containers: Sequence[Container], host: str, alive: Callable[[int], bool]
-) -> list[Container]:
-    """The build containers started on ``host`` by a process that no longer exists."""
-    dead = []
-    for container in containers:
-        labels = container.attrs.get("Config", {}).get("Labels") or {}
-        if labels.get(OWNER_HOST_LABEL) != host:
-            continue
-        try:
-            pid = int(labels.get(OWNER_PID_LABEL, ""))
-        except ValueError:
-            continue
-        if not alive(pid):
-            dead.append(container)
-    return dead
 
 
 class OrphanSweeper:
@@ -117,8 +80,6 @@ class OrphanSweeper:
 
     def sweep(self) -> None:
         from rebuilder.sandbox.docker import (  # noqa: PLC0415 - docker on demand
-            ROLE_BUILD,
-            ROLE_LABEL,
             connect,
             remove_orphans,
         )
@@ -126,15 +87,7 @@ class OrphanSweeper:
         self._last = time.monotonic()
         try:
             client = connect()
-            host = socket.gethostname()
-            builds = client.containers.list(
-                all=True,
-                filters={"label": [f"{ROLE_LABEL}={ROLE_BUILD}", f"{OWNER_HOST_LABEL}={host}"]},
-            )
-            removed = []
-            for container in dead_owners(builds, host, _alive):
-                container.remove(force=True)
-                removed.append(container.id)
+            removed = remove_dead_owners(client)
             removed += remove_orphans(client, self._age)
         except Exception as exc:  # noqa: BLE001 - the engine away: the next sweep tries again
             logger.warning("could not sweep orphaned build containers: %s", exc)
@@ -226,6 +179,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
     logger.info("worker %s started (%d threads)", name, threads, extra={"worker": name})
     sweeper = OrphanSweeper(settings.build_timeout)
     sweeper.sweep()
+    sweep_dead(settings.cache_dir / "work")  # work folders of killed processes
     try:
         while not stop.wait(IDLE_BEAT_SECONDS):
             sweeper.maybe_sweep()
