@@ -483,6 +483,7 @@ _STATE_STYLE = {
     "unsupported": "dim",
     "pending": "cyan",
     "unknown": "magenta",
+    "not-vouched": "bold red",
 }
 
 

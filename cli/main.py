@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 from cli.campaign import add_campaign_commands
 from cli.fleet import add_fleet_commands
 from cli.log import add_log_commands
+from cli.verify import add_rerun_command, add_verify_options
 from cli.web import add_web_command
 from rebuilder import __version__
 from rebuilder.errors import RebuilderError, UsageError
 from rebuilder.verdict import FileResult, Verdict
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
 
     from rebuilder.attest.publish import Attestor
@@ -120,6 +122,8 @@ def _parser() -> argparse.ArgumentParser:
         help="trusted log key (name+hash+base64 note verifier key, or a file holding one) "
         "for the checkpoints of exported log proofs (default: the --key keys)",
     )
+    add_verify_options(verify)
+    add_rerun_command(sub)
 
     image = sub.add_parser("image", help="the build sandbox image")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
@@ -127,6 +131,11 @@ def _parser() -> argparse.ArgumentParser:
     image_sub.add_parser(
         "show", help="print the image reference and digest, building it if missing"
     )
+    image_export = image_sub.add_parser(
+        "export",
+        help="docker save the sandbox image to FILE; provenances then record its sha256",
+    )
+    image_export.add_argument("file", type=Path, metavar="FILE")
     add_fleet_commands(sub)
     add_log_commands(sub)
     add_web_command(sub)
@@ -171,6 +180,7 @@ _COMMANDS = {
     "image": ("cli.main", "_image"),
     "key": ("cli.main", "_key"),
     "verify": ("cli.main", "_verify"),
+    "rerun": ("cli.verify", "rerun_command"),
     "db": ("cli.fleet", "db_command"),
     "watch": ("cli.fleet", "watch_command"),
     "status": ("cli.fleet", "status_command"),
@@ -200,6 +210,12 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{ref.reference}\t{ref.digest}")
         return EXIT_OK
     choice = image_choice(settings)
+    if args.image_command == "export":
+        from rebuilder.sandbox.image import export_image  # noqa: PLC0415 - docker
+
+        described = export_image(choice.reference, args.file, settings.cache_dir)
+        print(f"{args.file}\tsha256:{described.archive_sha256}\t{described.oci_reference}")
+        return EXIT_OK
     print(f"{choice.reference}\t{choice.digest}")
     return EXIT_OK
 
@@ -214,13 +230,14 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         TimeElapsedColumn,
     )
 
-    from cli.wiring import production_rebuilder  # noqa: PLC0415 - imports docker
+    from cli.wiring import production_rebuilder, sweep_leftovers  # noqa: PLC0415 - docker
     from rebuilder.errors import NotFoundError  # noqa: PLC0415
     from rebuilder.spec import ReleaseSpec, parse_spec  # noqa: PLC0415
 
     specs = [parse_spec(s) for s in args.specs]
     if args.out is not None:
         settings = settings.model_copy(update={"out_dir": args.out})
+    sweep_leftovers(settings)  # what a killed check left: containers, work folders
     rebuilder = production_rebuilder(settings, index_url=args.index_url)
     attestor = None if args.no_attest else _attestor(settings)
     tracer = _source_tracer(settings, args.index_url) if args.source else None
@@ -250,15 +267,16 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                 version = spec.version or rebuilder.latest_version(spec.project)
                 for result in rebuilder.check_release(spec.project, version, stage):
                     results.append(result)
-                    if attestor is not None:
-                        attestor.attest(result)
                     if args.json:
                         print(json.dumps(result.to_json(), sort_keys=True), flush=True)
                     elif not interactive:
                         print(_plain_line(result), flush=True)
+                    if attestor is not None and not _attest_file(attestor, result, err):
+                        unchecked.append(result.filename)
                 if tracer is not None:
                     bar.update(task, description=f"{spec}: tracing the source")
-                    sources.append(_report_source(tracer, spec.project, version, args.json))
+                    source = _report_source(tracer, spec.project, version, args.json, interactive)
+                    sources.append(source)
                     if attestor is not None and sources[-1].sdist_sha256 is not None:
                         _attest_source(attestor, sources[-1])
             except NotFoundError as exc:
@@ -267,9 +285,23 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 bar.remove_task(task)
     if interactive:
-        console.print(_table(results))
+        console.print(_table(results, sources))
         console.print(f"evidence: {settings.out_dir}")
     return _source_exit_status(_exit_status(results, unchecked), sources)
+
+
+def _attest_file(attestor: Attestor, result: FileResult, err: Console) -> bool:
+    """Sign ``result``; False (said on stderr) when it cannot be, and the run goes on."""
+    from rich.markup import escape  # noqa: PLC0415 - each command imports what it uses
+
+    from rebuilder.attest.errors import AttestationError  # noqa: PLC0415
+
+    try:
+        attestor.attest(result)
+    except AttestationError as exc:
+        err.print(f"[bold red]{escape(result.filename)}:[/] not attested: {exc.diagnostics()}")
+        return False
+    return True
 
 
 def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
@@ -278,14 +310,16 @@ def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
     return production_source_tracer(settings, index_url=index_url)
 
 
-def _report_source(tracer: SourceTracer, project: str, version: str, as_json: bool) -> SourceResult:
+def _report_source(
+    tracer: SourceTracer, project: str, version: str, as_json: bool, interactive: bool = False
+) -> SourceResult:
     from rebuilder.source.report import source_line  # noqa: PLC0415 - per command
 
     source = tracer.check_release(project, version)
     if as_json:
         line = {"project": project, "version": version, "source": source.to_json()}
         print(json.dumps(line, sort_keys=True), flush=True)
-    else:
+    elif not interactive:  # interactive: a row of the verdict table
         print(source_line(source), flush=True)
     return source
 
@@ -310,10 +344,17 @@ def _source_exit_status(status: int, sources: Sequence[SourceResult]) -> int:
 
 
 def _attestor(settings: Settings) -> Attestor:
+    from cli.rerun import image_describer  # noqa: PLC0415 - docker
     from rebuilder.attest.publish import Attestor, load_or_create_key  # noqa: PLC0415
 
     signer = load_or_create_key(settings.signing_key_path)
-    return Attestor(signer=signer, builder_id=settings.builder_id, root=settings.out_dir)
+    return Attestor(
+        signer=signer,
+        builder_id=settings.builder_id,
+        root=settings.out_dir,
+        describe_image=image_describer(settings),
+        oss_rebuild=True,
+    )
 
 
 def _key(args: argparse.Namespace, settings: Settings) -> int:
@@ -347,66 +388,9 @@ def _key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
-    from rich.markup import escape  # noqa: PLC0415
+    from cli.verify import verify_command  # noqa: PLC0415 - each command imports what it uses
 
-    from cli.log import parse_log_keys  # noqa: PLC0415
-    from rebuilder.attest.errors import AttestationError  # noqa: PLC0415
-    from rebuilder.attest.keys import Keyring  # noqa: PLC0415
-    from rebuilder.attest.publish import public_key_path  # noqa: PLC0415
-    from rebuilder.attest.verify import (  # noqa: PLC0415
-        FileVerification,
-        bundle_for_file,
-        bundles_for_release,
-        verify_bundle,
-        verify_log_inclusion,
-    )
-    from rebuilder.spec import parse_spec  # noqa: PLC0415
-
-    root = args.attestations or settings.out_dir
-    keys = args.key or [public_key_path(settings.signing_key_path)]
-    keyring = Keyring.from_files(keys)
-    target = Path(args.target)
-    console = Console()
-    checked: list[FileVerification] = []
-    bundles: list[Path] = []
-    if target.is_file():
-        bundle, digest = bundle_for_file(target, root)
-        if not bundle.is_file():
-            raise UsageError(f"no attestations for {target.name} under {root}")
-        checked.append(verify_bundle(bundle, keyring, sha256=digest, filename=target.name))
-        bundles.append(bundle)
-    else:
-        spec = parse_spec(args.target)
-        if spec.version is None:
-            raise UsageError("verify takes NAME==VERSION or a local file")
-        for bundle in bundles_for_release(spec.project, spec.version, root):
-            checked.append(verify_bundle(bundle, keyring))
-            bundles.append(bundle)
-    log_keys = parse_log_keys(args.log_key)
-    included: list[tuple[bool, str] | None] = []  # (verified, what to print) per bundle
-    for bundle in bundles:
-        try:
-            head = verify_log_inclusion(bundle, keyring, log_keys)
-            included.append(None if head is None else (True, f"verified (checkpoint {head.size})"))
-        except AttestationError as exc:
-            included.append((False, f"[bold red]FAILED[/] {escape(exc.diagnostics())}"))
-    for item, inclusion in zip(checked, included, strict=True):
-        style = "bold green" if item.passed else "bold red"
-        detail = ", ".join(item.stabilizers or item.differences) or (item.reason or "")
-        console.print(
-            f"[{style}]{item.result or 'NOT VERIFIED'}[/] {escape(item.filename)} "
-            f"sha256={item.sha256[:16]}... verdict={item.verdict} "
-            f"signed by {', '.join(k[:16] for k in item.key_ids)} {escape(detail)}"
-        )
-        if any(included):
-            shown = "not checked (no log proof)" if inclusion is None else inclusion[1]
-            console.print(f"  log inclusion: {shown}")
-    if not any(included):
-        console.print("log inclusion: not checked (no log proof beside the bundle)")
-    log_ok = all(i is None or i[0] for i in included)
-    passed = checked and all(i.passed for i in checked) and log_ok
-    return EXIT_OK if passed else EXIT_MISMATCH
+    return verify_command(args, settings)
 
 
 def _exit_status(results: Sequence[FileResult], unchecked: Sequence[str]) -> int:
@@ -424,9 +408,11 @@ def _plain_line(result: FileResult) -> str:
     return f"{result.verdict.value:<13} {result.filename}  {detail}".rstrip()
 
 
-def _table(results: Sequence[FileResult]) -> Table:
+def _table(results: Sequence[FileResult], sources: Sequence[SourceResult] = ()) -> Table:
     from rich.markup import escape  # noqa: PLC0415 - each command imports what it uses
     from rich.table import Table  # noqa: PLC0415
+
+    from rebuilder.source.report import SOURCE_STYLE, source_row  # noqa: PLC0415
 
     table = Table(title="rebuild verdicts")
     for column in ("file", "verdict", "details", "seconds"):
@@ -448,6 +434,10 @@ def _table(results: Sequence[FileResult]) -> Table:
             escape(detail),
             f"{r.seconds:.1f}",
         )
+    for source in sources:
+        name, verdict, details = source_row(source)
+        style = SOURCE_STYLE[source.verdict]
+        table.add_row(name, f"[{style}]{verdict}[/]", escape(details), f"{source.seconds:.1f}")
     return table
 
 

@@ -32,6 +32,7 @@ from rebuilder.campaigns.model import (
     Finding,
     FindingKind,
     Progress,
+    not_vouched,
 )
 from rebuilder.campaigns.store import CampaignStore
 from rebuilder.errors import UsageError
@@ -62,6 +63,7 @@ class Summary:
     pending: int  # queued or running
     cancelled: int  # withdrawn by a cancel before a worker took them
     lock_hash_findings: int
+    not_vouched: int = 0  # judged in place of a file the lock names: never verified
 
     def to_json(self) -> dict[str, int]:
         return {
@@ -73,14 +75,19 @@ class Summary:
             "pending": self.pending,
             "cancelled": self.cancelled,
             "lock_hash_findings": self.lock_hash_findings,
+            "not_vouched": self.not_vouched,
         }
 
 
 def summarize(files: Sequence[CampaignFileRow], findings: Sequence[Finding] = ()) -> Summary:
     verdicts = [f.verdict for f in files]
+    disowned = [not_vouched(f.filename, f.note, findings) for f in files]
     return Summary(
         total=len(files),
-        verified=sum(v in (Verdict.REPRODUCIBLE, Verdict.EQUIVALENT) for v in verdicts),
+        verified=sum(
+            v in (Verdict.REPRODUCIBLE, Verdict.EQUIVALENT) and not d
+            for v, d in zip(verdicts, disowned, strict=True)
+        ),
         mismatched=verdicts.count(Verdict.MISMATCH),
         failed=verdicts.count(Verdict.FAILED),
         not_rebuildable=verdicts.count(Verdict.UNSUPPORTED),
@@ -89,6 +96,7 @@ def summarize(files: Sequence[CampaignFileRow], findings: Sequence[Finding] = ()
         ),
         cancelled=sum(f.attempt_id is None for f in files),
         lock_hash_findings=sum(f.kind is FindingKind.LOCK_HASH for f in findings),
+        not_vouched=sum(disowned),
     )
 
 
@@ -115,7 +123,9 @@ def build_report(store: CampaignStore, campaign_id: int, *, base_url: str = "") 
 
 
 def state_text(row: CampaignFileRow, campaign: CampaignRow) -> str:
-    """The verdict, or what stands in for one."""
+    """The verdict, or what stands in for one (``not-vouched`` before any verdict)."""
+    if not_vouched(row.filename, row.note, campaign.findings):
+        return "not-vouched"
     if row.verdict is not None:
         return row.verdict.value
     if row.attempt_id is None:

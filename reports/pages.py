@@ -22,6 +22,7 @@ from reports import charts, evidence
 from reports.deps import PoolDep, SettingsDep, templates
 from reports.keys import KEY_FILE_NAME, operator_keys
 from reports.security import REPORT_CSP
+from reports.verify_snippet import VerifyTarget, verify_commands
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def home(request: Request, pool: PoolDep) -> Response:
     with pool.connection() as conn:
         counts = queries.verdict_counts(conn)
         days = queries.daily_rates(conn, days=90)
-        latest = queries.latest_rebuilds(conn, limit=20).items
+        latest = queries.latest_finished(conn, limit=20)
         mismatches = queries.new_mismatches(conn, limit=10)
         queue = queries.queue_status(conn)
         workers = queries.workers(conn, limit=50)
@@ -104,7 +105,7 @@ def project_page(
         counts = queries.verdict_counts(conn, project=name)
         history = queries.project_attempts(conn, name, limit=30)
         trend = queries.release_trend(conn, name, releases=30)
-        sources = source_checks.verdicts_of_releases(conn, [r.id for r in releases.items])
+        sources = source_checks.badges_of_releases(conn, [r.id for r in releases.items])
     return templates.TemplateResponse(
         request,
         "project.html",
@@ -166,6 +167,16 @@ def file_page(request: Request, file_id: int, pool: PoolDep, settings: SettingsD
             "index_url": settings.index_url,
             "source": source,
             "key_file": KEY_FILE_NAME if operator_keys(settings) else None,
+            "verify_commands": verify_commands(
+                VerifyTarget(
+                    base_url=str(request.base_url),
+                    file_id=f.file_id,
+                    filename=f.filename,
+                    sha256=f.sha256,
+                    file_url=detail.url if detail.url.startswith(("https://", "http://")) else None,
+                    bundle_path=evidence.bundle_relpath(f.project, f.version, f.filename),
+                )
+            ),
             "file_url": detail.url if detail.url.startswith(("https://", "http://")) else None,
         },
     )

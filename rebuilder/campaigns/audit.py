@@ -5,6 +5,9 @@ checked against the lock) and in the database (its latest verdict). Files the fl
 never judged are ``unknown``; ``rebuilder audit --rebuild --wait`` starts a campaign for
 the lock first and answers from its verdicts.
 
+A file judged in place of one the lock names (its hash differs from the lock's, or none
+of the release's hashes matched) is ``not-vouched``, never ``verified``.
+
 Exit status, as ``rebuilder check``: ``0`` when every pinned file is reproducible,
 equivalent or unsupported; ``1`` when any mismatches or a hash in the lock differs from
 the index's (either means the bytes cannot be trusted: fail the pipeline); ``2`` when
@@ -17,11 +20,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from rebuilder.campaigns.model import CampaignFileRow, Finding, FindingKind
+from rebuilder.campaigns.model import CampaignFileRow, Finding, FindingKind, not_vouched
 from rebuilder.campaigns.selection import LockInput, Selection, resolve
 from rebuilder.campaigns.store import CampaignStore, SelectionStore
 from rebuilder.index.model import Index
@@ -42,6 +45,9 @@ class AuditState(StrEnum):
     UNSUPPORTED = "unsupported"  # out of scope (platform wheel, sdist): not a failure
     PENDING = "pending"  # a rebuild is queued or running
     UNKNOWN = "unknown"  # the fleet never judged this file
+    # The lock's hash is not this file's (a lock-hash finding): the fleet's verdict is
+    # about bytes the lock does not vouch for, so it is never shown as verified.
+    NOT_VOUCHED = "not-vouched"
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,8 @@ class AuditResult:
 
     @property
     def exit_code(self) -> int:
-        if any(line.state is AuditState.MISMATCH for line in self.lines) or any(
+        failing = {AuditState.MISMATCH, AuditState.NOT_VOUCHED}
+        if any(line.state in failing for line in self.lines) or any(
             f.fails_audit for f in self.findings
         ):
             return EXIT_MISMATCH
@@ -140,7 +147,7 @@ def audit(lock: LockInput, *, store: SelectionStore, index: Index) -> AuditResul
             lines.append(AuditLine(f.project, f.version, f.filename, AuditState.UNKNOWN, pick.note))
         else:
             lines.append(_line(row, pick.note))
-    return AuditResult(tuple(lines), tuple(resolved.findings))
+    return AuditResult(_vouched(lines, resolved.findings), tuple(resolved.findings))
 
 
 def audit_campaign(store: CampaignStore, campaign_id: int) -> AuditResult:
@@ -148,7 +155,19 @@ def audit_campaign(store: CampaignStore, campaign_id: int) -> AuditResult:
     row = store.campaign(campaign_id)
     findings: Sequence[Finding] = () if row is None else row.findings
     lines = [_line(f, f.note) for f in store.files(campaign_id)]
-    return AuditResult(tuple(lines), tuple(findings), campaign_id)
+    return AuditResult(_vouched(lines, findings), tuple(findings), campaign_id)
+
+
+def _vouched(lines: Sequence[AuditLine], findings: Sequence[Finding]) -> tuple[AuditLine, ...]:
+    """The lines, those the lock does not vouch for as ``not-vouched`` (the verdict kept)."""
+    out = []
+    for line in lines:
+        if not_vouched(line.filename, line.note, findings):
+            judged = f"the fleet's verdict on the index's file: {line.state.value}"
+            reason = "; ".join(x for x in (judged, line.reason) if x)
+            line = replace(line, state=AuditState.NOT_VOUCHED, reason=reason)  # noqa: PLW2901
+        out.append(line)
+    return tuple(out)
 
 
 def lock_selection(lock: LockInput) -> Selection:

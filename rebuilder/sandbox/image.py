@@ -16,6 +16,7 @@ that goes into the image, so a change of Dockerfile, pins or base makes a new im
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -23,17 +24,17 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rebuilder.errors import SandboxError
+from rebuilder.sandbox.model import IMAGE_REPOSITORY, ImageDescription
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE = "pypi-rebuilder-base:bookworm"
 DEFAULT_SUITE = "bookworm"
-IMAGE_REPOSITORY = "pypi-rebuilder-sandbox"
 _CONTEXT_FILES = ("Dockerfile", "tools.txt")
 _BOOTSTRAP_SCRIPT = "bootstrap-base.sh"
 #: Engine architecture -> the manylinux platform tag pip downloads uv's wheel for.
@@ -311,3 +312,117 @@ def ensure_image(
         return image_ref(tag, image)
     logger.info("sandbox image %s is not built yet: building it (about a minute)", tag)
     return build_image(base=base, context=context, client=client)
+
+
+RECIPE_FILES = (*_CONTEXT_FILES, _BOOTSTRAP_SCRIPT)
+"""The files of ``images/sandbox`` an image is built from (recorded by digest)."""
+
+
+def recipe_digests(context: Path | None = None) -> tuple[tuple[str, str], ...]:
+    """sha256 of every recipe file of ``images/sandbox`` that exists."""
+    context = context or default_context()
+    return tuple(
+        (name, hashlib.sha256((context / name).read_bytes()).hexdigest())
+        for name in RECIPE_FILES
+        if (context / name).is_file()
+    )
+
+
+def _description_path(cache_dir: Path, image_id: str) -> Path:
+    return cache_dir / "images" / f"{image_id.replace(':', '-')}.json"
+
+
+def describe_image(
+    image_id: str,
+    cache_dir: Path,
+    *,
+    client: Any = None,  # noqa: ANN401 - the SDK is untyped
+    context: Path | None = None,
+) -> ImageDescription:
+    """Describe the image ``image_id``; cached per image id (an id names fixed content).
+
+    The package list comes from ``dpkg-query`` run inside the image with no network.
+    """
+    path = _description_path(cache_dir, image_id)
+    if path.is_file():
+        try:
+            return ImageDescription.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignoring an unreadable image description %s", path)
+    client = client or _docker()
+    image = _find(client, image_id)
+    if image is None:
+        raise SandboxError(f"the image {image_id} is not present to be described")
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    base = labels.get("org.pypi-rebuilder.base")
+    tags = tuple(sorted(str(t) for t in image.tags))
+    context = context or default_context()
+    recipe: tuple[tuple[str, str], ...] = ()
+    built_here = base and all((context / n).is_file() for n in _CONTEXT_FILES)
+    if built_here and local_tag(context, str(base)) in tags:  # built from these very files
+        recipe = recipe_digests(context)
+    description = ImageDescription(
+        image_id=str(image.id),
+        tags=tags,
+        repo_digests=tuple(sorted(str(d) for d in image.attrs.get("RepoDigests") or [])),
+        base=base,
+        packages=_packages(client, str(image.id)),
+        recipe=recipe,
+    )
+    _save_description(path, description)
+    return description
+
+
+def _packages(client: Any, image_id: str) -> tuple[str, ...]:  # noqa: ANN401
+    import docker  # noqa: PLC0415
+
+    try:
+        output = client.containers.run(
+            image_id,
+            ["dpkg-query", "-W", "-f", "${Package}=${Version}\\n"],
+            entrypoint=[],
+            network_mode="none",
+            remove=True,
+            stdout=True,
+            stderr=False,
+        )
+    except docker.errors.DockerException as exc:
+        raise SandboxError(f"could not list the Debian packages of {image_id}: {exc}") from None
+    text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else str(output)
+    return tuple(sorted(line.strip() for line in text.splitlines() if line.strip()))
+
+
+def _save_description(path: Path, description: ImageDescription) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".image-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(description.to_json(), fh, indent=1, sort_keys=True)
+    Path(tmp).replace(path)
+
+
+def export_image(
+    image_id: str,
+    target: Path,
+    cache_dir: Path,
+    *,
+    client: Any = None,  # noqa: ANN401 - the SDK is untyped
+) -> ImageDescription:
+    """``docker save`` the image to ``target``; its description now with the tarball's digest.
+
+    Another host loads the tarball (``docker load``) and checks it against the digest
+    the provenance records.
+    """
+    client = client or _docker()
+    description = describe_image(image_id, cache_dir, client=client)
+    image = _find(client, image_id)
+    if image is None:
+        raise SandboxError(f"the image {image_id} is not present to be exported")
+    digest = hashlib.sha256()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as fh:
+        for chunk in image.save(named=True):
+            digest.update(chunk)
+            fh.write(chunk)
+    exported = replace(description, archive_sha256=digest.hexdigest())
+    _save_description(_description_path(cache_dir, image_id), exported)
+    return exported
