@@ -390,15 +390,46 @@ def _plain_line(result: FileResult) -> str:
     detail = result.reason or ", ".join(str(s) for s in result.stabilizers)
     if result.differences:
         detail = ", ".join(f"{d.kind.value}:{d.path}" for d in result.differences[:5])
-    return f"{result.verdict.value:<13} {result.filename}  {detail}".rstrip()
+    line = f"{result.verdict.value:<13} {result.filename}  {detail}".rstrip()
+    why = why_line(result)
+    return f"{line}\n  {why}" if why else line
+
+
+def why_line(result: FileResult, limit: int = 3) -> str | None:
+    """One line saying why a non-reproducible file is so, worst risk first."""
+    if result.verdict is Verdict.REPRODUCIBLE:
+        return None
+    if result.verdict is Verdict.EQUIVALENT:
+        return "why: equal after " + ", ".join(str(s) for s in result.stabilizers)
+    if result.verdict is not Verdict.MISMATCH:
+        return f"why: {result.reason}" if result.reason else None
+    risk = result.risk.value if result.risk else "review"
+    if not result.diagnosis:
+        return f"why [{risk}]: no diagnosis recorded"
+    ranked = sorted(result.diagnosis, key=lambda d: (-d.risk.rank, d.path))
+    parts = [f"{d.path}: {d.cause.value} ({d.detail})" for d in ranked[:limit]]
+    more = f"; {len(ranked) - limit} more" if len(ranked) > limit else ""
+    return f"why [{risk}]: " + "; ".join(parts) + more
+
+
+def _risk_rank(result: FileResult) -> int:
+    return -1 if result.risk is None else result.risk.rank
 
 
 def _table(results: Sequence[FileResult]) -> Table:
     table = Table(title="rebuild verdicts")
     for column in ("file", "verdict", "details", "seconds"):
         table.add_column(column, overflow="fold")
-    for r in results:
-        if r.differences:
+    ranked = sorted(results, key=lambda r: (r.verdict is not Verdict.MISMATCH, -_risk_rank(r)))
+    for r in ranked:
+        if r.diagnosis:
+            shown = sorted(r.diagnosis, key=lambda d: (-d.risk.rank, d.path))
+            detail = f"risk {r.risk}\n" + "\n".join(
+                f"{d.path}: {d.cause.value} ({d.detail})" for d in shown[:10]
+            )
+            if len(shown) > 10:
+                detail += f"\n... {len(shown) - 10} more"
+        elif r.differences:
             detail = "\n".join(f"{d.kind.value}: {d.path}" for d in r.differences[:10])
             if len(r.differences) > 10:
                 detail += f"\n... {len(r.differences) - 10} more"

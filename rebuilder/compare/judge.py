@@ -12,8 +12,9 @@ from pathlib import Path
 
 from rebuilder.archive.limits import DEFAULT_LIMITS, ArchiveLimits
 from rebuilder.archive.zipread import ZipArchive, read_zip
+from rebuilder.compare.diagnose import SourceFiles, diagnose
 from rebuilder.compare.stabilizers import STABILIZERS, ZIP_LAYOUT, Stabilizer, apply_stabilizers
-from rebuilder.verdict import Difference, DifferenceKind, StabilizerUse, Verdict
+from rebuilder.verdict import Diagnosis, Difference, DifferenceKind, StabilizerUse, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class Comparison:
     rebuilt_sha256: str
     stabilizers: tuple[StabilizerUse, ...] = ()
     differences: tuple[Difference, ...] = ()
+    diagnosis: tuple[Diagnosis, ...] = ()
 
 
 def file_sha256(path: Path) -> str:
@@ -46,16 +48,32 @@ def file_sha256(path: Path) -> str:
 
 
 def compare_files(
-    published: Path, rebuilt: Path, limits: ArchiveLimits = DEFAULT_LIMITS
+    published: Path,
+    rebuilt: Path,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    source: SourceFiles | None = None,
 ) -> Comparison:
-    """Compare two wheels; raises ArchiveError when either cannot be read safely."""
+    """Compare two wheels; raises ArchiveError when either cannot be read safely.
+
+    A mismatch comes with a diagnosis of each difference; ``source`` (the sdist's
+    files) answers whether a file only one side has is in the sdist.
+    """
     published_sha256, rebuilt_sha256 = file_sha256(published), file_sha256(rebuilt)
     if published_sha256 == rebuilt_sha256:
         return Comparison(Verdict.REPRODUCIBLE, published_sha256, rebuilt_sha256)
-    verdict, stabilizers, differences = compare_archives(
-        read_zip(published, limits), read_zip(rebuilt, limits)
+    ours, theirs = read_zip(published, limits), read_zip(rebuilt, limits)
+    verdict, stabilizers, differences = compare_archives(ours, theirs)
+    diagnosis: tuple[Diagnosis, ...] = ()
+    if verdict is Verdict.MISMATCH:
+        diagnosis = diagnose(
+            apply_stabilizers(ours, STABILIZERS),
+            apply_stabilizers(theirs, STABILIZERS),
+            differences,
+            source,
+        )
+    return Comparison(
+        verdict, published_sha256, rebuilt_sha256, stabilizers, differences, diagnosis
     )
-    return Comparison(verdict, published_sha256, rebuilt_sha256, stabilizers, differences)
 
 
 def compare_archives(
