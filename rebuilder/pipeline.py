@@ -338,6 +338,8 @@ class Rebuilder:
             diagnosis=comparison.diagnosis,
             reason="; ".join(notes) or None,
         )
+        if comparison.text_diff:
+            evidence.write_text_diff(comparison.text_diff)
         if comparison.verdict is Verdict.MISMATCH:
             progress(base.filename, "diffoscope")
             with timer("diffoscope"):

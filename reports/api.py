@@ -20,7 +20,7 @@ from rebuilder.store.log import TransparencyLog
 from rebuilder.store.projects import normalize
 from rebuilder.store.records import AttemptRow
 from rebuilder.store.repository import PostgresStore
-from rebuilder.verdict import Verdict
+from rebuilder.verdict import Risk, Verdict
 from rebuilder.worker.queue import Priority
 from reports import queries
 from reports.deps import DispatcherDep, OperatorDep, PoolDep, SettingsDep
@@ -62,6 +62,11 @@ class FileOut(_Model):
     verdict: Verdict | None
     previous_verdict: Verdict | None
     finished_at: datetime | None
+    risk: Risk | None = Field(
+        default=None,
+        description="Of the latest verdict: none, packaging (every difference diagnosed "
+        "benign) or review; null when nothing was compared.",
+    )
 
 
 class Release(_Model):

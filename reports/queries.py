@@ -63,6 +63,7 @@ class FileVerdict:
     verdict: str | None
     previous_verdict: str | None
     finished_at: datetime | None
+    risk: str | None = None  # none / packaging / review (docs/diagnosis.md)
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,10 @@ def _limit(limit: int) -> int:
 _FILE_VERDICT_COLUMNS = """
     f.id AS file_id, f.release_id, r.project, r.version, f.filename, f.kind, f.sha256,
     f.size, f.upload_time, f.yanked, fv.attempt_id, fv.verdict, fv.previous_verdict,
-    fv.finished_at
+    fv.finished_at, (SELECT a.risk FROM attempts a WHERE a.id = fv.attempt_id) AS risk
 """
+
+RISKS = ("review", "packaging", "none")
 
 
 # ---------------------------------------------------------------- home page
@@ -222,6 +225,30 @@ def latest_rebuilds(
             {"verdict": verdict, "after": after, "limit": limit + 1},
         ).fetchall()
     return _page(rows, limit, "verdicts", lambda row: (_int(row.attempt_id),))
+
+
+def recent_by_finish(
+    conn: Connection, *, verdict: str | None = None, risk: str | None = None, limit: int = 50
+) -> list[FileVerdict]:
+    """Files by their latest verdict, most recently finished first (the home page's list),
+    optionally only one verdict and one risk."""
+    with conn.cursor(row_factory=class_row(FileVerdict)) as cur:
+        return cur.execute(
+            f"""
+            SELECT {_FILE_VERDICT_COLUMNS}
+            FROM (
+                SELECT fv.* FROM file_verdicts fv
+                WHERE (%(verdict)s::text IS NULL OR fv.verdict = %(verdict)s)
+                  AND (%(risk)s::text IS NULL OR EXISTS (
+                      SELECT 1 FROM attempts a WHERE a.id = fv.attempt_id AND a.risk = %(risk)s))
+                ORDER BY fv.finished_at DESC, fv.file_id LIMIT %(limit)s
+            ) fv
+            JOIN files f ON f.id = fv.file_id
+            JOIN releases r ON r.id = f.release_id
+            ORDER BY fv.finished_at DESC, fv.file_id
+            """,  # noqa: S608 - only our own column list is formatted in
+            {"verdict": verdict, "risk": risk, "limit": _limit(limit)},
+        ).fetchall()
 
 
 def new_mismatches(conn: Connection, *, limit: int = 20) -> list[FileVerdict]:

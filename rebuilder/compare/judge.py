@@ -14,6 +14,7 @@ from rebuilder.archive.limits import DEFAULT_LIMITS, ArchiveLimits
 from rebuilder.archive.zipread import ZipArchive, read_zip
 from rebuilder.compare.diagnose import SourceFiles, diagnose
 from rebuilder.compare.stabilizers import STABILIZERS, ZIP_LAYOUT, Stabilizer, apply_stabilizers
+from rebuilder.compare.textdiff import unified_diffs
 from rebuilder.verdict import Diagnosis, Difference, DifferenceKind, StabilizerUse, Verdict
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Comparison:
     stabilizers: tuple[StabilizerUse, ...] = ()
     differences: tuple[Difference, ...] = ()
     diagnosis: tuple[Diagnosis, ...] = ()
+    text_diff: str = ""
 
 
 def file_sha256(path: Path) -> str:
@@ -64,15 +66,14 @@ def compare_files(
     ours, theirs = read_zip(published, limits), read_zip(rebuilt, limits)
     verdict, stabilizers, differences = compare_archives(ours, theirs)
     diagnosis: tuple[Diagnosis, ...] = ()
+    text_diff = ""
     if verdict is Verdict.MISMATCH:
-        diagnosis = diagnose(
-            apply_stabilizers(ours, STABILIZERS),
-            apply_stabilizers(theirs, STABILIZERS),
-            differences,
-            source,
-        )
+        stable_ours = apply_stabilizers(ours, STABILIZERS)
+        stable_theirs = apply_stabilizers(theirs, STABILIZERS)
+        diagnosis = diagnose(stable_ours, stable_theirs, differences, source)
+        text_diff = unified_diffs(stable_ours, stable_theirs, differences)
     return Comparison(
-        verdict, published_sha256, rebuilt_sha256, stabilizers, differences, diagnosis
+        verdict, published_sha256, rebuilt_sha256, stabilizers, differences, diagnosis, text_diff
     )
 
 
