@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import bz2
 import configparser
-import gzip
 import logging
 import lzma
 import zlib
@@ -275,16 +274,16 @@ def _record(
     return make(Cause.UNKNOWN, "a RECORD does not describe its own archive", Risk.REVIEW)
 
 
-_MAGIC: tuple[tuple[bytes, str, Callable[[bytes], bytes]], ...] = (
-    (b"\x1f\x8b", "gzip", gzip.decompress),
-    (b"BZh", "bzip2", bz2.decompress),
-    (b"\xfd7zXZ\x00", "xz", lzma.decompress),
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
 )
 
 
 def _decode(data: bytes) -> tuple[str, bytes] | None:
     """``(codec, decoded)`` when ``data`` is a whole gzip/bzip2/xz stream, else None."""
-    for magic, codec, _ in _MAGIC:
+    for magic, codec in _MAGIC:
         if data.startswith(magic):
             plain = _bounded_decode(codec, data)
             return None if plain is None else (codec, plain)

@@ -247,34 +247,28 @@ def _metadata_name(archive: ZipArchive) -> str | None:
 
 
 def sort_metadata_fields(data: bytes) -> bytes:
-    """METADATA with each multi-use header field's occurrences in sorted order.
+    """METADATA with each multi-use header field's values in sorted order.
 
     Only the header section (up to the first blank line) is touched, and only the
-    values of each field among that field's own positions: every other line keeps its
-    place, and the result is a permutation of the input's lines (same bytes, same
-    multiset). A field's continuation lines move with it.
+    single-line occurrences of each multi-use field, among that field's own positions:
+    every line ending stays at its position, so the line structure (and where the header
+    ends) is unchanged, and the result holds the same multiset of line texts. A field
+    with continuation lines is left where it is.
     """
     lines = data.splitlines(keepends=True)
-    end = next((i for i, line in enumerate(lines) if not line.strip()), len(lines))
-    fields: list[list[bytes]] = []  # each field: its first line and continuation lines
-    for line in lines[:end]:
-        if line[:1] in {b" ", b"\t"} and fields:
-            fields[-1].append(line)
-        else:
-            fields.append([line])
+    texts = [line.rstrip(b"\r\n") for line in lines]
+    endings = [line[len(text) :] for line, text in zip(lines, texts, strict=True)]
+    end = next((i for i, text in enumerate(texts) if not text.strip()), len(texts))
     positions: dict[bytes, list[int]] = {}
-    for i, field in enumerate(fields):
-        name = field[0].partition(b":")[0].strip().lower()
-        if name in MULTI_USE_FIELDS:
+    for i in range(end):
+        name = texts[i].partition(b":")[0].strip().lower()
+        folded = i + 1 < end and texts[i + 1][:1] in {b" ", b"\t"}
+        if name in MULTI_USE_FIELDS and not folded and texts[i][:1] not in {b" ", b"\t"}:
             positions.setdefault(name, []).append(i)
     for places in positions.values():
-        # Sort by the text without its line ending so that the last line of the header
-        # (which may lack one) sorts like the others; the line endings move with it.
-        values = sorted((fields[i] for i in places), key=lambda f: [x.rstrip(b"\r\n") for x in f])
-        for i, value in zip(places, values, strict=True):
-            fields[i] = value
-    header = b"".join(b"".join(f) for f in fields)
-    return header + b"".join(lines[end:])
+        for i, text in zip(places, sorted(texts[i] for i in places), strict=True):
+            texts[i] = text
+    return b"".join(text + ending for text, ending in zip(texts, endings, strict=True))
 
 
 def sort_metadata_field_order(archive: ZipArchive) -> ZipArchive:

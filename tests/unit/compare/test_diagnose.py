@@ -319,3 +319,53 @@ def test_headers_parse_folded_values_and_bom() -> None:
     parsed = parse_headers(b"\xef\xbb\xbfName: a\nDescription: x\n  y\n\nbody\n")
     assert parsed == ([("name", "a"), ("description", "x\ny")], "body\n")
     assert parse_headers(b"not a header\n") is None
+
+
+# --- metadata-field-order@1 ------------------------------------------------------------
+
+
+def test_reordered_multi_use_fields_are_equivalent_by_field_order(tmp_path: Path) -> None:
+    reordered = (
+        HEADER.replace(
+            "Requires-Dist: alpha>=1\nRequires-Dist: beta; extra == 'x'\n",
+            "Requires-Dist: beta; extra == 'x'\nRequires-Dist: alpha>=1\n",
+        )
+        + "\n"
+        + BODY
+    )
+    assert reordered != HEADER + "\n" + BODY
+    c = judge(tmp_path, wheel(metadata=reordered), wheel())
+    assert c.verdict is Verdict.EQUIVALENT
+    assert "metadata-field-order@1" in {str(s) for s in c.stabilizers}
+    assert risk(c) is Risk.NONE
+
+
+@pytest.mark.parametrize(
+    "requires",
+    [
+        "Requires-Dist: beta; extra == 'x'\nRequires-Dist: alpha>=1\nRequires-Dist: evil\n",
+        "Requires-Dist: beta; extra == 'x'\n",
+        "Requires-Dist: beta; extra == 'x'\nRequires-Dist: alpha>=0\n",
+        "Requires-Dist: beta\nRequires-Dist: alpha>=1\n",
+    ],
+    ids=["added", "removed", "altered", "marker-dropped"],
+)
+def test_a_changed_requirement_set_is_never_equivalent(tmp_path: Path, requires: str) -> None:
+    published = (
+        HEADER.replace("Requires-Dist: alpha>=1\nRequires-Dist: beta; extra == 'x'\n", requires)
+        + "\n"
+        + BODY
+    )
+    c = judge(tmp_path, wheel(metadata=published), wheel())
+    assert c.verdict is Verdict.MISMATCH
+    assert risk(c) is Risk.REVIEW
+    assert only(c, META).cause is Cause.METADATA_FIELD
+
+
+def test_field_order_never_moves_a_field_into_the_description(tmp_path: Path) -> None:
+    # Same lines, but a Requires-Dist line sits in the body on one side: not equivalent.
+    published = HEADER + "\nRequires-Dist: zzz\n" + BODY
+    rebuilt = HEADER + "Requires-Dist: zzz\n\n" + BODY
+    c = judge(tmp_path, wheel(metadata=published), wheel(metadata=rebuilt))
+    assert c.verdict is Verdict.MISMATCH
+    assert risk(c) is Risk.REVIEW
