@@ -109,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also trace each release to its git tag: compare the sdist with the tagged "
         "tree and rebuild the sdist and wheel from git (docs/source-tracing.md)",
     )
+    check.add_argument(
+        "--second-opinion",
+        action="store_true",
+        help="when a wheel mismatches, trace the release to its git tag and rebuild it from "
+        "there too; reported beside the verdict, or the strategy when the published wheel "
+        "holds files the sdist lacks (docs/diagnosis.md). Implied by --source",
+    )
 
     key = sub.add_parser("key", help="the signing key of this rebuilder")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
@@ -248,17 +255,23 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
             try:
                 version = spec.version or rebuilder.latest_version(spec.project)
-                for result in rebuilder.check_release(spec.project, version, stage):
-                    results.append(result)
+                judged = rebuilder.check_release(spec.project, version, stage)
+                bar.update(task, description=f"{spec}: tracing the source if needed")
+                tracer, source = _trace_if_needed(
+                    tracer, args, settings, judged, (spec.project, version)
+                )
+                for sdist_route in judged:
+                    # Attestations stay about the sdist route they describe.
                     if attestor is not None:
-                        attestor.attest(result)
+                        attestor.attest(sdist_route)
+                    result = _with_opinion(sdist_route, source)
+                    results.append(result)
                     if args.json:
                         print(json.dumps(result.to_json(), sort_keys=True), flush=True)
                     elif not interactive:
                         print(_plain_line(result), flush=True)
-                if tracer is not None:
-                    bar.update(task, description=f"{spec}: tracing the source")
-                    sources.append(_report_source(tracer, spec.project, version, args.json))
+                if source is not None and args.source:
+                    sources.append(_print_source(source, args.json))
                     if attestor is not None and sources[-1].sdist_sha256 is not None:
                         _attest_source(attestor, sources[-1])
             except NotFoundError as exc:
@@ -278,8 +291,37 @@ def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
     return production_source_tracer(settings, index_url=index_url)
 
 
-def _report_source(tracer: SourceTracer, project: str, version: str, as_json: bool) -> SourceResult:
-    source = tracer.check_release(project, version)
+def _trace_if_needed(
+    tracer: SourceTracer | None,
+    args: argparse.Namespace,
+    settings: Settings,
+    judged: Sequence[FileResult],
+    release: tuple[str, str],
+) -> tuple[SourceTracer | None, SourceResult | None]:
+    """Trace the release with ``--source``, or for a second opinion on a mismatch."""
+    mismatched = [r for r in judged if r.verdict is Verdict.MISMATCH]
+    if tracer is None and args.second_opinion and mismatched:
+        tracer = _source_tracer(settings, args.index_url)
+    if tracer is None or not (args.source or mismatched):
+        return tracer, None
+    return tracer, tracer.check_release(*release)
+
+
+def _with_opinion(result: FileResult, source: SourceResult | None) -> FileResult:
+    """The result with the second opinion from git (docs/diagnosis.md), kept in evidence."""
+    from rebuilder.evidence import Evidence  # noqa: PLC0415
+    from rebuilder.second_opinion import with_second_opinion  # noqa: PLC0415
+
+    if source is None or result.verdict is not Verdict.MISMATCH:
+        return result
+    judged = with_second_opinion(result, source)
+    if judged is not result and result.evidence:
+        Evidence(Path(result.evidence)).write_result(judged)
+    return judged
+
+
+def _print_source(source: SourceResult, as_json: bool) -> SourceResult:
+    project, version = source.project, source.version
     if as_json:
         line = {"project": project, "version": version, "source": source.to_json()}
         print(json.dumps(line, sort_keys=True), flush=True)
@@ -391,8 +433,10 @@ def _plain_line(result: FileResult) -> str:
     if result.differences:
         detail = ", ".join(f"{d.kind.value}:{d.path}" for d in result.differences[:5])
     line = f"{result.verdict.value:<13} {result.filename}  {detail}".rstrip()
-    why = why_line(result)
-    return f"{line}\n  {why}" if why else line
+    from rebuilder.second_opinion import opinion_line  # noqa: PLC0415
+
+    extra = [x for x in (why_line(result), opinion_line(result)) if x]
+    return "\n".join([line, *(f"  {x}" for x in extra)])
 
 
 def why_line(result: FileResult, limit: int = 3) -> str | None:
