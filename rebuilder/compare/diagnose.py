@@ -63,9 +63,12 @@ class SourceFiles:
                 found[path.relative_to(root).as_posix()] = path
         return cls(found)
 
-    def holding(self, data: bytes) -> str | None:
-        """A path of the sdist whose bytes are exactly ``data``."""
+    def holding(self, data: bytes, named: str | None = None) -> str | None:
+        """A path of the sdist whose bytes are exactly ``data`` (and whose file name is
+        ``named``, when given: small files such as empty ones match anything by bytes)."""
         for name, path in self.files.items():
+            if named is not None and name.rsplit("/", 1)[-1] != named:
+                continue
             try:
                 if path.stat().st_size == len(data) and path.read_bytes() == data:
                     return name
@@ -134,16 +137,39 @@ def _both_sides(path: str, a: bytes, b: bytes, make: Make) -> Diagnosis:
     transformed = _transformed_equal(a, b)
     if transformed:
         return make(Cause.TRANSFORMED_EQUAL, transformed, Risk.PACKAGING)
-    if role in {"metadata", "wheel"}:
-        return _metadata(a, b, role, make)
-    if role == "entry-points":
-        return _entry_points(a, b, make)
+    if role in {"metadata", "wheel", "entry-points"}:
+        return _entry_points(a, b, make) if role == "entry-points" else _metadata(a, b, role, make)
     text = _text_cause(a, b)
+    if role == "dist-info":
+        return _dist_info(path, a, b, text, make)
     if role in {"module", "pth", "script", "extension"}:
         return _code(role, text, make)
     if text is not None:
         return make(text, _TEXT_DETAIL[text], Risk.PACKAGING)
     return make(Cause.DATA, f"{_size_change(a, b)}: a data file's content differs", Risk.REVIEW)
+
+
+# Read at run time by pkg_resources to declare namespace packages: code, not metadata.
+_RUNTIME_DIST_INFO = frozenset({"namespace_packages.txt"})
+
+
+def _dist_info(path: str, a: bytes, b: bytes, text: Cause | None, make: Make) -> Diagnosis:
+    """Another file of ``*.dist-info`` (top_level.txt, metadata.json, license texts ...):
+    installers read METADATA, WHEEL, RECORD and entry_points.txt only."""
+    name = path.rsplit("/", 1)[-1]
+    if name in _RUNTIME_DIST_INFO:
+        how = f" ({text.value})" if text else ""
+        return make(Cause.CODE, f"{name} differs{how}: read at run time", Risk.REVIEW)
+    if text is not None:
+        return make(text, f"{name}: {_TEXT_DETAIL[text]}", Risk.PACKAGING)
+    old, new = Counter(_strip_ws(a).split(b"\n")), Counter(_strip_ws(b).split(b"\n"))
+    gone = sorted(x.decode("utf-8", "replace") for x in (old - new).elements())
+    added = sorted(x.decode("utf-8", "replace") for x in (new - old).elements())
+    return make(
+        Cause.METADATA_FIELD,
+        f"{name}, a file no installer reads: lines {_show(gone)} -> {_show(added)}",
+        Risk.PACKAGING,
+    )
 
 
 def _code(role: str, text: Cause | None, make: Make) -> Diagnosis:
@@ -171,13 +197,11 @@ def file_role(path: str) -> str:
     parts = path.split("/")
     top = parts[0]
     name = parts[-1]
-    if len(parts) == 2 and top.endswith(".dist-info"):
-        return {
-            "METADATA": "metadata",
-            "WHEEL": "wheel",
-            "RECORD": "record",
-            "entry_points.txt": "entry-points",
-        }.get(name, "dist-info")
+    if len(parts) >= 2 and top.endswith(".dist-info"):
+        # Nothing in dist-info is imported or run; installers read these four.
+        known = {"METADATA": "metadata", "WHEEL": "wheel", "RECORD": "record"}
+        known["entry_points.txt"] = "entry-points"
+        return known.get(name, "dist-info") if len(parts) == 2 else "dist-info"
     if top.endswith(".data") and len(parts) >= 3 and parts[1] == "scripts":
         return "script"
     if name.endswith(".pth") and (len(parts) == 1 or (top.endswith(".data") and len(parts) == 3)):
@@ -200,29 +224,19 @@ def _only_published(
     source: SourceFiles | None,
     make: Make,
 ) -> Diagnosis:
-    decoded = _decode(data)
-    if decoded is not None:
-        codec, plain = decoded
-        rebuilt_match = next((n for n, d in theirs.items() if d == plain), None)
-        if rebuilt_match is not None:
-            return make(
-                Cause.TRANSFORMED_EQUAL,
-                f"{codec} of the rebuild's {rebuilt_match} (decoded bytes equal)",
-                Risk.PACKAGING,
-            )
-        in_source = source.holding(plain) if source else None
-        if in_source is not None:
-            return make(
-                Cause.TRANSFORMED_EQUAL,
-                f"{codec} of the sdist's {in_source} (decoded bytes equal)",
-                Risk.PACKAGING,
-            )
+    explained = _renamed_pth(path, data, theirs) or _decoded_elsewhere(data, theirs, source)
+    if explained is not None:
+        cause = Cause.ONLY_PUBLISHED if "runs whatever" in explained else Cause.TRANSFORMED_EQUAL
+        return make(cause, explained, Risk.PACKAGING)
     role = file_role(path)
     if source is None:
         return make(Cause.ONLY_PUBLISHED, "the sdist could not be searched", Risk.REVIEW)
-    in_source = source.holding(data)
+    in_source = source.holding(data, named=path.rsplit("/", 1)[-1])
+    inert = role == "dist-info" and path.rsplit("/", 1)[-1] not in _RUNTIME_DIST_INFO
     if in_source is None:
-        return make(Cause.ONLY_PUBLISHED, f"{role} file the sdist does not contain", Risk.REVIEW)
+        risk = Risk.PACKAGING if inert else Risk.REVIEW
+        note = ", a file no installer reads" if inert else ""
+        return make(Cause.ONLY_PUBLISHED, f"{role} file the sdist does not contain{note}", risk)
     if role in {"pth", "entry-points"}:
         return make(
             Cause.ONLY_PUBLISHED,
@@ -231,9 +245,26 @@ def _only_published(
         )
     return make(
         Cause.ONLY_PUBLISHED,
-        f"the sdist contains it as {in_source} (same bytes); the rebuild left it out",
+        f"the sdist contains it as {in_source} (same name and bytes); the rebuild left it out",
         Risk.PACKAGING,
     )
+
+
+def _decoded_elsewhere(
+    data: bytes, theirs: Mapping[str, bytes], source: SourceFiles | None
+) -> str | None:
+    """A lossless transform of a file of the rebuild or of the sdist, if ``data`` is one."""
+    decoded = _decode(data)
+    if decoded is None or not decoded[1]:
+        return None
+    codec, plain = decoded
+    rebuilt_match = next((n for n, d in theirs.items() if d == plain), None)
+    if rebuilt_match is not None:
+        return f"{codec} of the rebuild's {rebuilt_match} (decoded bytes equal)"
+    in_source = source.holding(plain) if source else None
+    if in_source is not None:
+        return f"{codec} of the sdist's {in_source} (decoded bytes equal)"
+    return None
 
 
 def _only_rebuilt(
@@ -243,20 +274,39 @@ def _only_rebuilt(
     source: SourceFiles | None,
     make: Make,
 ) -> Diagnosis:
+    renamed = _renamed_pth(path, data, ours, side="published wheel")
+    if renamed is not None:
+        return make(Cause.ONLY_REBUILT, renamed, Risk.PACKAGING)
     for name, published in ours.items():
         decoded = _decode(published)
-        if decoded is not None and decoded[1] == data:
+        if decoded is not None and decoded[1] and decoded[1] == data:
             return make(
                 Cause.TRANSFORMED_EQUAL,
                 f"the published wheel holds it as {name} ({decoded[0]}, decoded bytes equal)",
                 Risk.PACKAGING,
             )
-    in_source = source.holding(data) if source else None
+    in_source = source.holding(data, named=path.rsplit("/", 1)[-1]) if source else None
     where = f"the sdist contains it as {in_source}" if in_source else "not a file of the sdist"
     # The published wheel installs less than its source: nothing runs that the source
     # does not show, but a left-out file can change behaviour when it is code.
     risk = Risk.REVIEW if _is_code(path) else Risk.PACKAGING
     return make(Cause.ONLY_REBUILT, f"{where}; the published wheel lacks it", risk)
+
+
+def _renamed_pth(
+    path: str, data: bytes, other: Mapping[str, bytes], side: str = "rebuild"
+) -> str | None:
+    """A ``.pth`` file whose very bytes the other side has under another ``.pth`` name.
+
+    ``site`` runs every top-level ``.pth`` file whatever its name, so the same bytes under
+    another name run the same code (interpreter-versioned names such as ``-nspkg.pth``).
+    """
+    if file_role(path) != "pth":
+        return None
+    for name, other_data in other.items():
+        if name != path and file_role(name) == "pth" and other_data == data:
+            return f"the same bytes as the {side}'s {name} (a .pth runs whatever its name)"
+    return None
 
 
 def _record(

@@ -369,3 +369,51 @@ def test_field_order_never_moves_a_field_into_the_description(tmp_path: Path) ->
     c = judge(tmp_path, wheel(metadata=published), wheel(metadata=rebuilt))
     assert c.verdict is Verdict.MISMATCH
     assert risk(c) is Risk.REVIEW
+
+
+# --- renamed .pth, other dist-info files, small files ---------------------------------
+
+
+def test_a_pth_renamed_with_the_same_bytes_is_packaging(tmp_path: Path) -> None:
+    base = {"demo/__init__.py": CODE}
+    pth = b"import sys; sys.path.append('x')\n"
+    c = judge(tmp_path, wheel({**base, "demo-py3.6-nspkg.pth": pth}),
+              wheel({**base, "demo-py3.11-nspkg.pth": pth}))  # fmt: skip
+    assert only(c, "demo-py3.6-nspkg.pth").risk is Risk.PACKAGING
+    assert only(c, "demo-py3.11-nspkg.pth").risk is Risk.PACKAGING
+    assert risk(c) is Risk.PACKAGING
+    evil = judge(tmp_path, wheel({**base, "demo-py3.6-nspkg.pth": pth + b"import evil\n"}),
+                 wheel({**base, "demo-py3.11-nspkg.pth": pth}))  # fmt: skip
+    assert only(evil, "demo-py3.6-nspkg.pth").risk is Risk.REVIEW
+    assert risk(evil) is Risk.REVIEW
+
+
+def test_same_bytes_under_a_module_name_is_not_a_rename(tmp_path: Path) -> None:
+    base = {"demo/__init__.py": CODE}
+    c = judge(tmp_path, wheel({**base, "demo/evil.py": b"X = 1\n"}),
+              wheel({**base, "demo/good.py": b"X = 1\n"}))  # fmt: skip
+    assert only(c, "demo/evil.py").risk is Risk.REVIEW
+
+
+def test_dist_info_files_no_installer_reads_are_packaging(tmp_path: Path) -> None:
+    def with_file(name: str, data: bytes) -> list[WheelEntry]:
+        items = wheel()
+        return rewrite_record([*items[:-1], WheelEntry(f"{DIST}/{name}", data), items[-1]])
+
+    d = only(judge(tmp_path, with_file("top_level.txt", b"demo\ntests\n"),
+                   with_file("top_level.txt", b"demo\n")), f"{DIST}/top_level.txt")  # fmt: skip
+    assert (d.cause, d.risk) == (Cause.METADATA_FIELD, Risk.PACKAGING)
+    assert "tests" in d.detail
+    ns = f"{DIST}/namespace_packages.txt"
+    d = only(judge(tmp_path, with_file("namespace_packages.txt", b"demo\nevil\n"),
+                   with_file("namespace_packages.txt", b"demo\n")), ns)  # fmt: skip
+    assert (d.cause, d.risk) == (Cause.CODE, Risk.REVIEW)
+
+
+def test_an_empty_file_in_the_sdist_must_have_the_same_name(tmp_path: Path) -> None:
+    base = {"demo/__init__.py": CODE}
+    published = {**base, "demo/py.typed": b""}
+    lacking = judge(tmp_path, wheel(published), wheel(base), sdist={"tests/__init__.py": b""})
+    assert only(lacking, "demo/py.typed").risk is Risk.REVIEW
+    there = judge(tmp_path, wheel(published), wheel(base), sdist={"src/demo/py.typed": b""})
+    assert only(there, "demo/py.typed").risk is Risk.PACKAGING
