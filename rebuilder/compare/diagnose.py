@@ -43,25 +43,30 @@ WHEEL_INSTALLER_FIELDS = frozenset({"root-is-purelib", "tag", "build"})
 _MAJOR_VERSIONED = frozenset({"metadata-version", "wheel-version"})
 
 
-@dataclass(frozen=True)
 class SourceFiles:
-    """The sdist's files (relative to its top folder), read lazily, to answer "does the
-    sdist contain this?" by content, wherever it is in the sdist."""
+    """The sdist's files (relative to its top folder), listed and read only when asked,
+    to answer "does the sdist contain this?" by name and content, wherever it is."""
 
-    files: Mapping[str, Path]
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._files: dict[str, Path] | None = None
 
     @classmethod
     def from_dir(cls, root: Path | None) -> SourceFiles | None:
-        if root is None or not root.is_dir():
-            return None
-        found: dict[str, Path] = {}
-        for path in sorted(root.rglob("*")):
-            if len(found) >= MAX_SOURCE_FILES:
-                logger.warning("sdist has more than %s files: the rest not compared", len(found))
-                break
-            if path.is_file() and not path.is_symlink():
-                found[path.relative_to(root).as_posix()] = path
-        return cls(found)
+        return None if root is None else cls(root)
+
+    @property
+    def files(self) -> Mapping[str, Path]:
+        if self._files is None:
+            found: dict[str, Path] = {}
+            for path in sorted(self._root.rglob("*")) if self._root.is_dir() else ():
+                if len(found) >= MAX_SOURCE_FILES:
+                    logger.warning("sdist has over %s files: the rest not compared", len(found))
+                    break
+                if path.is_file() and not path.is_symlink():
+                    found[path.relative_to(self._root).as_posix()] = path
+            self._files = found
+        return self._files
 
     def holding(self, data: bytes, named: str | None = None) -> str | None:
         """A path of the sdist whose bytes are exactly ``data`` (and whose file name is
