@@ -41,6 +41,7 @@ class SecondOpinion:
     reason: str | None = None
     route: str = "sdist"  # "git": the rebuild from the tag became the strategy
     sdist_lacks: tuple[str, ...] = ()
+    built_from: str = "sdist"  # the wheel from git was built from its sdist or the tree
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +56,7 @@ class SecondOpinion:
             "reason": self.reason,
             "route": self.route,
             "sdist_lacks": list(self.sdist_lacks),
+            "built_from": self.built_from,
         }
 
     def line(self) -> str:
@@ -103,6 +105,7 @@ def with_second_opinion(result: FileResult, source: SourceResult) -> FileResult:
         build.stabilizers,
         build.differences,
         build.reason,
+        built_from=build.built_from,
     )
     if not (lacking and build.verdict in _GOOD and source.tag and source.commit):
         return replace(result, second_opinion=opinion.to_json())
