@@ -214,3 +214,44 @@ def test_metadata_is_packaging_only_when_installer_fields_are_equal(a: bytes, b:
     )
     if requires[0] != requires[1]:
         assert d.risk is Risk.REVIEW, d
+
+
+@settings(max_examples=200, deadline=None)
+@given(_data, st.sampled_from(["gzip", "bz2", "xz"]), st.integers(0, 10_000), st.integers(1, 255))
+@example(b"a\r\n", "gzip", 0, 1)
+def test_transformed_equal_holds_only_for_the_same_decoded_bytes(
+    data: bytes, codec: str, at: int, flip: int
+) -> None:
+    import bz2  # noqa: PLC0415
+    import gzip  # noqa: PLC0415
+    import lzma  # noqa: PLC0415
+
+    compress = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[codec]
+    d = _diag("demo/data.bin", compress(data), data)
+    assert (d.cause, d.risk) == (Cause.TRANSFORMED_EQUAL, Risk.PACKAGING)
+    if data:
+        changed = bytearray(data)
+        changed[at % len(data)] ^= flip
+        d = _diag("demo/data.bin", compress(bytes(changed)), data)
+        assert d.cause is not Cause.TRANSFORMED_EQUAL
+
+
+_ep_line = st.sampled_from([b"a = demo:a", b"b = demo:b", b"c = evil:c", b"a = demo:z"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_ep_line, max_size=4), st.lists(_ep_line, max_size=4), _ending)
+def test_entry_points_are_packaging_only_when_equal_once_parsed(
+    a: list[bytes], b: list[bytes], ending: bytes
+) -> None:
+    from rebuilder.compare.diagnose import _parse_ini  # noqa: PLC0415
+
+    left = b"[console_scripts]" + ending + ending.join(a) + ending
+    right = b"[console_scripts]\n" + b"\n".join(b) + b"\n"
+    d = _diag(f"{DIST}/entry_points.txt", left, right)
+    parsed = _parse_ini(left), _parse_ini(right)
+    if d.risk is Risk.PACKAGING:
+        assert parsed[0] is not None and parsed[0] == parsed[1]
+    else:
+        assert d.cause is Cause.CODE
+        assert parsed[0] is None or parsed[0] != parsed[1]
