@@ -363,6 +363,9 @@ def get_attempt(attempt_id: int, pool: PoolDep) -> AttemptOut:
 def list_verdicts(
     pool: PoolDep,
     verdict: Verdict | None = None,
+    risk: Annotated[
+        Risk | None, Query(description="only files whose latest verdict has this risk")
+    ] = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> FilePage:
@@ -372,6 +375,7 @@ def list_verdicts(
             limit=limit,
             verdict=None if verdict is None else verdict.value,
             cursor=cursor,
+            risk=None if risk is None else risk.value,
         )
     return FilePage(items=[FileOut.model_validate(f) for f in page.items], next=page.next_cursor)
 

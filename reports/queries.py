@@ -203,7 +203,12 @@ def daily_rates(conn: Connection, days: int = 90) -> list[DayRate]:
 
 
 def latest_rebuilds(
-    conn: Connection, *, limit: int = 20, verdict: str | None = None, cursor: str | None = None
+    conn: Connection,
+    *,
+    limit: int = 20,
+    verdict: str | None = None,
+    cursor: str | None = None,
+    risk: str | None = None,
 ) -> Page[FileVerdict]:
     """Files by their latest finished attempt, newest first (``/api/v1/verdicts``)."""
     limit = _limit(limit)
@@ -216,13 +221,16 @@ def latest_rebuilds(
                 SELECT * FROM file_verdicts
                 WHERE (%(verdict)s::text IS NULL OR verdict = %(verdict)s)
                   AND (%(after)s::bigint IS NULL OR attempt_id < %(after)s)
+                  AND (%(risk)s::text IS NULL OR EXISTS (
+                      SELECT 1 FROM attempts a
+                      WHERE a.id = file_verdicts.attempt_id AND a.risk = %(risk)s))
                 ORDER BY attempt_id DESC LIMIT %(limit)s
             ) fv
             JOIN files f ON f.id = fv.file_id
             JOIN releases r ON r.id = f.release_id
             ORDER BY fv.attempt_id DESC
             """,  # noqa: S608 - only our own column list is formatted in
-            {"verdict": verdict, "after": after, "limit": limit + 1},
+            {"verdict": verdict, "after": after, "limit": limit + 1, "risk": risk},
         ).fetchall()
     return _page(rows, limit, "verdicts", lambda row: (_int(row.attempt_id),))
 

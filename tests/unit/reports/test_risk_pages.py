@@ -92,3 +92,9 @@ def test_api_verdicts_carry_the_risk(client: TestClient) -> None:
     items = client.get("/api/v1/verdicts", params={"verdict": "mismatch"}).json()["items"]
     risks = {item["filename"]: item["risk"] for item in items}
     assert risks[RISKY] == "review" and risks[BENIGN] == "packaging"
+
+
+def test_api_verdicts_filter_by_risk(client: TestClient) -> None:
+    review = client.get("/api/v1/verdicts", params={"risk": "review"}).json()["items"]
+    assert [item["filename"] for item in review] == [RISKY]
+    assert client.get("/api/v1/verdicts", params={"risk": "fine"}).status_code == 422
