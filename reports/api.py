@@ -100,6 +100,14 @@ class DifferenceOut(BaseModel):
     kind: str
 
 
+class DiagnosisOut(BaseModel):
+    path: str
+    kind: str
+    cause: str = Field(description="From the versioned taxonomy of docs/diagnosis.md.")
+    detail: str
+    risk: Risk
+
+
 class StabilizerOut(BaseModel):
     name: str
     version: int
@@ -122,6 +130,8 @@ class AttemptOut(BaseModel):
     reason: str | None
     stabilizers: list[StabilizerOut]
     differences: list[DifferenceOut]
+    diagnosis: list[DiagnosisOut] = Field(default_factory=list)
+    risk: Risk | None = None
     seconds: float | None
     rebuilt_sha256: str | None
     strategy: dict[str, Any] | None
@@ -571,6 +581,8 @@ def _attempt_out(row: AttemptRow) -> AttemptOut:
         reason=row.reason,
         stabilizers=[StabilizerOut(name=s.name, version=s.version) for s in row.stabilizers],
         differences=[DifferenceOut(path=d.path, kind=d.kind.value) for d in row.differences],
+        diagnosis=[DiagnosisOut.model_validate(d.to_json()) for d in row.diagnosis],
+        risk=row.risk,
         seconds=row.seconds,
         rebuilt_sha256=row.rebuilt_sha256,
         strategy=None if row.strategy is None else dict(row.strategy),

@@ -98,3 +98,10 @@ def test_api_verdicts_filter_by_risk(client: TestClient) -> None:
     review = client.get("/api/v1/verdicts", params={"risk": "review"}).json()["items"]
     assert [item["filename"] for item in review] == [RISKY]
     assert client.get("/api/v1/verdicts", params={"risk": "fine"}).status_code == 422
+
+
+def test_api_attempt_carries_the_diagnosis(client: TestClient, web_data: Fixture) -> None:
+    attempt = client.get(f"/api/v1/attempts/{web_data.attempts['risky']}").json()
+    assert attempt["risk"] == "review"
+    assert attempt["diagnosis"][0]["cause"] == "code"
+    assert attempt["diagnosis"][0]["path"] == HOSTILE_PATH  # JSON: data, not markup
