@@ -282,7 +282,20 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     if interactive:
         console.print(_table(results))
         console.print(f"evidence: {settings.out_dir}")
+    elif not args.json and (ranking := risk_ranking(results)):
+        print(ranking, flush=True)
     return _source_exit_status(_exit_status(results, unchecked), sources)
+
+
+def risk_ranking(results: Sequence[FileResult]) -> str | None:
+    """The mismatches by risk, review first (the plain output's closing lines)."""
+    mismatches = [r for r in results if r.verdict is Verdict.MISMATCH]
+    if not mismatches:
+        return None
+    lines = ["mismatches by risk:"]
+    for r in sorted(mismatches, key=lambda r: -_risk_rank(r)):
+        lines.append(f"  {r.risk.value if r.risk else 'review':<9} {r.filename}")
+    return "\n".join(lines)
 
 
 def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:

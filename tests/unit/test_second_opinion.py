@@ -3,6 +3,8 @@ wheel holds files the sdist lacks (and only then)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rebuilder.second_opinion import opinion_line, sdist_lacks, with_second_opinion
 from rebuilder.source.result import GitBuild, SourceResult, SourceVerdict
 from rebuilder.verdict import (
@@ -123,3 +125,18 @@ def test_text_output_has_a_why_line_ranked_by_risk_and_the_opinion() -> None:
     assert lines[1].startswith("  why [review]: demo/extra.py: only-published")
     assert lines[1].index("demo/extra.py") < lines[1].index("METADATA")  # review first
     assert lines[2].startswith("  second opinion: mismatch from git tag v1.0")
+
+
+def test_plain_output_ends_with_the_mismatches_ranked_by_risk() -> None:
+    from rebuilder.cli import risk_ranking  # noqa: PLC0415
+
+    benign = replace(mismatch(ORDER), filename="a-1.0-py3-none-any.whl")
+    risky = replace(mismatch(LACKED), filename="z-1.0-py3-none-any.whl")
+    ok = FileResult("demo", "1.0", WHEEL, Verdict.REPRODUCIBLE, "1" * 64, "1" * 64)
+    text = risk_ranking([benign, ok, risky])
+    assert text is not None
+    assert text.splitlines()[1:] == [
+        "  review    z-1.0-py3-none-any.whl",
+        "  packaging a-1.0-py3-none-any.whl",
+    ]
+    assert risk_ranking([ok]) is None
