@@ -11,5 +11,3 @@ ALTER TABLE attempts
 -- The status page's "mismatches to review" list and the campaign gates.
 CREATE INDEX attempts_risk ON attempts (risk, id DESC) WHERE risk IN ('packaging', 'review');
 
--- The home page's list: latest verdicts by finish time, newest first.
-CREATE INDEX file_verdicts_finished ON file_verdicts (finished_at DESC, file_id);
