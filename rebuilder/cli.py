@@ -18,20 +18,12 @@ from rebuilder import __version__
 from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import (
     KeyAlgorithm,
-    Keyring,
     generate_key,
     load_private_key,
     save_private_key,
     save_public_key,
 )
 from rebuilder.attest.publish import Attestor, load_or_create_key, public_key_path
-from rebuilder.attest.verify import (
-    FileVerification,
-    bundle_for_file,
-    bundles_for_release,
-    verify_bundle,
-    verify_log_inclusion,
-)
 from rebuilder.errors import NotFoundError, RebuilderError, UsageError
 from rebuilder.fleetcli import (
     add_fleet_commands,
@@ -43,14 +35,15 @@ from rebuilder.fleetcli import (
     watch_command,
     worker_command,
 )
-from rebuilder.logcli import add_log_commands, export_command, log_command, parse_log_keys
+from rebuilder.logcli import add_log_commands, export_command, log_command
 from rebuilder.logs import configure_logging
 from rebuilder.settings import Settings
-from rebuilder.source.report import source_line
+from rebuilder.source.report import SOURCE_STYLE, source_line, source_row
 from rebuilder.source.result import SourceResult, SourceVerdict
 from rebuilder.source.trace import SourceTracer
 from rebuilder.spec import ReleaseSpec, parse_spec
 from rebuilder.verdict import FileResult, Verdict
+from rebuilder.verifycli import add_rerun_command, add_verify_options, rerun_command
 from reports.cli import add_web_command, web_command
 from scheduler.campaigncli import add_campaign_commands, audit_command, campaign_command
 
@@ -154,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
         help="trusted log key (name+hash+base64 note verifier key, or a file holding one) "
         "for the checkpoints of exported log proofs (default: the --key keys)",
     )
+    add_verify_options(verify)
+    add_rerun_command(sub)
 
     image = sub.add_parser("image", help="the build sandbox image")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
@@ -161,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
     image_sub.add_parser(
         "show", help="print the image reference and digest, building it if missing"
     )
+    image_export = image_sub.add_parser(
+        "export",
+        help="docker save the sandbox image to FILE; provenances then record its sha256",
+    )
+    image_export.add_argument("file", type=Path, metavar="FILE")
     add_fleet_commands(sub)
     add_log_commands(sub)
     add_web_command(sub)
@@ -186,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "image": _image,
             "key": _key,
             "verify": _verify,
+            "rerun": rerun_command,
             "db": db_command,
             "watch": watch_command,
             "status": status_command,
@@ -218,16 +219,23 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{ref.reference}\t{ref.digest}")
         return EXIT_OK
     choice = image_choice(settings)
+    if args.image_command == "export":
+        from rebuilder.sandbox.image import export_image  # noqa: PLC0415 - docker
+
+        described = export_image(choice.reference, args.file, settings.cache_dir)
+        print(f"{args.file}\tsha256:{described.archive_sha256}\t{described.oci_reference}")
+        return EXIT_OK
     print(f"{choice.reference}\t{choice.digest}")
     return EXIT_OK
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
-    from rebuilder.wiring import production_rebuilder  # noqa: PLC0415 - imports docker
+    from rebuilder.wiring import production_rebuilder, sweep_leftovers  # noqa: PLC0415 - docker
 
     specs = [parse_spec(s) for s in args.specs]
     if args.out is not None:
         settings = settings.model_copy(update={"out_dir": args.out})
+    sweep_leftovers(settings)  # what a killed check left: containers, work folders
     rebuilder = production_rebuilder(settings, index_url=args.index_url)
     attestor = None if args.no_attest else _attestor(settings)
     tracer = _source_tracer(settings, args.index_url) if args.source else None
@@ -261,17 +269,17 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                     tracer, args, settings, judged, (spec.project, version)
                 )
                 for sdist_route in judged:
-                    # Attestations stay about the sdist route they describe.
-                    if attestor is not None:
-                        attestor.attest(sdist_route)
                     result = _with_opinion(sdist_route, source)
                     results.append(result)
                     if args.json:
                         print(json.dumps(result.to_json(), sort_keys=True), flush=True)
                     elif not interactive:
                         print(_plain_line(result), flush=True)
+                    # Attestations stay about the sdist route they describe.
+                    if attestor is not None and not _attest_file(attestor, sdist_route, err):
+                        unchecked.append(result.filename)
                 if source is not None and args.source:
-                    sources.append(_print_source(source, args.json))
+                    sources.append(_print_source(source, args.json, interactive))
                     if attestor is not None and sources[-1].sdist_sha256 is not None:
                         _attest_source(attestor, sources[-1])
             except NotFoundError as exc:
@@ -280,7 +288,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 bar.remove_task(task)
     if interactive:
-        console.print(_table(results))
+        console.print(_table(results, sources))
         console.print(f"evidence: {settings.out_dir}")
     elif not args.json and (ranking := risk_ranking(results)):
         print(ranking, flush=True)
@@ -296,6 +304,16 @@ def risk_ranking(results: Sequence[FileResult]) -> str | None:
     for r in sorted(mismatches, key=lambda r: -_risk_rank(r)):
         lines.append(f"  {r.risk.value if r.risk else 'review':<9} {r.filename}")
     return "\n".join(lines)
+
+
+def _attest_file(attestor: Attestor, result: FileResult, err: Console) -> bool:
+    """Sign ``result``; False (said on stderr) when it cannot be, and the run goes on."""
+    try:
+        attestor.attest(result)
+    except AttestationError as exc:
+        err.print(f"[bold red]{escape(result.filename)}:[/] not attested: {exc.diagnostics()}")
+        return False
+    return True
 
 
 def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
@@ -333,12 +351,12 @@ def _with_opinion(result: FileResult, source: SourceResult | None) -> FileResult
     return judged
 
 
-def _print_source(source: SourceResult, as_json: bool) -> SourceResult:
+def _print_source(source: SourceResult, as_json: bool, interactive: bool = False) -> SourceResult:
     project, version = source.project, source.version
     if as_json:
         line = {"project": project, "version": version, "source": source.to_json()}
         print(json.dumps(line, sort_keys=True), flush=True)
-    else:
+    elif not interactive:  # interactive: a row of the verdict table
         print(source_line(source), flush=True)
     return source
 
@@ -361,8 +379,16 @@ def _source_exit_status(status: int, sources: Sequence[SourceResult]) -> int:
 
 
 def _attestor(settings: Settings) -> Attestor:
+    from rebuilder.rerun import image_describer  # noqa: PLC0415 - docker
+
     signer = load_or_create_key(settings.signing_key_path)
-    return Attestor(signer=signer, builder_id=settings.builder_id, root=settings.out_dir)
+    return Attestor(
+        signer=signer,
+        builder_id=settings.builder_id,
+        root=settings.out_dir,
+        describe_image=image_describer(settings),
+        oss_rebuild=True,
+    )
 
 
 def _key(args: argparse.Namespace, settings: Settings) -> int:
@@ -387,50 +413,9 @@ def _key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    root = args.attestations or settings.out_dir
-    keys = args.key or [public_key_path(settings.signing_key_path)]
-    keyring = Keyring.from_files(keys)
-    target = Path(args.target)
-    console = Console()
-    checked: list[FileVerification] = []
-    bundles: list[Path] = []
-    if target.is_file():
-        bundle, digest = bundle_for_file(target, root)
-        if not bundle.is_file():
-            raise UsageError(f"no attestations for {target.name} under {root}")
-        checked.append(verify_bundle(bundle, keyring, sha256=digest, filename=target.name))
-        bundles.append(bundle)
-    else:
-        spec = parse_spec(args.target)
-        if spec.version is None:
-            raise UsageError("verify takes NAME==VERSION or a local file")
-        for bundle in bundles_for_release(spec.project, spec.version, root):
-            checked.append(verify_bundle(bundle, keyring))
-            bundles.append(bundle)
-    log_keys = parse_log_keys(args.log_key)
-    included: list[tuple[bool, str] | None] = []  # (verified, what to print) per bundle
-    for bundle in bundles:
-        try:
-            head = verify_log_inclusion(bundle, keyring, log_keys)
-            included.append(None if head is None else (True, f"verified (checkpoint {head.size})"))
-        except AttestationError as exc:
-            included.append((False, f"[bold red]FAILED[/] {escape(exc.diagnostics())}"))
-    for item, inclusion in zip(checked, included, strict=True):
-        style = "bold green" if item.passed else "bold red"
-        detail = ", ".join(item.stabilizers or item.differences) or (item.reason or "")
-        console.print(
-            f"[{style}]{item.result or 'NOT VERIFIED'}[/] {escape(item.filename)} "
-            f"sha256={item.sha256[:16]}... verdict={item.verdict} "
-            f"signed by {', '.join(k[:16] for k in item.key_ids)} {escape(detail)}"
-        )
-        if any(included):
-            shown = "not checked (no log proof)" if inclusion is None else inclusion[1]
-            console.print(f"  log inclusion: {shown}")
-    if not any(included):
-        console.print("log inclusion: not checked (no log proof beside the bundle)")
-    log_ok = all(i is None or i[0] for i in included)
-    passed = checked and all(i.passed for i in checked) and log_ok
-    return EXIT_OK if passed else EXIT_MISMATCH
+    from rebuilder.verifycli import verify_command  # noqa: PLC0415
+
+    return verify_command(args, settings)
 
 
 def _exit_status(results: Sequence[FileResult], unchecked: Sequence[str]) -> int:
@@ -473,7 +458,7 @@ def _risk_rank(result: FileResult) -> int:
     return -1 if result.risk is None else result.risk.rank
 
 
-def _table(results: Sequence[FileResult]) -> Table:
+def _table(results: Sequence[FileResult], sources: Sequence[SourceResult] = ()) -> Table:
     table = Table(title="rebuild verdicts")
     for column in ("file", "verdict", "details", "seconds"):
         table.add_column(column, overflow="fold")
@@ -502,6 +487,10 @@ def _table(results: Sequence[FileResult]) -> Table:
             escape(detail),
             f"{r.seconds:.1f}",
         )
+    for source in sources:
+        name, verdict, details = source_row(source)
+        style = SOURCE_STYLE[source.verdict]
+        table.add_row(name, f"[{style}]{verdict}[/]", escape(details), f"{source.seconds:.1f}")
     return table
 
 

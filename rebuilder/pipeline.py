@@ -8,7 +8,6 @@ campaigns). It never raises for one file's trouble: every published file ends wi
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -33,10 +32,11 @@ from rebuilder.errors import (
     UnusableSourceError,
 )
 from rebuilder.evidence import Evidence
-from rebuilder.index.model import FileKind, Index, IndexFile, Resolver
+from rebuilder.index.model import FileKind, Index, IndexFile, Resolver, refused_name
 from rebuilder.plan.planner import ImageChoice, plan_wheel
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
 from rebuilder.verdict import FileResult, Verdict
+from rebuilder.workdirs import owned_dir
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class Rebuilder:
     ) -> list[FileResult]:
         """Judge every file of one release. Raises NotFoundError for an unknown release."""
         files = list(self._index.release_files(project, version))
-        sdists = [f for f in files if f.kind is FileKind.SDIST]
+        sdists = _usable_sdists(files)
         results: list[FileResult] = []
         for file in sorted(files, key=lambda f: (f.kind is not FileKind.WHEEL, f.filename)):
             start = self._clock()
@@ -144,7 +144,7 @@ class Rebuilder:
         start = self._clock()
         try:
             siblings = self._index.release_files(file.project, file.version)
-            sdists = [f for f in siblings if f.kind is FileKind.SDIST]
+            sdists = _usable_sdists(siblings)
         except RebuilderError as exc:
             logger.info("%s: %s (%s)", file.filename, exc.diagnostics(), exc.reason)
             return FileResult(
@@ -163,6 +163,18 @@ class Rebuilder:
     def _judge(
         self, file: IndexFile, sdists: Sequence[IndexFile], progress: Progress
     ) -> FileResult:
+        refusal = refused_name(file.filename)
+        if refusal is not None:
+            logger.info("%s: refused: %s", file.project, refusal)
+            return FileResult(
+                file.project,
+                file.version,
+                file.filename,
+                Verdict.FAILED,
+                file.sha256,
+                reason=f"{refusal}; the file was not downloaded",
+                reason_class=FailureReason.SANDBOX,
+            )
         if file.kind is FileKind.SDIST:
             return _unsupported(file, "source distribution: it is the input of the rebuild")
         if file.kind is not FileKind.WHEEL:
@@ -234,9 +246,7 @@ class Rebuilder:
                 raise ArchiveError(
                     f"the published wheel cannot be read safely: {exc.diagnostics()}"
                 ) from None
-        self._work_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="rebuild-", dir=self._work_root) as tmp:
-            work = Path(tmp)
+        with owned_dir(self._work_root, "rebuild-") as work:
             with timer("extract"):
                 try:
                     source_dir = extract_sdist(source_archive, work / "src")
@@ -348,6 +358,10 @@ class Rebuilder:
                 )
             logger.info("diffoscope for %s: %s", base.filename, report.status)
         return result
+
+
+def _usable_sdists(files: Sequence[IndexFile]) -> list[IndexFile]:
+    return [f for f in files if f.kind is FileKind.SDIST and refused_name(f.filename) is None]
 
 
 def _pick_sdist(sdists: Sequence[IndexFile]) -> IndexFile:

@@ -181,8 +181,10 @@ class WorkerOut(BaseModel):
 
 
 class QueueOut(BaseModel):
-    queued: int
-    running: int
+    queued: int = Field(description="Rebuild attempts waiting.")
+    running: int = Field(description="Rebuild attempts running.")
+    source_checks_queued: int = Field(0, description="Source checks (one per release) waiting.")
+    source_checks_running: int = Field(0, description="Source checks running.")
     workers: list[WorkerOut]
 
 
@@ -399,6 +401,8 @@ def get_queue(pool: PoolDep) -> QueueOut:
     return QueueOut(
         queued=queue.queued,
         running=queue.running,
+        source_checks_queued=queue.source_queued,
+        source_checks_running=queue.source_running,
         workers=[
             WorkerOut(
                 name=w.name,

@@ -37,6 +37,7 @@ from scheduler.campaigns.store import (
     Finding,
     FindingKind,
     Progress,
+    not_vouched,
 )
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class Summary:
     pending: int  # queued or running
     cancelled: int  # withdrawn by a cancel before a worker took them
     lock_hash_findings: int
+    not_vouched: int = 0  # judged in place of a file the lock names: never verified
     mismatch_review: int = 0  # mismatches with risk review (or no recorded risk)
     mismatch_packaging: int = 0  # mismatches whose every difference is benign packaging
 
@@ -84,14 +86,19 @@ class Summary:
             "pending": self.pending,
             "cancelled": self.cancelled,
             "lock_hash_findings": self.lock_hash_findings,
+            "not_vouched": self.not_vouched,
         }
 
 
 def summarize(files: Sequence[CampaignFileRow], findings: Sequence[Finding] = ()) -> Summary:
     verdicts = [f.verdict for f in files]
+    disowned = [not_vouched(f.filename, f.note, findings) for f in files]
     return Summary(
         total=len(files),
-        verified=sum(v in (Verdict.REPRODUCIBLE, Verdict.EQUIVALENT) for v in verdicts),
+        verified=sum(
+            v in (Verdict.REPRODUCIBLE, Verdict.EQUIVALENT) and not d
+            for v, d in zip(verdicts, disowned, strict=True)
+        ),
         mismatched=verdicts.count(Verdict.MISMATCH),
         failed=verdicts.count(Verdict.FAILED),
         not_rebuildable=verdicts.count(Verdict.UNSUPPORTED),
@@ -100,6 +107,7 @@ def summarize(files: Sequence[CampaignFileRow], findings: Sequence[Finding] = ()
         ),
         cancelled=sum(f.attempt_id is None for f in files),
         lock_hash_findings=sum(f.kind is FindingKind.LOCK_HASH for f in findings),
+        not_vouched=sum(disowned),
         mismatch_review=sum(file_risk(f) == "review" for f in files),
         mismatch_packaging=sum(file_risk(f) == "packaging" for f in files),
     )
@@ -143,7 +151,9 @@ def build_report(store: CampaignStore, campaign_id: int, *, base_url: str = "") 
 
 
 def state_text(row: CampaignFileRow, campaign: CampaignRow) -> str:
-    """The verdict, or what stands in for one."""
+    """The verdict, or what stands in for one (``not-vouched`` before any verdict)."""
+    if not_vouched(row.filename, row.note, campaign.findings):
+        return "not-vouched"
     if row.verdict is not None:
         return row.verdict.value
     if row.attempt_id is None:

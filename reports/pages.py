@@ -24,6 +24,7 @@ from reports import charts, evidence, queries, source_checks
 from reports.deps import PoolDep, SettingsDep, templates
 from reports.keys import KEY_FILE_NAME, operator_keys
 from reports.security import REPORT_CSP
+from reports.verify_snippet import VerifyTarget, verify_commands
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def project_page(
         counts = queries.verdict_counts(conn, project=name)
         history = queries.project_attempts(conn, name, limit=30)
         trend = queries.release_trend(conn, name, releases=30)
-        sources = source_checks.verdicts_of_releases(conn, [r.id for r in releases.items])
+        sources = source_checks.badges_of_releases(conn, [r.id for r in releases.items])
     return templates.TemplateResponse(
         request,
         "project.html",
@@ -186,6 +187,16 @@ def file_page(request: Request, file_id: int, pool: PoolDep, settings: SettingsD
             "index_url": settings.index_url,
             "source": source,
             "key_file": KEY_FILE_NAME if operator_keys(settings) else None,
+            "verify_commands": verify_commands(
+                VerifyTarget(
+                    base_url=str(request.base_url),
+                    file_id=f.file_id,
+                    filename=f.filename,
+                    sha256=f.sha256,
+                    file_url=detail.url if detail.url.startswith(("https://", "http://")) else None,
+                    bundle_path=evidence.bundle_relpath(f.project, f.version, f.filename),
+                )
+            ),
             "file_url": detail.url if detail.url.startswith(("https://", "http://")) else None,
         },
     )

@@ -19,6 +19,7 @@ from psycopg.rows import class_row
 from rebuilder.store.attempts import attempt_by_id
 from rebuilder.store.db import Connection
 from rebuilder.store.records import AttemptRow
+from rebuilder.store.sources import queue_depth as source_queue_depth
 from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import Verdict
 from reports import cursors
@@ -132,6 +133,8 @@ class ReleaseTrend:
 class QueueStatus:
     queued: int
     running: int
+    source_queued: int = 0  # source checks (one per release), a queue of their own
+    source_running: int = 0
 
 
 @dataclass(frozen=True)
@@ -314,7 +317,7 @@ def problems(conn: Connection, *, project: str | None = None, limit: int = 50) -
 
 
 def queue_status(conn: Connection) -> QueueStatus:
-    """Attempts waiting and running."""
+    """Attempts and source checks waiting and running."""
     row = conn.execute(
         """
         SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running')
@@ -322,7 +325,30 @@ def queue_status(conn: Connection) -> QueueStatus:
         """
     ).fetchone()
     assert row is not None  # noqa: S101 - an aggregate always answers one row
-    return QueueStatus(queued=int(row[0]), running=int(row[1]))
+    source_queued, source_running = source_queue_depth(conn)
+    return QueueStatus(
+        queued=int(row[0]),
+        running=int(row[1]),
+        source_queued=source_queued,
+        source_running=source_running,
+    )
+
+
+def latest_finished(conn: Connection, *, limit: int = 20) -> list[FileVerdict]:
+    """Files by their latest finished attempt, the most recently finished first."""
+    with conn.cursor(row_factory=class_row(FileVerdict)) as cur:
+        return cur.execute(
+            f"""
+            SELECT {_FILE_VERDICT_COLUMNS}
+            FROM (
+                SELECT * FROM file_verdicts ORDER BY finished_at DESC, file_id LIMIT %s
+            ) fv
+            JOIN files f ON f.id = fv.file_id
+            JOIN releases r ON r.id = f.release_id
+            ORDER BY fv.finished_at DESC, fv.file_id
+            """,  # noqa: S608 - only our own column list is formatted in
+            (_limit(limit),),
+        ).fetchall()
 
 
 def workers(conn: Connection, *, limit: int = 100) -> list[WorkerRow]:

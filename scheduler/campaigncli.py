@@ -450,6 +450,7 @@ _STATE_STYLE = {
     "unsupported": "dim",
     "pending": "cyan",
     "unknown": "magenta",
+    "not-vouched": "bold red",
 }
 
 

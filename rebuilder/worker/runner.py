@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import dramatiq
+
 from rebuilder.attest.bundle import statement_kinds
 from rebuilder.attest.dsse import Envelope
 from rebuilder.errors import FailureReason, RebuilderError
@@ -69,10 +71,19 @@ class JobObserver(Protocol):
     def job_finished(self, result: FileResult, *, queued_seconds: float | None) -> None: ...
 
 
-class RetryLaterError(RebuilderError):
-    """The attempt was given back after trouble that may pass; dramatiq retries it."""
+class RetryLaterError(RebuilderError, dramatiq.Retry):
+    """The attempt was given back after trouble that may pass; dramatiq retries it.
+
+    A ``dramatiq.Retry``: the runner logged the trouble as one WARNING line already, so
+    dramatiq adds no "unhandled exception" traceback; retries stay bounded
+    (``rebuilder.worker.queue.MAX_RETRIES``) and back off as usual.
+    """
 
     reason = FailureReason.INFRASTRUCTURE
+
+    def __init__(self, message: str) -> None:
+        dramatiq.Retry.__init__(self, message)
+        self.args = (message,)
 
 
 @dataclass(frozen=True)

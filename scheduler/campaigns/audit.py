@@ -5,6 +5,9 @@ checked against the lock) and in the database (its latest verdict). Files the fl
 never judged are ``unknown``; ``rebuilder audit --rebuild --wait`` starts a campaign for
 the lock first and answers from its verdicts.
 
+A file judged in place of one the lock names (its hash differs from the lock's, or none
+of the release's hashes matched) is ``not-vouched``, never ``verified``.
+
 Exit status, as ``rebuilder check``: ``0`` when every pinned file is reproducible,
 equivalent or unsupported; ``1`` when any mismatch has risk ``review`` (or no recorded
 risk) or a hash in the lock differs from the index's (either means the bytes cannot be
@@ -19,14 +22,20 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from rebuilder.index.model import Index
 from rebuilder.verdict import Risk, Verdict
 from scheduler.campaigns.selection import LockInput, Selection, resolve
-from scheduler.campaigns.store import CampaignFileRow, CampaignStore, Finding, FindingKind
+from scheduler.campaigns.store import (
+    CampaignFileRow,
+    CampaignStore,
+    Finding,
+    FindingKind,
+    not_vouched,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +52,9 @@ class AuditState(StrEnum):
     UNSUPPORTED = "unsupported"  # out of scope (platform wheel, sdist): not a failure
     PENDING = "pending"  # a rebuild is queued or running
     UNKNOWN = "unknown"  # the fleet never judged this file
+    # The lock's hash is not this file's (a lock-hash finding): the fleet's verdict is
+    # about bytes the lock does not vouch for, so it is never shown as verified.
+    NOT_VOUCHED = "not-vouched"
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,8 @@ class AuditResult:
     def exit_code(self) -> int:
         risks = self.mismatch_risks
         failing = risks[Risk.REVIEW] + (risks[Risk.PACKAGING] if self.fail_on_packaging else 0)
-        if failing or any(f.fails_audit for f in self.findings):
+        vouched = any(line.state is AuditState.NOT_VOUCHED for line in self.lines)
+        if failing or vouched or any(f.fails_audit for f in self.findings):
             return EXIT_MISMATCH
         unchecked = {AuditState.FAILED, AuditState.PENDING, AuditState.UNKNOWN}
         if any(line.state in unchecked for line in self.lines) or any(
@@ -175,7 +188,11 @@ def audit(
             lines.append(AuditLine(f.project, f.version, f.filename, AuditState.UNKNOWN, pick.note))
         else:
             lines.append(_line(row, pick.note))
-    return AuditResult(tuple(lines), tuple(resolved.findings), fail_on_packaging=fail_on_packaging)
+    return AuditResult(
+        _vouched(lines, resolved.findings),
+        tuple(resolved.findings),
+        fail_on_packaging=fail_on_packaging,
+    )
 
 
 def audit_campaign(
@@ -185,7 +202,19 @@ def audit_campaign(
     row = store.campaign(campaign_id)
     findings: Sequence[Finding] = () if row is None else row.findings
     lines = [_line(f, f.note) for f in store.files(campaign_id)]
-    return AuditResult(tuple(lines), tuple(findings), campaign_id, fail_on_packaging)
+    return AuditResult(_vouched(lines, findings), tuple(findings), campaign_id, fail_on_packaging)
+
+
+def _vouched(lines: Sequence[AuditLine], findings: Sequence[Finding]) -> tuple[AuditLine, ...]:
+    """The lines, those the lock does not vouch for as ``not-vouched`` (the verdict kept)."""
+    out = []
+    for line in lines:
+        if not_vouched(line.filename, line.note, findings):
+            judged = f"the fleet's verdict on the index's file: {line.state.value}"
+            reason = "; ".join(x for x in (judged, line.reason) if x)
+            line = replace(line, state=AuditState.NOT_VOUCHED, reason=reason)  # noqa: PLW2901
+        out.append(line)
+    return tuple(out)
 
 
 def lock_selection(lock: LockInput) -> Selection:

@@ -84,6 +84,22 @@ class Finding:
         """A lock whose hash differs from the index's is as bad as a mismatch."""
         return self.kind is FindingKind.LOCK_HASH
 
+    def disowns(self, filename: str, note: str | None) -> bool:
+        """True when this lock-hash finding means the lock does not vouch for the file.
+
+        The file the index serves was judged in place of bytes the lock names (its hash
+        differs, or none of the release's hashes matched): whatever the fleet found about
+        it, it is not the file the lock pins.
+        """
+        if self.kind is not FindingKind.LOCK_HASH:
+            return False
+        return self.subject == filename or (note is not None and self.detail in note)
+
+
+def not_vouched(filename: str, note: str | None, findings: Sequence[Finding]) -> bool:
+    """True when a lock-hash finding disowns the file (never show it as verified)."""
+    return any(f.disowns(filename, note) for f in findings)
+
 
 @dataclass(frozen=True)
 class CampaignRow:
