@@ -150,7 +150,10 @@ def _both_sides(path: str, a: bytes, b: bytes, make: Make) -> Diagnosis:
     if role in {"module", "pth", "script", "extension"}:
         return _code(role, text, make)
     if text is not None:
-        return make(text, _TEXT_DETAIL[text], Risk.PACKAGING)
+        # Line order is proven irrelevant only where a format says so (METADATA's
+        # multi-use fields, entry points): in another file it may be behaviour.
+        risk = Risk.REVIEW if text is Cause.ORDER_ONLY else Risk.PACKAGING
+        return make(text, _TEXT_DETAIL[text], risk)
     return make(Cause.DATA, f"{_size_change(a, b)}: a data file's content differs", Risk.REVIEW)
 
 
