@@ -334,23 +334,6 @@ def queue_status(conn: Connection) -> QueueStatus:
     )
 
 
-def latest_finished(conn: Connection, *, limit: int = 20) -> list[FileVerdict]:
-    """Files by their latest finished attempt, the most recently finished first."""
-    with conn.cursor(row_factory=class_row(FileVerdict)) as cur:
-        return cur.execute(
-            f"""
-            SELECT {_FILE_VERDICT_COLUMNS}
-            FROM (
-                SELECT * FROM file_verdicts ORDER BY finished_at DESC, file_id LIMIT %s
-            ) fv
-            JOIN files f ON f.id = fv.file_id
-            JOIN releases r ON r.id = f.release_id
-            ORDER BY fv.finished_at DESC, fv.file_id
-            """,  # noqa: S608 - only our own column list is formatted in
-            (_limit(limit),),
-        ).fetchall()
-
-
 def workers(conn: Connection, *, limit: int = 100) -> list[WorkerRow]:
     """Workers that have not said goodbye, the most recently heard first."""
     with conn.cursor(row_factory=class_row(WorkerRow)) as cur:
