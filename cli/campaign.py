@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from rebuilder.errors import UsageError
-from rebuilder.verdict import Verdict
+from rebuilder.verdict import Risk, Verdict
 from reports.formats import ReportFormat
 
 if TYPE_CHECKING:
@@ -100,8 +100,15 @@ def add_campaign_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         description="Look up every file a requirements.txt, uv.lock, pylock.toml or "
         "poetry.lock pins (hashes checked against the index) in the fleet's verdicts. "
         "Exit status: 0 when every pinned file is reproducible, equivalent or unsupported; "
-        "1 when any mismatches or a lock hash differs from the index; 2 when some could "
-        "not be checked (never rebuilt, failed, pending, not on the index).",
+        "1 when any mismatch has risk 'review' or a lock hash differs from the index; 2 when "
+        "some could not be checked (never rebuilt, failed, pending, not on the index). "
+        "Mismatches whose differences are all benign packaging are reported separately "
+        "and fail only with --fail-on-packaging.",
+    )
+    audit_parser.add_argument(
+        "--fail-on-packaging",
+        action="store_true",
+        help="mismatches of risk 'packaging' fail the gate too (exit 1)",
     )
     audit_parser.add_argument("file", metavar="FILE", help="the lock file (-: stdin)")
     audit_parser.add_argument(
@@ -458,9 +465,13 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("--wait goes with --rebuild")
     with _fleet(settings, dispatch=args.rebuild) as fleet:
         if not args.rebuild:
-            return _print_result(
-                console, audit(lock, store=fleet.store, index=fleet.index), as_json=args.json
+            result = audit(
+                lock,
+                store=fleet.store,
+                index=fleet.index,
+                fail_on_packaging=args.fail_on_packaging,
             )
+            return _print_result(console, result, as_json=args.json)
         started = campaigns.start(
             f"audit of {lock.name}",
             Selection(locks=(lock,)),
@@ -471,9 +482,10 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
         console.print(f"campaign {started.campaign_id} started for {escape(lock.name)}")
         if args.wait:
             campaigns.wait(fleet.store, started.campaign_id, timeout=args.timeout)
-        return _print_result(
-            console, audit_campaign(fleet.store, started.campaign_id), as_json=args.json
+        result = audit_campaign(
+            fleet.store, started.campaign_id, fail_on_packaging=args.fail_on_packaging
         )
+        return _print_result(console, result, as_json=args.json)
 
 
 _STATE_STYLE = {
@@ -494,13 +506,26 @@ def _print_result(console: Console, result: AuditResult, *, as_json: bool) -> in
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
         return result.exit_code
-    table = Table("state", "file", "details")
-    for line in result.lines:
+    table = Table("state", "risk", "file", "details")
+    ranked = sorted(
+        result.lines, key=lambda x: -(x.gate_risk.rank if x.gate_risk is not None else -1)
+    )
+    for line in ranked:
         style = _STATE_STYLE.get(line.state.value, "")
-        details = "; ".join(x for x in (line.note, line.reason) if x)
-        table.add_row(f"[{style}]{line.state.value}[/]", escape(line.filename), escape(details))
+        details = "; ".join(x for x in (line.why, line.note, line.reason) if x)
+        risk = line.gate_risk.value if line.gate_risk is not None else ""
+        table.add_row(
+            f"[{style}]{line.state.value}[/]", risk, escape(line.filename), escape(details)
+        )
     console.print(table)
     _print_findings(console, result.findings)
     counts = ", ".join(f"{s.value} {n}" for s, n in result.counts.items() if n)
     console.print(f"{len(result.lines)} files: {counts or 'none'} (exit {result.exit_code})")
+    risks = result.mismatch_risks
+    if any(risks.values()):
+        gate = "fails" if result.fail_on_packaging else "does not fail (--fail-on-packaging)"
+        console.print(
+            f"mismatches: review {risks[Risk.REVIEW]}, packaging {risks[Risk.PACKAGING]} "
+            f"(packaging {gate} the gate)"
+        )
     return result.exit_code

@@ -84,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also trace each release to its git tag: compare the sdist with the tagged "
         "tree and rebuild the sdist and wheel from git (docs/source-tracing.md)",
     )
+    check.add_argument(
+        "--second-opinion",
+        action="store_true",
+        help="when a wheel mismatches, trace the release to its git tag and rebuild it from "
+        "there too; reported beside the verdict, or the strategy when the published wheel "
+        "holds files the sdist lacks (docs/diagnosis.md). Implied by --source",
+    )
 
     key = sub.add_parser("key", help="the signing key of this rebuilder")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
@@ -265,18 +272,23 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
             try:
                 version = spec.version or rebuilder.latest_version(spec.project)
-                for result in rebuilder.check_release(spec.project, version, stage):
+                judged = rebuilder.check_release(spec.project, version, stage)
+                bar.update(task, description=f"{spec}: tracing the source if needed")
+                tracer, source = _trace_if_needed(
+                    tracer, args, settings, judged, (spec.project, version)
+                )
+                for sdist_route in judged:
+                    result = _with_opinion(sdist_route, source)
                     results.append(result)
                     if args.json:
                         print(json.dumps(result.to_json(), sort_keys=True), flush=True)
                     elif not interactive:
                         print(_plain_line(result), flush=True)
-                    if attestor is not None and not _attest_file(attestor, result, err):
+                    # Attestations stay about the sdist route they describe.
+                    if attestor is not None and not _attest_file(attestor, sdist_route, err):
                         unchecked.append(result.filename)
-                if tracer is not None:
-                    bar.update(task, description=f"{spec}: tracing the source")
-                    source = _report_source(tracer, spec.project, version, args.json, interactive)
-                    sources.append(source)
+                if source is not None and args.source:
+                    sources.append(_print_source(source, args.json, interactive))
                     if attestor is not None and sources[-1].sdist_sha256 is not None:
                         _attest_source(attestor, sources[-1])
             except NotFoundError as exc:
@@ -287,7 +299,20 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     if interactive:
         console.print(_table(results, sources))
         console.print(f"evidence: {settings.out_dir}")
+    elif not args.json and (ranking := risk_ranking(results)):
+        print(ranking, flush=True)
     return _source_exit_status(_exit_status(results, unchecked), sources)
+
+
+def risk_ranking(results: Sequence[FileResult]) -> str | None:
+    """The mismatches by risk, review first (the plain output's closing lines)."""
+    mismatches = [r for r in results if r.verdict is Verdict.MISMATCH]
+    if not mismatches:
+        return None
+    lines = ["mismatches by risk:"]
+    for r in sorted(mismatches, key=lambda r: -_risk_rank(r)):
+        lines.append(f"  {r.risk.value if r.risk else 'review':<9} {r.filename}")
+    return "\n".join(lines)
 
 
 def _attest_file(attestor: Attestor, result: FileResult, err: Console) -> bool:
@@ -310,12 +335,39 @@ def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
     return production_source_tracer(settings, index_url=index_url)
 
 
-def _report_source(
-    tracer: SourceTracer, project: str, version: str, as_json: bool, interactive: bool = False
-) -> SourceResult:
+def _trace_if_needed(
+    tracer: SourceTracer | None,
+    args: argparse.Namespace,
+    settings: Settings,
+    judged: Sequence[FileResult],
+    release: tuple[str, str],
+) -> tuple[SourceTracer | None, SourceResult | None]:
+    """Trace the release with ``--source``, or for a second opinion on a mismatch."""
+    mismatched = [r for r in judged if r.verdict is Verdict.MISMATCH]
+    if tracer is None and args.second_opinion and mismatched:
+        tracer = _source_tracer(settings, args.index_url)
+    if tracer is None or not (args.source or mismatched):
+        return tracer, None
+    return tracer, tracer.check_release(*release)
+
+
+def _with_opinion(result: FileResult, source: SourceResult | None) -> FileResult:
+    """The result with the second opinion from git (docs/diagnosis.md), kept in evidence."""
+    from rebuilder.evidence import Evidence  # noqa: PLC0415
+    from rebuilder.second_opinion import with_second_opinion  # noqa: PLC0415
+
+    if source is None or result.verdict is not Verdict.MISMATCH:
+        return result
+    judged = with_second_opinion(result, source)
+    if judged is not result and result.evidence:
+        Evidence(Path(result.evidence)).write_result(judged)
+    return judged
+
+
+def _print_source(source: SourceResult, as_json: bool, interactive: bool = False) -> SourceResult:
     from rebuilder.source.report import source_line  # noqa: PLC0415 - per command
 
-    source = tracer.check_release(project, version)
+    project, version = source.project, source.version
     if as_json:
         line = {"project": project, "version": version, "source": source.to_json()}
         print(json.dumps(line, sort_keys=True), flush=True)
@@ -405,7 +457,32 @@ def _plain_line(result: FileResult) -> str:
     detail = result.reason or ", ".join(str(s) for s in result.stabilizers)
     if result.differences:
         detail = ", ".join(f"{d.kind.value}:{d.path}" for d in result.differences[:5])
-    return f"{result.verdict.value:<13} {result.filename}  {detail}".rstrip()
+    line = f"{result.verdict.value:<13} {result.filename}  {detail}".rstrip()
+    from rebuilder.second_opinion import opinion_line  # noqa: PLC0415
+
+    extra = [x for x in (why_line(result), opinion_line(result)) if x]
+    return "\n".join([line, *(f"  {x}" for x in extra)])
+
+
+def why_line(result: FileResult, limit: int = 3) -> str | None:
+    """One line saying why a non-reproducible file is so, worst risk first."""
+    if result.verdict is Verdict.REPRODUCIBLE:
+        return None
+    if result.verdict is Verdict.EQUIVALENT:
+        return "why: equal after " + ", ".join(str(s) for s in result.stabilizers)
+    if result.verdict is not Verdict.MISMATCH:
+        return f"why: {result.reason}" if result.reason else None
+    risk = result.risk.value if result.risk else "review"
+    if not result.diagnosis:
+        return f"why [{risk}]: no diagnosis recorded"
+    ranked = sorted(result.diagnosis, key=lambda d: (-d.risk.rank, d.path))
+    parts = [f"{d.path}: {d.cause.value} ({d.detail})" for d in ranked[:limit]]
+    more = f"; {len(ranked) - limit} more" if len(ranked) > limit else ""
+    return f"why [{risk}]: " + "; ".join(parts) + more
+
+
+def _risk_rank(result: FileResult) -> int:
+    return -1 if result.risk is None else result.risk.rank
 
 
 def _table(results: Sequence[FileResult], sources: Sequence[SourceResult] = ()) -> Table:
@@ -417,8 +494,16 @@ def _table(results: Sequence[FileResult], sources: Sequence[SourceResult] = ()) 
     table = Table(title="rebuild verdicts")
     for column in ("file", "verdict", "details", "seconds"):
         table.add_column(column, overflow="fold")
-    for r in results:
-        if r.differences:
+    ranked = sorted(results, key=lambda r: (r.verdict is not Verdict.MISMATCH, -_risk_rank(r)))
+    for r in ranked:
+        if r.diagnosis:
+            shown = sorted(r.diagnosis, key=lambda d: (-d.risk.rank, d.path))
+            detail = f"risk {r.risk}\n" + "\n".join(
+                f"{d.path}: {d.cause.value} ({d.detail})" for d in shown[:10]
+            )
+            if len(shown) > 10:
+                detail += f"\n... {len(shown) - 10} more"
+        elif r.differences:
             detail = "\n".join(f"{d.kind.value}: {d.path}" for d in r.differences[:10])
             if len(r.differences) > 10:
                 detail += f"\n... {len(r.differences) - 10} more"

@@ -20,6 +20,7 @@ from packaging.version import InvalidVersion, Version
 from rebuilder.archive.tarread import extract_sdist
 from rebuilder.archive.wheelfile import read_wheel_info
 from rebuilder.archive.zipread import read_zip
+from rebuilder.compare.diagnose import SourceFiles
 from rebuilder.compare.diffoscope import run_diffoscope
 from rebuilder.compare.judge import compare_files
 from rebuilder.errors import (
@@ -310,6 +311,7 @@ class Rebuilder:
                 timer=timer,
                 base=base,
                 progress=progress,
+                source_dir=source_dir,
             )
 
     def _judge_outcome(
@@ -321,6 +323,7 @@ class Rebuilder:
         timer: _Timer,
         base: FileResult,
         progress: Progress,
+        source_dir: Path | None = None,
     ) -> FileResult:
         if outcome.status is not BuildStatus.OK or outcome.artifact is None:
             reason_class = _STATUS_REASONS.get(outcome.status, FailureReason.BUILD)
@@ -332,7 +335,7 @@ class Rebuilder:
         rebuilt = evidence.keep_rebuilt(outcome.artifact)
         progress(base.filename, "compare")
         with timer("compare"):
-            comparison = compare_files(published, rebuilt)
+            comparison = compare_files(published, rebuilt, source=SourceFiles.from_dir(source_dir))
         notes = []
         if rebuilt.name != base.filename:
             notes.append(f"the rebuild is named {rebuilt.name}")
@@ -342,8 +345,11 @@ class Rebuilder:
             rebuilt_sha256=comparison.rebuilt_sha256,
             stabilizers=comparison.stabilizers,
             differences=comparison.differences,
+            diagnosis=comparison.diagnosis,
             reason="; ".join(notes) or None,
         )
+        if comparison.text_diff:
+            evidence.write_text_diff(comparison.text_diff)
         if comparison.verdict is Verdict.MISMATCH:
             progress(base.filename, "diffoscope")
             with timer("diffoscope"):

@@ -64,9 +64,13 @@ class Summary:
     cancelled: int  # withdrawn by a cancel before a worker took them
     lock_hash_findings: int
     not_vouched: int = 0  # judged in place of a file the lock names: never verified
+    mismatch_review: int = 0  # mismatches with risk review (or no recorded risk)
+    mismatch_packaging: int = 0  # mismatches whose every difference is benign packaging
 
     def to_json(self) -> dict[str, int]:
         return {
+            "mismatch_review": self.mismatch_review,
+            "mismatch_packaging": self.mismatch_packaging,
             "total": self.total,
             "verified": self.verified,
             "mismatched": self.mismatched,
@@ -97,7 +101,24 @@ def summarize(files: Sequence[CampaignFileRow], findings: Sequence[Finding] = ()
         cancelled=sum(f.attempt_id is None for f in files),
         lock_hash_findings=sum(f.kind is FindingKind.LOCK_HASH for f in findings),
         not_vouched=sum(disowned),
+        mismatch_review=sum(file_risk(f) == "review" for f in files),
+        mismatch_packaging=sum(file_risk(f) == "packaging" for f in files),
     )
+
+
+def file_risk(row: CampaignFileRow) -> str | None:
+    """The file's risk; a mismatch without one counts as review (nothing showed it benign)."""
+    if row.verdict is Verdict.MISMATCH and row.risk is None:
+        return "review"
+    return None if row.risk is None else row.risk.value
+
+
+_RISK_RANK = {"review": 0, "packaging": 1}
+
+
+def ranked(files: Sequence[CampaignFileRow]) -> list[CampaignFileRow]:
+    """Mismatches to review first, then packaging-only ones, then the rest (order kept)."""
+    return sorted(files, key=lambda f: _RISK_RANK.get(file_risk(f) or "", 2))
 
 
 @dataclass(frozen=True)
@@ -160,6 +181,8 @@ def file_json(report: CampaignReport, row: CampaignFileRow) -> dict[str, Any]:
         "rebuilt_sha256": row.rebuilt_sha256,
         "stabilizers": [str(s) for s in row.stabilizers],
         "differences": [d.to_json() for d in row.differences],
+        "risk": file_risk(row),
+        "diagnosis": [d.to_json() for d in row.diagnosis],
         "note": row.note,
         "file_id": row.file_id,
         "attempt_id": row.attempt_id,
@@ -237,6 +260,9 @@ def _markdown(report: CampaignReport) -> str:
         f"| {s.verified} | {s.mismatched} | {s.failed} | {s.not_rebuildable} | {s.pending} "
         f"| {s.cancelled} | {s.total} |",
         "",
+        f"Mismatches: **{s.mismatch_review} to review**, {s.mismatch_packaging} packaging only "
+        "(every difference diagnosed benign; docs/diagnosis.md).",
+        "",
     ]
     if c.findings:
         out += ["## Findings of the selection", ""]
@@ -248,10 +274,10 @@ def _markdown(report: CampaignReport) -> str:
     out += [
         "## Files",
         "",
-        "| project | version | file | verdict | details | evidence |",
-        "|---|---|---|---|---|---|",
+        "| project | version | file | verdict | risk | details | evidence |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for row in report.files:
+    for row in ranked(report.files):
         links = " ".join(
             x
             for x in (
@@ -262,7 +288,8 @@ def _markdown(report: CampaignReport) -> str:
         )
         out.append(
             f"| {md_escape(row.project)} | {md_escape(row.version)} | {md_escape(row.filename)} "
-            f"| {state_text(row, c)} | {md_escape(_details(row))} | {links} |"
+            f"| {state_text(row, c)} | {file_risk(row) or ''} | {md_escape(_details(row))} "
+            f"| {links} |"
         )
     return "\n".join(out) + "\n"
 
@@ -271,7 +298,12 @@ def _details(row: CampaignFileRow) -> str:
     parts = []
     if row.note:
         parts.append(row.note)
-    if row.differences:
+    if row.diagnosis:
+        worst = sorted(row.diagnosis, key=lambda d: (-d.risk.rank, d.path))
+        shown = "; ".join(f"{d.path}: {d.cause.value} ({d.detail})" for d in worst[:10])
+        more = len(worst) - 10
+        parts.append(shown + (f" (+{more} more)" if more > 0 else ""))
+    elif row.differences:
         shown = ", ".join(f"{d.kind.value} {d.path}" for d in row.differences[:20])
         more = len(row.differences) - 20
         parts.append(shown + (f" (+{more} more)" if more > 0 else ""))
@@ -291,6 +323,7 @@ CSV_COLUMNS = (
     "kind",
     "state",
     "verdict",
+    "risk",
     "reason_class",
     "reason",
     "differences",
@@ -314,7 +347,7 @@ def _csv(report: CampaignReport) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for row in report.files:
+    for row in ranked(report.files):
         data = file_json(report, row)
         data["differences"] = " ".join(f"{d.kind.value}:{d.path}" for d in row.differences)
         data["stabilizers"] = " ".join(data["stabilizers"])
@@ -344,7 +377,7 @@ def _html_link(label: str, url: str | None) -> str:
 def _html(report: CampaignReport) -> str:
     c, s = report.campaign, report.summary
     rows = []
-    for row in report.files:
+    for row in ranked(report.files):
         state = state_text(row, c)
         links = " ".join(
             x
@@ -357,8 +390,8 @@ def _html(report: CampaignReport) -> str:
         rows.append(
             f"<tr><td>{_e(row.project)}</td><td>{_e(row.version)}</td>"
             f"<td><code>{_e(row.filename)}</code></td>"
-            f'<td class="{_e(state)}">{_e(state)}</td><td>{_e(_details(row))}</td>'
-            f"<td>{links}</td></tr>"
+            f'<td class="{_e(state)}">{_e(state)}</td><td>{_e(file_risk(row) or "")}</td>'
+            f"<td>{_e(_details(row))}</td><td>{links}</td></tr>"
         )
     findings = "".join(
         f"<li><strong>{_e(f.kind.value)}</strong> {_e(f.subject)}: {_e(f.detail)}</li>"
@@ -378,10 +411,12 @@ def _html(report: CampaignReport) -> str:
 <td class="n">{s.failed}</td><td class="n">{s.not_rebuildable}</td>
 <td class="n">{s.pending}</td><td class="n">{s.cancelled}</td><td class="n">{s.total}</td></tr>
 </table>
+<p>Mismatches: <strong>{s.mismatch_review} to review</strong>, {s.mismatch_packaging}
+packaging only (every difference diagnosed benign).</p>
 {"<h2>Findings of the selection</h2><ul>" + findings + "</ul>" if findings else ""}
 <h2>Files</h2>
-<table><tr><th>project</th><th>version</th><th>file</th><th>verdict</th><th>details</th>
-<th>links</th></tr>
+<table><tr><th>project</th><th>version</th><th>file</th><th>verdict</th><th>risk</th>
+<th>details</th><th>links</th></tr>
 {"".join(rows)}
 </table>
 </body></html>

@@ -29,7 +29,7 @@ from urllib.parse import quote
 from rebuilder import __version__
 from rebuilder.attest.errors import AttestationError, VerificationError
 from rebuilder.plan.strategy import Strategy
-from rebuilder.verdict import FileResult, Verdict
+from rebuilder.verdict import FileResult, Risk, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -372,6 +372,8 @@ def verification_summary_statement(
                 "rebuiltSha256": result.rebuilt_sha256,
                 "stabilizers": [{"name": s.name, "version": s.version} for s in result.stabilizers],
                 "differences": [d.to_json() for d in sorted(result.differences)],
+                # none / packaging / review (docs/diagnosis.md); absent before it existed.
+                "risk": None if result.risk is None else result.risk.value,
             },
         },
     }
@@ -562,6 +564,8 @@ def _validate_vsa(predicate: Mapping[str, Any]) -> None:
             raise AttestationError(f"{VSA_EXTENSION_KEY}.verdict is not a verdict")
         _list(ext.get("stabilizers"), f"{VSA_EXTENSION_KEY}.stabilizers")
         _list(ext.get("differences"), f"{VSA_EXTENSION_KEY}.differences")
+        if ext.get("risk") is not None and ext["risk"] not in {r.value for r in Risk}:
+            raise AttestationError(f"{VSA_EXTENSION_KEY}.risk is not a risk")
 
 
 def _validate_failure(predicate: Mapping[str, Any]) -> None:

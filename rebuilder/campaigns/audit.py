@@ -9,10 +9,12 @@ A file judged in place of one the lock names (its hash differs from the lock's, 
 of the release's hashes matched) is ``not-vouched``, never ``verified``.
 
 Exit status, as ``rebuilder check``: ``0`` when every pinned file is reproducible,
-equivalent or unsupported; ``1`` when any mismatches or a hash in the lock differs from
-the index's (either means the bytes cannot be trusted: fail the pipeline); ``2`` when
-none did but some could not be checked (never rebuilt, rebuild failed or pending, not
-on the index).
+equivalent or unsupported; ``1`` when any mismatch has risk ``review`` (or no recorded
+risk) or a hash in the lock differs from the index's (either means the bytes cannot be
+trusted: fail the pipeline); ``2`` when none did but some could not be checked (never
+rebuilt, rebuild failed or pending, not on the index). Mismatches whose every difference
+was diagnosed as benign packaging (risk ``packaging``, docs/diagnosis.md) are reported
+separately and fail the gate only with ``fail_on_packaging`` (``--fail-on-packaging``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from rebuilder.campaigns.model import CampaignFileRow, Finding, FindingKind, not
 from rebuilder.campaigns.selection import LockInput, Selection, resolve
 from rebuilder.campaigns.store import CampaignStore, SelectionStore
 from rebuilder.index.model import Index
-from rebuilder.verdict import Verdict
+from rebuilder.verdict import Risk, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,15 @@ class AuditLine:
     note: str | None = None
     reason: str | None = None
     attempt_id: int | None = None
+    risk: Risk | None = None
+    why: str | None = None
+
+    @property
+    def gate_risk(self) -> Risk | None:
+        """The risk a gate acts on: a mismatch with no recorded risk counts as review."""
+        if self.state is not AuditState.MISMATCH:
+            return self.risk
+        return self.risk if self.risk in {Risk.PACKAGING, Risk.REVIEW} else Risk.REVIEW
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +80,8 @@ class AuditLine:
             "note": self.note,
             "reason": self.reason,
             "attempt_id": self.attempt_id,
+            "risk": None if self.gate_risk is None else self.gate_risk.value,
+            "why": self.why,
         }
 
 
@@ -77,6 +90,7 @@ class AuditResult:
     lines: tuple[AuditLine, ...]
     findings: tuple[Finding, ...]
     campaign_id: int | None = None
+    fail_on_packaging: bool = False
 
     @property
     def counts(self) -> dict[AuditState, int]:
@@ -84,11 +98,17 @@ class AuditResult:
         return {state: found.get(state, 0) for state in AuditState}
 
     @property
+    def mismatch_risks(self) -> dict[Risk, int]:
+        """Mismatching files by risk (review: no rule showed every difference benign)."""
+        found = Counter(line.gate_risk for line in self.lines if line.state is AuditState.MISMATCH)
+        return {risk: found.get(risk, 0) for risk in (Risk.REVIEW, Risk.PACKAGING)}
+
+    @property
     def exit_code(self) -> int:
-        failing = {AuditState.MISMATCH, AuditState.NOT_VOUCHED}
-        if any(line.state in failing for line in self.lines) or any(
-            f.fails_audit for f in self.findings
-        ):
+        risks = self.mismatch_risks
+        failing = risks[Risk.REVIEW] + (risks[Risk.PACKAGING] if self.fail_on_packaging else 0)
+        vouched = any(line.state is AuditState.NOT_VOUCHED for line in self.lines)
+        if failing or vouched or any(f.fails_audit for f in self.findings):
             return EXIT_MISMATCH
         unchecked = {AuditState.FAILED, AuditState.PENDING, AuditState.UNKNOWN}
         if any(line.state in unchecked for line in self.lines) or any(
@@ -102,6 +122,8 @@ class AuditResult:
             "exit_code": self.exit_code,
             "campaign_id": self.campaign_id,
             "counts": {state.value: n for state, n in self.counts.items()},
+            "mismatch_risks": {risk.value: n for risk, n in self.mismatch_risks.items()},
+            "fail_on_packaging": self.fail_on_packaging,
             "files": [line.to_json() for line in self.lines],
             "findings": [f.to_json() for f in self.findings],
         }
@@ -131,10 +153,24 @@ def _line(row: CampaignFileRow, note: str | None) -> AuditLine:
         note=note,
         reason=row.reason,
         attempt_id=row.attempt_id,
+        risk=row.risk,
+        why=why_of(row),
     )
 
 
-def audit(lock: LockInput, *, store: SelectionStore, index: Index) -> AuditResult:
+def why_of(row: CampaignFileRow, limit: int = 3) -> str | None:
+    """One line: the worst diagnosed differences of a mismatch."""
+    if not row.diagnosis:
+        return None
+    ranked = sorted(row.diagnosis, key=lambda d: (-d.risk.rank, d.path))
+    parts = [f"{d.path}: {d.cause.value} [{d.risk.value}]" for d in ranked[:limit]]
+    more = f" (+{len(ranked) - limit} more)" if len(ranked) > limit else ""
+    return "; ".join(parts) + more
+
+
+def audit(
+    lock: LockInput, *, store: SelectionStore, index: Index, fail_on_packaging: bool = False
+) -> AuditResult:
     """The lock's pinned files and the fleet's latest verdict on each (reads only)."""
     resolved = resolve(Selection(locks=(lock,)), store, index)
     ids = [p.file_id for p in resolved.picks.values() if p.file_id is not None]
@@ -147,15 +183,21 @@ def audit(lock: LockInput, *, store: SelectionStore, index: Index) -> AuditResul
             lines.append(AuditLine(f.project, f.version, f.filename, AuditState.UNKNOWN, pick.note))
         else:
             lines.append(_line(row, pick.note))
-    return AuditResult(_vouched(lines, resolved.findings), tuple(resolved.findings))
+    return AuditResult(
+        _vouched(lines, resolved.findings),
+        tuple(resolved.findings),
+        fail_on_packaging=fail_on_packaging,
+    )
 
 
-def audit_campaign(store: CampaignStore, campaign_id: int) -> AuditResult:
+def audit_campaign(
+    store: CampaignStore, campaign_id: int, *, fail_on_packaging: bool = False
+) -> AuditResult:
     """The audit answered by a campaign's files (after ``--rebuild``)."""
     row = store.campaign(campaign_id)
     findings: Sequence[Finding] = () if row is None else row.findings
     lines = [_line(f, f.note) for f in store.files(campaign_id)]
-    return AuditResult(_vouched(lines, findings), tuple(findings), campaign_id)
+    return AuditResult(_vouched(lines, findings), tuple(findings), campaign_id, fail_on_packaging)
 
 
 def _vouched(lines: Sequence[AuditLine], findings: Sequence[Finding]) -> tuple[AuditLine, ...]:

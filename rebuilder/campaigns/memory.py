@@ -29,7 +29,7 @@ from rebuilder.store.records import (
     AttemptStatus,
     FileRow,
 )
-from rebuilder.verdict import Difference, StabilizerUse, Verdict
+from rebuilder.verdict import Diagnosis, Difference, StabilizerUse, Verdict, file_risk
 from rebuilder.worker.queue import Priority
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class MemoryAttempt:
     evidence: str | None = None
     finished_at: datetime | None = None
     dispatched: bool = False
+    diagnosis: tuple[Diagnosis, ...] = ()
 
 
 class MemoryCampaignStore:
@@ -88,6 +89,7 @@ class MemoryCampaignStore:
         image: str | None = None,
         differences: tuple[Difference, ...] = (),
         reason: str | None = None,
+        diagnosis: tuple[Diagnosis, ...] = (),
     ) -> int:
         with self._lock:
             attempt = MemoryAttempt(
@@ -98,7 +100,9 @@ class MemoryCampaignStore:
                 image=image,
             )
             self.attempts[attempt.id] = attempt
-        self.finish(attempt.id, verdict, differences=differences, reason=reason)
+        self.finish(
+            attempt.id, verdict, differences=differences, reason=reason, diagnosis=diagnosis
+        )
         return attempt.id
 
     def finish(
@@ -108,6 +112,7 @@ class MemoryCampaignStore:
         *,
         differences: tuple[Difference, ...] = (),
         reason: str | None = None,
+        diagnosis: tuple[Diagnosis, ...] = (),
     ) -> None:
         failed = verdict is Verdict.FAILED
         with self._lock:
@@ -117,6 +122,7 @@ class MemoryCampaignStore:
                 verdict=verdict,
                 finished_at=self._clock(),
                 differences=differences,
+                diagnosis=diagnosis,
                 reason=reason or ("build failed" if failed else None),
                 reason_class=FailureReason.BUILD if failed else None,
                 evidence=f"evidence/{attempt_id}",
@@ -366,4 +372,6 @@ def _memory_row(f: FileRow, a: MemoryAttempt | None, note: str | None) -> Campai
         rebuilt_sha256=None if a is None else a.rebuilt_sha256,
         evidence=None if a is None else a.evidence,
         finished_at=None if a is None else a.finished_at,
+        diagnosis=() if a is None else a.diagnosis,
+        risk=None if a is None or a.verdict is None else file_risk(a.verdict, a.diagnosis),
     )

@@ -13,10 +13,11 @@ from rebuilder.errors import FailureReason
 from rebuilder.index.model import FileKind
 from rebuilder.store.records import (
     AttemptStatus,
+    diagnosis_from_json,
     differences_from_json,
     stabilizers_from_json,
 )
-from rebuilder.verdict import Difference, StabilizerUse, Verdict
+from rebuilder.verdict import Diagnosis, Difference, Risk, StabilizerUse, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,8 @@ class CampaignFileRow:
     evidence: str | None = None
     finished_at: datetime | None = None
     attested: bool = False
+    diagnosis: tuple[Diagnosis, ...] = ()
+    risk: Risk | None = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -127,6 +130,9 @@ class CampaignFileRow:
             put(self, "reason_class", FailureReason(self.reason_class))
         put(self, "stabilizers", stabilizers_from_json(self.stabilizers or ()))
         put(self, "differences", differences_from_json(self.differences or ()))
+        put(self, "diagnosis", diagnosis_from_json(self.diagnosis or ()))
+        if self.risk is not None:
+            put(self, "risk", Risk(self.risk))
 
 
 @dataclass(frozen=True)

@@ -322,7 +322,7 @@ class PostgresCampaignStore:
                     a.verdict, a.reason_class, a.reason, a.stabilizers, a.differences,
                     a.rebuilt_sha256, a.evidence, a.finished_at,
                     EXISTS (SELECT 1 FROM attestations t WHERE t.attempt_id = a.id)
-                        AS attested
+                        AS attested, COALESCE(a.diagnosis, '[]'::jsonb) AS diagnosis, a.risk
                 FROM files f
                 JOIN releases r ON r.id = f.release_id
                 CROSS JOIN LATERAL (
@@ -393,7 +393,7 @@ class PostgresCampaignStore:
                     a.reason, a.stabilizers, a.differences, a.rebuilt_sha256,
                     a.evidence, a.finished_at,
                     EXISTS (SELECT 1 FROM attestations t WHERE t.attempt_id = a.id)
-                        AS attested
+                        AS attested, COALESCE(a.diagnosis, '[]'::jsonb) AS diagnosis, a.risk
                 FROM campaign_files cf
                 JOIN files f ON f.id = cf.file_id
                 JOIN releases r ON r.id = f.release_id

@@ -21,7 +21,7 @@ from pathlib import Path
 from rebuilder.archive.tarread import extract_sdist
 from rebuilder.archive.wheelfile import read_wheel_info
 from rebuilder.archive.zipread import read_zip
-from rebuilder.compare.judge import compare_files
+from rebuilder.compare.judge import Comparison, compare_files
 from rebuilder.errors import ArchiveError, RebuilderError
 from rebuilder.evidence import Evidence
 from rebuilder.index.model import Index, IndexFile, Resolver
@@ -99,6 +99,25 @@ def judge_sdist(published: Path, rebuilt: Path, work: Path, filename: str) -> Gi
     if not differences and a.name == b.name:
         return GitBuild(filename, "equivalent", ours, (TAR_METADATA_STABILIZER,))
     return GitBuild(filename, "mismatch", ours, differences=tuple(differences))
+
+
+_GOOD = frozenset({"reproducible", "equivalent"})
+
+
+def _wheel_build(filename: str, comparison: Comparison, built_from: str = "sdist") -> GitBuild:
+    return GitBuild(
+        filename,
+        comparison.verdict.value,
+        comparison.rebuilt_sha256,
+        tuple(str(s) for s in comparison.stabilizers),
+        tuple(f"{d.kind.value}:{d.path}" for d in comparison.differences),
+        built_from=built_from,
+    )
+
+
+def _lacks_files(build: GitBuild) -> bool:
+    """True when the published wheel holds paths the wheel built from the sdist lacks."""
+    return any(d.startswith("added:") for d in build.differences)
 
 
 class GitRebuilder:
@@ -216,15 +235,34 @@ class GitRebuilder:
             return FromGit((sdist_result, GitBuild(wheel.filename, "failed", reason=reason)),
                            regeneration)  # fmt: skip
         rebuilt = Evidence(folder).keep_rebuilt(outcome.artifact)
-        comparison = compare_files(published_wheel, rebuilt)
-        wheel_result = GitBuild(
-            wheel.filename,
-            comparison.verdict.value,
-            comparison.rebuilt_sha256,
-            tuple(str(s) for s in comparison.stabilizers),
-            tuple(f"{d.kind.value}:{d.path}" for d in comparison.differences),
-        )
-        return FromGit((sdist_result, wheel_result), regeneration)
+        from_sdist = _wheel_build(wheel.filename, compare_files(published_wheel, rebuilt))
+        if from_sdist.verdict in _GOOD or not _lacks_files(from_sdist):
+            return FromGit((sdist_result, from_sdist), regeneration)
+        # The published wheel holds files the sdist does not: it may have been built from
+        # a checkout. Build the wheel from the tagged tree itself, and keep that build if
+        # it matches (docs/diagnosis.md, the git-tag route).
+        from_tree = self._tree_wheel(strategy, tree, work, folder, published_wheel, wheel)
+        chosen = from_tree if from_tree is not None and from_tree.verdict in _GOOD else from_sdist
+        return FromGit((sdist_result, chosen), regeneration)
+
+    def _tree_wheel(  # noqa: PLR0917 - one private step of _rebuild()
+        self,
+        strategy: Strategy,
+        tree: Path,
+        work: Path,
+        folder: Path,
+        published_wheel: Path,
+        wheel: IndexFile,
+    ) -> GitBuild | None:
+        """The wheel built from the tagged tree itself, judged; None if it did not build."""
+        outcome = self._build(strategy, tree, work / "tree-wheel-out", "wheel", work)
+        log = folder / "tree-wheel-build.log"
+        log.write_text(outcome.log, encoding="utf-8", errors="replace")
+        if outcome.status is not BuildStatus.OK or outcome.artifact is None:
+            return None
+        (folder / "tree").mkdir(exist_ok=True)
+        built = Evidence(folder / "tree").keep_rebuilt(outcome.artifact)
+        return _wheel_build(wheel.filename, compare_files(published_wheel, built), "tree")
 
     def _build_sdist(
         self, strategy: Strategy, source: Path, out: Path, commit_time: int | None

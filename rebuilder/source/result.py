@@ -60,6 +60,9 @@ class GitBuild:
     stabilizers: tuple[str, ...] = ()
     differences: tuple[str, ...] = ()
     reason: str | None = None
+    # The wheel's input: "sdist" (the sdist built from the tagged tree, as `python -m
+    # build` does) or "tree" (the tagged tree itself, as a wheel built from a checkout).
+    built_from: str = "sdist"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,7 @@ class GitBuild:
             "stabilizers": list(self.stabilizers),
             "differences": list(self.differences),
             "reason": self.reason,
+            "built_from": self.built_from,
         }
 
 

@@ -146,6 +146,14 @@ def test_tampered_wheel_is_a_mismatch_naming_the_file(
     assert {"path": "demo/__init__.py", "kind": "content"} in wheel["differences"]
     assert code == 1
     assert (Path(wheel["evidence"]) / "diffoscope.html").is_file()
+    # The diagnosis names the changed module as code, and the file must be reviewed.
+    assert wheel["risk"] == "review"
+    why = {d["path"]: d for d in wheel["diagnosis"]}
+    assert (why["demo/__init__.py"]["cause"], why["demo/__init__.py"]["risk"]) == (
+        "code",
+        "review",
+    )
+    assert "demo/__init__.py" in (Path(wheel["evidence"]) / "differences.diff").read_text()
     downloaded = tmp_path / "downloaded" / release.wheel.name
     downloaded.parent.mkdir()
     downloaded.write_bytes(tampered)

@@ -167,6 +167,9 @@ def test_vsa_is_about_the_published_file(
     assert extension["rebuiltSha256"] == REBUILT
     if verdict is Verdict.EQUIVALENT:
         assert extension["stabilizers"] == [{"name": "zip-timestamps", "version": 2}]
+    assert extension["risk"] == (
+        "review" if verdict is Verdict.MISMATCH else "none"  # no diagnosis: review
+    )
     if verdict is Verdict.MISMATCH:
         assert extension["differences"] == [
             {"path": "demo/evil.py", "kind": "added"},
@@ -287,6 +290,7 @@ PREDICATE_BREAKAGES: dict[str, list[Callable[[Any], object]]] = {
         lambda p: p.update(verifiedLevels="FAILED"),
         lambda p: p["inputAttestations"][0]["digest"].update(sha256="zz"),
         lambda p: p[VSA_EXTENSION_KEY].update(verdict="fine"),
+        lambda p: p[VSA_EXTENSION_KEY].update(risk="harmless"),
     ],
     FAILURE_PREDICATE_TYPE: [
         lambda p: p.update(verdict="reproducible"),

@@ -14,7 +14,7 @@ from rebuilder.campaigns.audit import (
 )
 from rebuilder.campaigns.memory import MemoryCampaignStore
 from rebuilder.campaigns.selection import LockInput
-from rebuilder.verdict import Difference, DifferenceKind, Verdict
+from rebuilder.verdict import Cause, Diagnosis, Difference, DifferenceKind, Risk, Verdict
 from reports.campaign_report import build_report, state_text
 from tests.support.fakes import FakeIndex
 from tests.unit.campaigns.fakes import sdist, wheel
@@ -91,6 +91,63 @@ def test_rebuild_campaign_answers_the_audit() -> None:
     ]
     store.finish(started.created.queued[0], Verdict.REPRODUCIBLE)
     assert audit_campaign(store, started.campaign_id).exit_code == EXIT_OK
+
+
+PACKAGING = Diagnosis(
+    "a-1.0.dist-info/METADATA",
+    DifferenceKind.METADATA,
+    Cause.LINE_ENDINGS,
+    "only CRLF/LF line endings differ",
+    Risk.PACKAGING,
+)
+REVIEW = Diagnosis(
+    "a/__init__.py", DifferenceKind.CONTENT, Cause.CODE, "module differs", Risk.REVIEW
+)
+
+
+def _mismatch(store: MemoryCampaignStore, *diagnosis: Diagnosis) -> None:
+    store.add_verdict(
+        store.add_file(A).id,
+        Verdict.MISMATCH,
+        differences=tuple(Difference(d.path, d.kind) for d in diagnosis),
+        diagnosis=diagnosis,
+    )
+
+
+def test_a_packaging_only_mismatch_is_reported_but_fails_only_with_the_flag() -> None:
+    store, index = setup()
+    _mismatch(store, PACKAGING)
+    store.add_verdict(store.add_file(B).id, Verdict.REPRODUCIBLE)
+    text = lock(pinned(A), pinned(B))
+    result = audit(text, store=store, index=index)
+    assert result.exit_code == EXIT_OK
+    assert result.mismatch_risks == {Risk.REVIEW: 0, Risk.PACKAGING: 1}
+    line = next(x for x in result.to_json()["files"] if x["state"] == "mismatch")
+    assert line["risk"] == "packaging" and "line-endings" in line["why"]
+    strict = audit(text, store=store, index=index, fail_on_packaging=True)
+    assert strict.exit_code == EXIT_MISMATCH
+
+
+def test_a_review_mismatch_fails_the_gate() -> None:
+    store, index = setup()
+    _mismatch(store, PACKAGING, REVIEW)
+    store.add_verdict(store.add_file(B).id, Verdict.REPRODUCIBLE)
+    result = audit(lock(pinned(A), pinned(B)), store=store, index=index)
+    assert result.exit_code == EXIT_MISMATCH
+    assert result.mismatch_risks[Risk.REVIEW] == 1
+
+
+def test_a_mismatch_without_a_diagnosis_counts_as_review() -> None:
+    store, index = setup()
+    store.add_verdict(
+        store.add_file(A).id,
+        Verdict.MISMATCH,
+        differences=(Difference("a/__init__.py", DifferenceKind.CONTENT),),
+    )
+    store.add_verdict(store.add_file(B).id, Verdict.REPRODUCIBLE)
+    result = audit(lock(pinned(A), pinned(B)), store=store, index=index)
+    assert result.exit_code == EXIT_MISMATCH
+    assert result.mismatch_risks[Risk.REVIEW] == 1
 
 
 def test_an_edited_hash_never_shows_the_wheel_or_the_sdist_as_verified() -> None:
