@@ -105,13 +105,18 @@ def state_of(row: CampaignFileRow | None) -> AuditState:
         return AuditState.UNKNOWN
     if row.verdict is None:
         return AuditState.PENDING
+    return state_for(row.verdict)
+
+
+def state_for(verdict: Verdict) -> AuditState:
+    """The audit state of a verdict (the fleet's and ``audit --local``'s alike)."""
     return {
         Verdict.REPRODUCIBLE: AuditState.VERIFIED,
         Verdict.EQUIVALENT: AuditState.VERIFIED,
         Verdict.MISMATCH: AuditState.MISMATCH,
         Verdict.FAILED: AuditState.FAILED,
         Verdict.UNSUPPORTED: AuditState.UNSUPPORTED,
-    }[row.verdict]
+    }[verdict]
 
 
 def _line(row: CampaignFileRow, note: str | None) -> AuditLine:
