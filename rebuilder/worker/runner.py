@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -175,7 +176,11 @@ class AttemptRunner:
         return None
 
     def _run_claimed(self, row: AttemptRow, file: FileRow) -> None:
-        folder = self._config.work_root / f"attempt-{row.id}"
+        # Named for the worker too: workers sharing a data folder (one host, or a shared
+        # volume) must not share a work folder when an attempt is taken over from a
+        # silent one that later comes back and cleans up after itself.
+        slug = re.sub(r"[^A-Za-z0-9_.-]", "_", self._config.worker)
+        folder = self._config.work_root / f"attempt-{row.id}.{slug}"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         try:
