@@ -312,7 +312,14 @@ class Scheduler:
     def run(self, leader: Leader, stop: threading.Event) -> None:
         """Tick until ``stop`` is set, while this process holds the leadership."""
         while not stop.is_set():
-            if not leader.is_leader() and not leader.try_acquire():
+            try:
+                leading = leader.is_leader() or leader.try_acquire()
+            except RebuilderError as exc:
+                # Cut off from PostgreSQL (a partition, a restart): not leading, and not
+                # dying either; a standby that can reach the server leads meanwhile.
+                logger.warning("cannot take the scheduler lock: %s; waiting", exc)
+                leading = False
+            if not leading:
                 logger.debug("another scheduler leads; waiting")
                 stop.wait(5.0)
                 continue

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from rebuilder.errors import IndexError_
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store.model import MemoryStore
 from rebuilder.store.records import AttemptStatus
 from rebuilder.worker.queue import Priority
+from scheduler.errors import SchedulerError
 from scheduler.loop import Scheduler, SchedulerConfig
 
 
@@ -261,3 +265,39 @@ def test_releases_recorded_by_the_firehose_do_not_make_a_later_watch_rebuild_his
     # a first poll: backfill (2 newest unrecorded), not every old version at new priority
     assert versions == ["1.1", "1.2"]
     assert {p for _, p in dispatcher.sent} == {Priority.NEW_RELEASE, Priority.BACKFILL}
+
+
+class UnreachableLeader:
+    """A scheduler cut off from PostgreSQL: it cannot lead, nor even ask."""
+
+    def __init__(self, stop: threading.Event, tries: int) -> None:
+        self.stop = stop
+        self.tries = tries
+        self.asked = 0
+        self.released = False
+
+    def is_leader(self) -> bool:
+        return False
+
+    def try_acquire(self) -> bool:
+        self.asked += 1
+        if self.asked >= self.tries:
+            self.stop.set()
+        raise SchedulerError("cannot reach PostgreSQL for the scheduler lock: timeout")
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_a_scheduler_cut_off_from_the_database_waits_instead_of_dying(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["demo"] = release("demo", "1.0")
+    store.watch_add(["demo"])
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda timeout=None: stop.is_set())
+    leader = UnreachableLeader(stop, tries=3)
+    make(store, index, dispatcher, clock).run(leader, stop)  # returns: no exception
+    assert leader.asked == 3 and leader.released
+    assert index.calls == [] and dispatcher.sent == []  # it never acted without the lock
