@@ -264,8 +264,15 @@ def test_a_partitioned_workers_late_result_is_refused_by_its_claim(
     assert attested == (logged[0],)  # every logged envelope belongs to one recorded outcome
     assert twice == []  # no statement of an attempt signed into the log twice
     assert signed is not None and signed[0] >= 1
-    # The broker side: the remote worker's unacked delivery came back and was consumed
-    # (a duplicate, ignored by the claim); nothing is waiting or counted as in flight.
+    # The broker side: the remote worker's unacked delivery came back (the broker returns
+    # it when the cut-off connection is given up) and was consumed as a duplicate, ignored
+    # by the claim: three deliveries in all (the first, the returned one, the re-sent
+    # one), and nothing is waiting or counted as in flight.
+    deliveries = sum(
+        _count(log, f"attempt {attempt_id}: rebuilding") + _count(log, f"attempt {attempt_id} is ")
+        for log in (remote_log, local_log)
+    )
+    assert deliveries >= 3, fleet.log_text()
     wait_for("the queue to drain", lambda: _queue_counts(p.queue)[0] == 0, timeout=60)
     wait_for("the dispatch window to empty", lambda: store.in_flight() == 0, timeout=60)
     assert store.queue_depth() == 0
