@@ -34,7 +34,13 @@ from rebuilder.store.model import Store
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptRow, AttemptStatus, FileRow
 from rebuilder.verdict import FileResult, Verdict
-from rebuilder.worker.localruns import LocalRuns, beating, relative_evidence
+from rebuilder.worker.localruns import (
+    LocalRuns,
+    beating,
+    claim_folder,
+    relative_evidence,
+    remove_dead_folders,
+)
 from rebuilder.worker.queue import is_transient
 
 logger = logging.getLogger(__name__)
@@ -179,10 +185,11 @@ class AttemptRunner:
         # Named for the worker too: workers sharing a data folder (one host, or a shared
         # volume) must not share a work folder when an attempt is taken over from a
         # silent one that later comes back and cleans up after itself.
+        # A folder an earlier holder of this attempt left when it died goes now.
         slug = re.sub(r"[^A-Za-z0-9_.-]", "_", self._config.worker)
         folder = self._config.work_root / f"attempt-{row.id}.{slug}"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        remove_dead_folders(self._config.work_root, f"attempt-{row.id}.*", keep=folder)
+        claim_folder(folder)
         try:
             judge = self._judges(row.image, folder)
             result = judge.judge_file(file.to_index_file())
