@@ -52,7 +52,10 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
 CLAIM_TIMEOUT = 6  # seconds without a heartbeat before the scheduler takes a claim back
 NETWORK_TIMEOUT = 3  # seconds a PostgreSQL connection may stay silent on our side
-BUILD_SECONDS = 30  # the slow build: outlives the partition
+# The cut lasts past the claim timeout and past the servers' give-up time (twice the
+# network timeout, plus probes); the slow build outlives it, so its result comes late.
+PARTITION_SECONDS = CLAIM_TIMEOUT + 2 * NETWORK_TIMEOUT + 4
+BUILD_SECONDS = PARTITION_SECONDS + 24
 
 
 @dataclass
@@ -201,6 +204,8 @@ def test_a_partitioned_workers_late_result_is_refused_by_its_claim(
         )
         assert row.status is AttemptStatus.RUNNING and row.tries == 2
         assert time.monotonic() - cut_at > CLAIM_TIMEOUT  # cut for longer than the claim
+        # Held until the servers' side has surely given the remote connections up too.
+        time.sleep(max(0.0, PARTITION_SECONDS - (time.monotonic() - cut_at)))
     finally:
         p.remote.heal()
     remote_log = fleet.logs / "remote.log"

@@ -182,6 +182,35 @@ def test_a_silent_workers_attempt_is_requeued_and_sent_again() -> None:
     assert row is not None and row.status is AttemptStatus.QUEUED
 
 
+def test_an_attempt_taken_back_is_sent_again_in_the_same_tick() -> None:
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    now = {"t": base}
+    store = MemoryStore(clock=lambda: now["t"])
+    index, dispatcher, clock = FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["demo"] = release("demo", "1.0")
+    store.watch_add(["demo"])
+    scheduler = Scheduler(
+        store=store,
+        index=index,
+        dispatcher=dispatcher,
+        config=SchedulerConfig(
+            stale_after=timedelta(seconds=6), redispatch_after=timedelta(seconds=30)
+        ),
+        clock=clock,
+        rng=random.Random(1),
+    )
+    scheduler.tick()
+    ((attempt, priority),) = dispatcher.sent
+    assert store.start_attempt(attempt, "worker-cut-off") is not None
+    now["t"] = base + timedelta(seconds=10)  # silent past the claim, requested 10 s ago
+    report = scheduler.tick()
+    assert report.requeued == 1
+    assert dispatcher.sent == [(attempt, priority), (attempt, priority)]
+    now["t"] = base + timedelta(seconds=50)
+    scheduler.tick()
+    assert len(dispatcher.sent) == 2  # marked as sent: not a third time
+
+
 def test_unwatched_projects_are_not_polled() -> None:
     store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
     index.pages["demo"] = release("demo", "1.0")
