@@ -19,7 +19,6 @@ leader never leads again while the standby lives, and the standby acts.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -336,5 +335,3 @@ def test_a_partitioned_scheduler_steps_down_before_a_standby_takes_over(
     assert after == [], after  # the old leader did nothing after stepping down
     codes = fleet.stop_all()
     assert all(code == 0 for code in codes.values()), (codes, fleet.log_text())
-    if os.environ.get("REBUILDER_TEST_KEEP_LOGS"):
-        print(fleet.log_text())
