@@ -33,6 +33,7 @@ from rich.progress import Progress as Bar
 from rich.table import Table
 
 from rebuilder.errors import UsageError
+from rebuilder.index.model import IndexFile
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.settings import Settings
 from rebuilder.store.db import open_pool
@@ -47,7 +48,8 @@ from rebuilder.worker.queue import (
 from reports.campaign_report import ReportFormat, build_report, render
 from scheduler.campaigns import CampaignError
 from scheduler.campaigns import campaign as campaigns
-from scheduler.campaigns.audit import AuditResult, audit, audit_campaign
+from scheduler.campaigns.audit import AuditLine, AuditResult, audit, audit_campaign
+from scheduler.campaigns.local_audit import VerdictCache, audit_local
 from scheduler.campaigns.selection import (
     LockInput,
     Selection,
@@ -120,7 +122,8 @@ def add_campaign_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "1 when any mismatch has risk 'review' or a lock hash differs from the index; 2 when "
         "some could not be checked (never rebuilt, failed, pending, not on the index). "
         "Mismatches whose differences are all benign packaging are reported separately "
-        "and fail only with --fail-on-packaging.",
+        "and fail only with --fail-on-packaging. "
+        "With --local, no fleet: every pinned file is rebuilt on this machine.",
     )
     audit_parser.add_argument(
         "--fail-on-packaging",
@@ -136,6 +139,21 @@ def add_campaign_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "--timeout", type=float, default=None, help="with --wait: give up after this many s"
     )
     audit_parser.add_argument("--json", action="store_true", help="print JSON")
+    audit_parser.add_argument(
+        "--local",
+        action="store_true",
+        help="no fleet: rebuild every pinned file here with the one-shot engine "
+        "(as `rebuilder check`); settled verdicts are cached by sha256",
+    )
+    audit_parser.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="with --local: rebuilds at a time"
+    )
+    audit_parser.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="with --local: the verdict cache (default: REBUILDER_CACHE_DIR/audit)",
+    )
 
 
 # -- wiring ------------------------------------------------------------------------------
@@ -418,6 +436,10 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
     lock = _read(args.file, sys.stdin)
     if args.wait and not args.rebuild:
         raise UsageError("--wait goes with --rebuild")
+    if args.local:
+        if args.rebuild:
+            raise UsageError("--local rebuilds here; --rebuild asks the fleet: give one")
+        return _print_result(console, _audit_local(args, settings, lock), as_json=args.json)
     with _fleet(settings, dispatch=args.rebuild) as fleet:
         if not args.rebuild:
             result = audit(
@@ -441,6 +463,58 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
             fleet.store, started.campaign_id, fail_on_packaging=args.fail_on_packaging
         )
         return _print_result(console, result, as_json=args.json)
+
+
+def _audit_local(args: argparse.Namespace, settings: Settings, lock: LockInput) -> AuditResult:
+    from rebuilder.wiring import image_choice, production_rebuilder  # noqa: PLC0415 - docker
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    rebuilder = production_rebuilder(settings)
+    index = SimpleIndex(
+        settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
+    )
+    cache = VerdictCache(args.cache or settings.cache_dir / "audit")
+    image = image_choice(settings).digest
+    err = Console(stderr=True)
+    with Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"auditing {escape(lock.name)} here", total=None)
+        done = [0, 0]
+
+        def planned(files: Sequence[IndexFile]) -> None:
+            done[1] = len(files)
+            bar.update(task, total=len(files))
+            if not err.is_terminal:
+                err.print(f"{len(files)} pinned files; rebuilding {args.jobs} at a time")
+
+        def answered(file: IndexFile, line: AuditLine, cached: bool) -> None:
+            done[0] += 1
+            bar.advance(task)
+            if not err.is_terminal:
+                origin = " (cached)" if cached else ""
+                err.print(
+                    f"[{done[0]}/{done[1]}] {line.state.value} {escape(file.filename)}{origin}",
+                    highlight=False,
+                )
+
+        return audit_local(
+            lock,
+            index=index,
+            judge=rebuilder.judge_file,
+            cache=cache,
+            image=image,
+            jobs=args.jobs,
+            report=answered,
+            on_plan=planned,
+            fail_on_packaging=args.fail_on_packaging,
+        )
 
 
 _STATE_STYLE = {

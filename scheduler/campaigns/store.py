@@ -651,7 +651,10 @@ class MemoryAttempt:
 
 
 class MemoryCampaignStore:
-    """A :class:`CampaignStore` in memory, with helpers to stage verdicts. Tests only."""
+    """A :class:`CampaignStore` in memory, with helpers to stage verdicts.
+
+    For tests, and for ``audit --local``, whose empty store knows no file (no database).
+    """
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
