@@ -32,10 +32,11 @@ from reports.formats import ReportFormat
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from rebuilder.campaigns.audit import AuditResult
+    from rebuilder.campaigns.audit import AuditLine, AuditResult
     from rebuilder.campaigns.model import Finding, Progress
     from rebuilder.campaigns.selection import LockInput, Selection
     from rebuilder.campaigns.store import CampaignStore, PostgresCampaignStore
+    from rebuilder.index.model import IndexFile
     from rebuilder.index.simple import SimpleIndex
     from rebuilder.settings import Settings
     from rebuilder.worker.queue import Dispatcher, JobRunner
@@ -103,7 +104,8 @@ def add_campaign_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "1 when any mismatch has risk 'review' or a lock hash differs from the index; 2 when "
         "some could not be checked (never rebuilt, failed, pending, not on the index). "
         "Mismatches whose differences are all benign packaging are reported separately "
-        "and fail only with --fail-on-packaging.",
+        "and fail only with --fail-on-packaging. "
+        "With --local, no fleet: every pinned file is rebuilt on this machine.",
     )
     audit_parser.add_argument(
         "--fail-on-packaging",
@@ -119,6 +121,21 @@ def add_campaign_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "--timeout", type=float, default=None, help="with --wait: give up after this many s"
     )
     audit_parser.add_argument("--json", action="store_true", help="print JSON")
+    audit_parser.add_argument(
+        "--local",
+        action="store_true",
+        help="no fleet: rebuild every pinned file here with the one-shot engine "
+        "(as `rebuilder check`); settled verdicts are cached by sha256",
+    )
+    audit_parser.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="with --local: rebuilds at a time"
+    )
+    audit_parser.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="with --local: the verdict cache (default: REBUILDER_CACHE_DIR/audit)",
+    )
 
 
 # -- wiring ------------------------------------------------------------------------------
@@ -463,6 +480,10 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
     lock = _read(args.file, sys.stdin)
     if args.wait and not args.rebuild:
         raise UsageError("--wait goes with --rebuild")
+    if args.local:
+        if args.rebuild:
+            raise UsageError("--local rebuilds here; --rebuild asks the fleet: give one")
+        return _print_result(console, _audit_local(args, settings, lock), as_json=args.json)
     with _fleet(settings, dispatch=args.rebuild) as fleet:
         if not args.rebuild:
             result = audit(
@@ -486,6 +507,70 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
             fleet.store, started.campaign_id, fail_on_packaging=args.fail_on_packaging
         )
         return _print_result(console, result, as_json=args.json)
+
+
+def _audit_local(args: argparse.Namespace, settings: Settings, lock: LockInput) -> AuditResult:
+    from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
+    from rich.markup import escape  # noqa: PLC0415
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as Bar  # noqa: PLC0415
+
+    from cli.wiring import image_choice, production_rebuilder  # noqa: PLC0415 - docker
+    from rebuilder.campaigns.local_audit import VerdictCache, audit_local  # noqa: PLC0415
+    from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    rebuilder = production_rebuilder(settings)
+    index = SimpleIndex(
+        settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
+    )
+    cache = VerdictCache(args.cache or settings.cache_dir / "audit")
+    image = image_choice(settings).digest
+    err = Console(stderr=True)
+    with Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"auditing {escape(lock.name)} here", total=None)
+        done = [0, 0]
+
+        def planned(files: Sequence[IndexFile]) -> None:
+            done[1] = len(files)
+            bar.update(task, total=len(files))
+            if not err.is_terminal:
+                err.print(f"{len(files)} pinned files; rebuilding {args.jobs} at a time")
+
+        def answered(file: IndexFile, line: AuditLine, cached: bool) -> None:
+            done[0] += 1
+            bar.advance(task)
+            if not err.is_terminal:
+                origin = " (cached)" if cached else ""
+                err.print(
+                    f"[{done[0]}/{done[1]}] {line.state.value} {escape(file.filename)}{origin}",
+                    highlight=False,
+                )
+
+        return audit_local(
+            lock,
+            index=index,
+            judge=rebuilder.judge_file,
+            cache=cache,
+            image=image,
+            jobs=args.jobs,
+            report=answered,
+            on_plan=planned,
+            fail_on_packaging=args.fail_on_packaging,
+        )
 
 
 _STATE_STYLE = {

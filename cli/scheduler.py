@@ -92,7 +92,9 @@ def run_scheduler(
     """Run the scheduler until ``stop`` is set (or SIGTERM/SIGINT); the exit status."""
     stop = stop or threading.Event()
     migrate(settings.database_url)
-    pool = open_pool(settings.database_url, min_size=1, max_size=4)
+    pool = open_pool(
+        settings.database_url, min_size=1, max_size=4, network_timeout=settings.network_timeout
+    )
     store = PostgresStore(pool)
     seeded = seed_watch_list(
         store, [n.strip() for n in settings.watch_default.split(",") if n.strip()]
@@ -136,7 +138,7 @@ def run_scheduler(
         ],
     )
     stop_on_signals(stop)
-    leader = Leadership(settings.database_url)
+    leader = Leadership(settings.database_url, network_timeout=settings.network_timeout)
     logger.info("scheduler started; polling %s", settings.index_url)
     try:
         scheduler.run(leader, stop)

@@ -141,7 +141,12 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
     threads = max(1, settings.worker_threads)
     name = settings.worker_name or default_worker_name()
     migrate(settings.database_url)
-    pool = open_pool(settings.database_url, min_size=1, max_size=2 * threads + 2)
+    pool = open_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=2 * threads + 2,
+        network_timeout=settings.network_timeout,
+    )
     store = PostgresStore(pool)
     metrics = WorkerMetrics()
     if settings.metrics_port:

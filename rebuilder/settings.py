@@ -131,6 +131,12 @@ class Settings(BaseSettings):
         description="Seconds a running attempt may go without a worker heartbeat before the "
         "scheduler takes it back (workers beat six times as often).",
     )
+    network_timeout: float = Field(
+        default=15.0,
+        description="Seconds a PostgreSQL connection may go without an answer before it counts "
+        "as lost (TCP keepalives and TCP_USER_TIMEOUT; the server is asked to give the "
+        "client up after twice as long). A scheduler cut off this long stops leading.",
+    )
     queue_name: str = Field(default="rebuilds", description="The RabbitMQ queue of rebuilds.")
     worker_threads: int = Field(default=1, description="Rebuilds one worker runs at once.")
     metrics_port: int = Field(

@@ -30,7 +30,7 @@ from rebuilder.campaigns.model import CampaignFileRow, Finding, FindingKind, not
 from rebuilder.campaigns.selection import LockInput, Selection, resolve
 from rebuilder.campaigns.store import CampaignStore, SelectionStore
 from rebuilder.index.model import Index
-from rebuilder.verdict import Risk, Verdict
+from rebuilder.verdict import Diagnosis, Risk, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -135,13 +135,18 @@ def state_of(row: CampaignFileRow | None) -> AuditState:
         return AuditState.UNKNOWN
     if row.verdict is None:
         return AuditState.PENDING
+    return state_for(row.verdict)
+
+
+def state_for(verdict: Verdict) -> AuditState:
+    """The audit state of a verdict (the fleet's and ``audit --local``'s alike)."""
     return {
         Verdict.REPRODUCIBLE: AuditState.VERIFIED,
         Verdict.EQUIVALENT: AuditState.VERIFIED,
         Verdict.MISMATCH: AuditState.MISMATCH,
         Verdict.FAILED: AuditState.FAILED,
         Verdict.UNSUPPORTED: AuditState.UNSUPPORTED,
-    }[row.verdict]
+    }[verdict]
 
 
 def _line(row: CampaignFileRow, note: str | None) -> AuditLine:
@@ -160,9 +165,14 @@ def _line(row: CampaignFileRow, note: str | None) -> AuditLine:
 
 def why_of(row: CampaignFileRow, limit: int = 3) -> str | None:
     """One line: the worst diagnosed differences of a mismatch."""
-    if not row.diagnosis:
+    return why_of_diagnosis(row.diagnosis, limit)
+
+
+def why_of_diagnosis(diagnosis: Sequence[Diagnosis], limit: int = 3) -> str | None:
+    """One line: the worst of ``diagnosis`` (None when there is none)."""
+    if not diagnosis:
         return None
-    ranked = sorted(row.diagnosis, key=lambda d: (-d.risk.rank, d.path))
+    ranked = sorted(diagnosis, key=lambda d: (-d.risk.rank, d.path))
     parts = [f"{d.path}: {d.cause.value} [{d.risk.value}]" for d in ranked[:limit]]
     more = f" (+{len(ranked) - limit} more)" if len(ranked) > limit else ""
     return "; ".join(parts) + more
@@ -184,7 +194,7 @@ def audit(
         else:
             lines.append(_line(row, pick.note))
     return AuditResult(
-        _vouched(lines, resolved.findings),
+        vouched_lines(lines, resolved.findings),
         tuple(resolved.findings),
         fail_on_packaging=fail_on_packaging,
     )
@@ -197,10 +207,12 @@ def audit_campaign(
     row = store.campaign(campaign_id)
     findings: Sequence[Finding] = () if row is None else row.findings
     lines = [_line(f, f.note) for f in store.files(campaign_id)]
-    return AuditResult(_vouched(lines, findings), tuple(findings), campaign_id, fail_on_packaging)
+    return AuditResult(
+        vouched_lines(lines, findings), tuple(findings), campaign_id, fail_on_packaging
+    )
 
 
-def _vouched(lines: Sequence[AuditLine], findings: Sequence[Finding]) -> tuple[AuditLine, ...]:
+def vouched_lines(lines: Sequence[AuditLine], findings: Sequence[Finding]) -> tuple[AuditLine, ...]:
     """The lines, those the lock does not vouch for as ``not-vouched`` (the verdict kept)."""
     out = []
     for line in lines:

@@ -1,7 +1,8 @@
-"""Campaigns in memory: the unit tests' stand-in for the PostgreSQL campaign store.
+"""Campaigns in memory: the stand-in for the PostgreSQL campaign store.
 
 It keeps the promises of the Protocols of :mod:`rebuilder.campaigns.store`, with helpers
-to stage verdicts. Tests only.
+to stage verdicts. For tests, and for ``audit --local``, whose empty store knows no file
+(no database).
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ class MemoryAttempt:
 
 
 class MemoryCampaignStore:
-    """A :class:`CampaignStore` in memory, with helpers to stage verdicts. Tests only."""
+    """A campaign store in memory, with helpers to stage verdicts.
+
+    For tests, and for ``audit --local``, whose empty store knows no file (no database).
+    """
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))

@@ -21,6 +21,10 @@ from rebuilder.verdict import FileResult
 class SchedulerStore(Protocol):
     """What the scheduler's loop and the firehose use: discovery, dispatch, recovery."""
 
+    def attempt(self, attempt_id: int) -> AttemptRow | None:
+        """One attempt, whatever its status."""
+        ...
+
     def watched(self, *, prefix: str = "") -> list[ProjectRow]:
         """The watched projects by name, optionally only those starting with ``prefix``."""
         ...
