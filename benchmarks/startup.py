@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=str(Path(sys.executable).with_name("rebuilder")),
         help="the command to time (default: this environment's rebuilder script)",
     )
+    parser.add_argument("--report", type=Path, help="also write the table here (Markdown)")
     args = parser.parse_args(argv)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Empty)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -79,13 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "rebuilder --help": ["--help"],
             "rebuilder check (empty index)": ["check", "--out", out, "demo==1.0"],
         }
-        print("| command | median | fastest | median CPU |\n|---|---|---|---|")
+        lines = ["| command | median | fastest | median CPU |", "|---|---|---|---|"]
         for name, command in commands.items():
             walls, cpus = _time([*shlex.split(args.rebuilder), *command], env, args.runs)
-            print(
+            lines.append(
                 f"| `{name}` | {statistics.median(walls):.3f} s | {min(walls):.3f} s "
                 f"| {statistics.median(cpus):.3f} s |"
             )
+    table = "\n".join(lines) + "\n"
+    print(table, end="")
+    if args.report is not None:
+        args.report.write_text(table, encoding="utf-8")
     server.shutdown()
     return 0
 
