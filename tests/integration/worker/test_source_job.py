@@ -20,11 +20,14 @@ import pytest
 from cli.worker import BlobEvidence
 from rebuilder.attest.dsse import open_statement, parse_envelope
 from rebuilder.attest.keys import KeyAlgorithm, Keyring, LocalKeySigner, generate_key
+from rebuilder.index.model import IndexFile
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.source.checks import SourceCheckVerdict
 from rebuilder.source.clone import GitCloner
 from rebuilder.source.fleet import RecordedReleaseTracer
 from rebuilder.source.job import SourceAttestor, SourceCheckRunner, SourceRunnerConfig
+from rebuilder.source.rebuild import FromGit
+from rebuilder.source.rules import Regeneration
 from rebuilder.source.store import PostgresSourceChecks
 from rebuilder.source.trace import SourceConfig
 from rebuilder.store.blobs import BlobStore
@@ -42,19 +45,32 @@ ORIGIN = "test.example/source-jobs"
 SETUP_CFG = b"[egg_info]\ntag_build = \ntag_date = 0\n\n"
 
 
-def _sdist(folder: Path, version: str) -> Path:
-    """What setuptools puts in the sdist of the tagged tree: git's files and generated ones."""
-    files = project_files(version=version)
-    kept = {k: v for k, v in files.items() if not k.startswith((".github/", "tests/"))}
+def _generated(version: str) -> dict[str, bytes]:
+    """The files setuptools generates when it makes the sdist of the tagged tree."""
     info = pkg_info(version=version)
-    members = {
-        **kept,
+    return {
         "PKG-INFO": info,
         "setup.cfg": SETUP_CFG,
         "src/demo.egg-info/PKG-INFO": info,
         "src/demo.egg-info/SOURCES.txt": b"pyproject.toml\nsrc/demo/__init__.py\n",
         "src/demo.egg-info/top_level.txt": b"demo\n",
     }
+
+
+class RegeneratingBackend:
+    """A test double of the sandboxed from-git rebuild (the real one needs Docker and is
+    tested in tests/integration/source/test_tamper.py): it "regenerates" what setuptools
+    writes for the tagged tree, so a genuine sdist is explained only by that regeneration."""
+
+    def rebuild(self, *, sdist: IndexFile, **_: object) -> FromGit:
+        return FromGit((), Regeneration(_generated(sdist.version), "setuptools (test double)", ""))
+
+
+def _sdist(folder: Path, version: str) -> Path:
+    """What setuptools puts in the sdist of the tagged tree: git's files and generated ones."""
+    files = project_files(version=version)
+    kept = {k: v for k, v in files.items() if not k.startswith((".github/", "tests/"))}
+    members = {**kept, **_generated(version)}
     folder.mkdir(exist_ok=True)
     spec = SdistSpec("demo", version, [SdistMember(p, d) for p, d in sorted(members.items())])
     return write_sdist(folder / f"demo-{version}.tar.gz", spec)
@@ -99,6 +115,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             # the metadata names the upstream forge; the operator's mirror maps it here
             config=SourceConfig(mirrors={"https://github.com/example/demo": repo.url}),
             work_root=tmp_path / "cache" / "work",
+            git_rebuilder=RegeneratingBackend(),  # type: ignore[arg-type]
         )
         runner = SourceCheckRunner(
             store=checks,
