@@ -112,6 +112,7 @@ def plan_wheel(
     index: Index,
     wheelhouse: Path,
     extra_requires: Sequence[str] = (),
+    interpreter_reason: str = "",
 ) -> Strategy:
     """Infer everything needed to rebuild ``wheel`` from ``sdist``.
 
@@ -119,7 +120,8 @@ def plan_wheel(
     (only its ``pyproject.toml`` is read here; nothing from it is executed). Build
     requirements are resolved as of the wheel's upload time and their wheels fetched
     into ``wheelhouse``. ``extra_requires`` are requirements the backend asked for
-    dynamically in an earlier attempt.
+    dynamically in an earlier attempt. ``interpreter_reason`` says why ``image``'s
+    interpreter was chosen (see :mod:`rebuilder.plan.interpreter`).
     """
     pin = parse_generator(generator)
     pyproject = source_dir / "pyproject.toml"
@@ -171,6 +173,7 @@ def plan_wheel(
         image=image.reference,
         image_digest=image.digest,
         python_version=image.python_version,
+        interpreter_reason=interpreter_reason,
         resolved_as_of=as_of.isoformat() if as_of else None,
         build_requires=tuple(requires),
         config_settings=config_settings,

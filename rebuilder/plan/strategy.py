@@ -95,6 +95,7 @@ class Strategy:
     image_digest: str
     python_version: str
     resolved_as_of: str | None  # ISO 8601 upload time used for --exclude-newer
+    interpreter_reason: str = ""  # why python_version was chosen (the traces read)
     build_requires: tuple[str, ...] = ()  # the requirement specs before resolution
     config_settings: tuple[tuple[str, tuple[str, ...]], ...] = ()  # PEP 517, as pairs
     schema: int = STRATEGY_SCHEMA
@@ -137,6 +138,7 @@ class Strategy:
             image=data["image"],
             image_digest=data["image_digest"],
             python_version=data["python_version"],
+            interpreter_reason=str(data.get("interpreter_reason", "")),
             resolved_as_of=data["resolved_as_of"],
             build_requires=tuple(data.get("build_requires", ())),
             config_settings=tuple(

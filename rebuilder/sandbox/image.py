@@ -31,8 +31,9 @@ from rebuilder.errors import SandboxError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE = "pypi-rebuilder-base:bookworm"
+BASE_REPOSITORY = "pypi-rebuilder-base"
 DEFAULT_SUITE = "bookworm"
+DEFAULT_BASE = f"{BASE_REPOSITORY}:{DEFAULT_SUITE}"
 IMAGE_REPOSITORY = "pypi-rebuilder-sandbox"
 _CONTEXT_FILES = ("Dockerfile", "tools.txt")
 _BOOTSTRAP_SCRIPT = "bootstrap-base.sh"
@@ -217,12 +218,32 @@ def _pull(client: Any, reference: str) -> Any:  # noqa: ANN401 - the SDK is unty
         ) from None
 
 
+def suite_base(suite: str) -> str:
+    """The local base image bootstrapped from the Debian ``suite``."""
+    if not suite.isalnum():
+        raise SandboxError(f"not a Debian suite name: {suite!r}")
+    return f"{BASE_REPOSITORY}:{suite}"
+
+
+def _bootstrapped_suite(base: str) -> str | None:
+    """The suite of a locally bootstrapped base tag, None for any other image."""
+    repository, _, suite = base.partition(":")
+    if repository == BASE_REPOSITORY and suite.isalnum():
+        return suite
+    return None
+
+
 def _ensure_base(client: Any, base: str, context: Path) -> None:  # noqa: ANN401
     if _find(client, base) is not None:
         return
-    if base == DEFAULT_BASE:
-        logger.info("base image %s missing: bootstrapping it with debootstrap", base)
-        bootstrap_base(base, context=context)
+    suite = _bootstrapped_suite(base)
+    if suite is not None:
+        logger.info(
+            "base image %s missing: bootstrapping Debian %s with debootstrap (a few minutes)",
+            base,
+            suite,
+        )
+        bootstrap_base(base, suite=suite, context=context)
     else:
         _pull(client, base)
 
