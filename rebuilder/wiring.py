@@ -10,7 +10,15 @@ from rebuilder.pipeline import Rebuilder
 from rebuilder.plan.interpreter import MATRIX, Interpreter
 from rebuilder.plan.planner import ImageChoice
 from rebuilder.sandbox.docker import DockerSandbox
-from rebuilder.sandbox.image import DEFAULT_BASE, ImageRef, build_image, ensure_image, suite_base
+from rebuilder.sandbox.image import (
+    DEFAULT_BASE,
+    DEFAULT_TOOLS,
+    LEGACY_TOOLS,
+    ImageRef,
+    build_image,
+    ensure_image,
+    suite_base,
+)
 from rebuilder.sandbox.model import SandboxLimits
 from rebuilder.settings import Settings
 
@@ -41,7 +49,8 @@ def image_choice(settings: Settings) -> ImageChoice:
 
 def interpreter_image(interpreter: Interpreter) -> ImageChoice:
     """The local sandbox image of one interpreter of the matrix, built on first need."""
-    ref = ensure_image(base=suite_base(interpreter.suite))
+    tools = DEFAULT_TOOLS if interpreter.key >= (3, 10) else LEGACY_TOOLS
+    ref = ensure_image(base=suite_base(interpreter.suite), tools=tools)
     return ImageChoice(
         reference=ref.image_id, digest=ref.digest, python_version=interpreter.version
     )
