@@ -17,6 +17,7 @@ from rebuilder.errors import NotFoundError, RebuilderError, ResolveError
 from rebuilder.index.model import Index, IndexFile, Resolver
 from rebuilder.index.wheelhouse import fetch_wheelhouse
 from rebuilder.plan.backend import (
+    alias_through_requirements,
     build_requirements,
     infer_config_settings,
     parse_generator,
@@ -24,7 +25,8 @@ from rebuilder.plan.backend import (
 )
 from rebuilder.plan.clock import TimedEntry, infer_archive_inputs
 from rebuilder.plan.modes import infer_source_mode_mask, source_modes
-from rebuilder.plan.strategy import BuildRequirement, PinnedFile, Strategy
+from rebuilder.plan.pureswitch import pure_switches
+from rebuilder.plan.strategy import BackendPin, BuildRequirement, PinnedFile, Strategy
 from rebuilder.plan.wheeltool import installed_wheel
 
 logger = logging.getLogger(__name__)
@@ -99,6 +101,19 @@ def source_mtimes(root: Path) -> dict[str, float]:
     return found
 
 
+def _names_pinned(requirement: str, pin: BackendPin) -> bool:
+    """True when ``requirement`` is on the distribution the Generator pins exactly."""
+    if pin.distribution is None or pin.version is None:
+        return False
+    try:
+        name = Requirement(requirement).name
+    except InvalidRequirement:
+        return False
+    return canonicalize_name(name) == canonicalize_name(pin.distribution) and (
+        requirement != pin.requirement
+    )
+
+
 def plan_wheel(
     *,
     wheel: IndexFile,
@@ -124,14 +139,21 @@ def plan_wheel(
     interpreter was chosen (see :mod:`rebuilder.plan.interpreter`).
     """
     pin = parse_generator(generator)
+    notes: list[str] = []
     pyproject = source_dir / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8", errors="replace") if pyproject.is_file() else None
     try:
         system = read_build_system(text)
+        aliased = alias_through_requirements(pin, system)
+        if aliased != pin:
+            notes.append(
+                f"Generator {pin.distribution} is imported from {aliased.distribution}, "
+                "the distribution the sdist requires for it: pinned at the Generator's version"
+            )
+            pin = aliased
         requires = build_requirements(system, pin, wheel.project)
     except ValueError as exc:
         raise ResolveError(str(exc)) from None
-    notes: list[str] = []
     record = dist_info_entry(entries, "RECORD")
     wheel_tool = installed_wheel(
         pin, published_metadata(entries), record.external_attr if record else None
@@ -139,7 +161,10 @@ def plan_wheel(
     writer = (wheel_tool.requirement,) if wheel_tool else ()
     if wheel_tool:
         notes.append(f"{pin.generator} used {wheel_tool.note}")
-    requires = (*requires, *(r for r in (*writer, *extra_requires) if r not in requires))
+    # The Generator's exact pin wins over any range asked for later (the backend's own
+    # dynamic requirements repeating the sdist's loose one).
+    later = [r for r in (*writer, *extra_requires) if not _names_pinned(r, pin)]
+    requires = (*requires, *(r for r in later if r not in requires))
     as_of = wheel.upload_time
     if as_of is None:
         notes.append("the index gave no upload time: build requirements resolved as of now")
@@ -161,6 +186,12 @@ def plan_wheel(
         archive = replace(archive, source_mode_mask=mask)
     setuptools = next((r.version for r in resolved if r.name == "setuptools"), None)
     config_settings = infer_config_settings(pin, tags, setuptools)
+    switches = pure_switches(source_dir, tags, system.backend_path)
+    if switches:
+        notes.append(
+            "the published wheel is pure and the sdist has extension sources: built with "
+            "the switch its build code reads (" + ", ".join(f"{k}={v}" for k, v in switches) + ")"
+        )
     return Strategy(
         project=wheel.project,
         version=wheel.version,
@@ -178,4 +209,5 @@ def plan_wheel(
         build_requires=tuple(requires),
         config_settings=config_settings,
         notes=tuple(notes),
+        build_env=switches,
     )

@@ -100,11 +100,14 @@ class Strategy:
     config_settings: tuple[tuple[str, tuple[str, ...]], ...] = ()  # PEP 517, as pairs
     schema: int = STRATEGY_SCHEMA
     notes: tuple[str, ...] = field(default=())
+    # variables the build code documents as its pure switch (see plan.pureswitch)
+    build_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def env(self) -> dict[str, str]:
         """The environment variables the build runs with."""
-        env = {"TZ": self.archive.tz, "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"}
+        env = dict(self.build_env)
+        env.update({"TZ": self.archive.tz, "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"})
         if self.archive.source_date_epoch is not None:
             env["SOURCE_DATE_EPOCH"] = str(self.archive.source_date_epoch)
         return env
@@ -145,6 +148,7 @@ class Strategy:
                 (str(k), tuple(str(x) for x in v)) for k, v in data.get("config_settings", ())
             ),
             notes=tuple(data.get("notes", ())),
+            build_env=tuple((str(k), str(v)) for k, v in data.get("build_env", ())),
         )
 
 

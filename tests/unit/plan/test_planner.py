@@ -53,7 +53,10 @@ class EmptyIndex:
 
 
 def _plan(
-    tmp_path: Path, entries: list[WheelEntry], members: list[SdistMember]
+    tmp_path: Path,
+    entries: list[WheelEntry],
+    members: list[SdistMember],
+    extra_requires: Sequence[str] = (),
 ) -> tuple[Strategy, RecordingResolver]:
     published = write_wheel(tmp_path / "demo-1.0-py3-none-any.whl", entries)
     source = write_tree(tmp_path / "src", members)
@@ -80,6 +83,8 @@ def _plan(
         resolver=resolver,
         index=EmptyIndex(),
         wheelhouse=tmp_path / "wheelhouse",
+        tags=("py3-none-any",),
+        extra_requires=extra_requires,
     )
     return strategy, resolver
 
@@ -164,3 +169,27 @@ def test_a_resolve_failure_names_the_projects_the_index_does_not_have(tmp_path: 
             wheelhouse=tmp_path / "wheelhouse",
         )
     assert "only dep[x]<0.1.2 is available" in str(caught.value)
+
+
+def test_a_pure_wheel_of_an_sdist_with_extensions_builds_with_its_pure_switch(
+    tmp_path: Path,
+) -> None:
+    members = [
+        *setuptools_sdist_members(),
+        SdistMember("setup.py", b'import os\nif os.environ.get("DEMO_NO_EXTENSIONS"): pass\n'),
+        SdistMember("src/demo/_speed.c", b"int x;\n"),
+    ]
+    strategy, _ = _plan(tmp_path, wheel_entries(generator="setuptools (75.1.0)"), members)
+    assert strategy.build_env == (("DEMO_NO_EXTENSIONS", "1"),)
+    assert strategy.env["DEMO_NO_EXTENSIONS"] == "1"
+    assert any("DEMO_NO_EXTENSIONS=1" in note for note in strategy.notes)
+    assert Strategy.from_json(strategy.to_json()) == strategy
+
+
+def test_the_generator_pin_wins_over_a_range_asked_for_later(tmp_path: Path) -> None:
+    entries = wheel_entries(generator="setuptools (75.1.0)")
+    strategy, resolver = _plan(
+        tmp_path, entries, setuptools_sdist_members(), extra_requires=("setuptools>=40", "dep")
+    )
+    assert strategy.build_requires == ("setuptools==75.1.0", "dep")
+    assert resolver.calls == [("setuptools==75.1.0", "dep")]
