@@ -88,19 +88,39 @@ def clock_for(path: object, clock: int, clock_map: dict[str, int]) -> int:
     return clock
 
 
+class _ReplayedStat:
+    """A stat function with the build clock replayed.
+
+    An instance, not a function: pathlib before Python 3.11 stores ``os.stat`` as a
+    class attribute of its accessor, where a plain function would be bound as a method
+    and get the accessor as its first argument.
+    """
+
+    def __init__(
+        self,
+        real: Callable[..., os.stat_result],
+        clock: int,
+        start_ns: int,
+        clock_map: dict[str, int],
+    ) -> None:
+        self.real = real
+        self.clock = clock
+        self.start_ns = start_ns
+        self.clock_map = clock_map
+        self.real_time_ns = time.time_ns
+        self.__name__ = real.__name__
+        self.__doc__ = real.__doc__
+
+    def __call__(self, *args: object, **kwargs: object) -> os.stat_result:
+        target = args[0] if args else kwargs.get("path", kwargs.get("fd"))
+        when = clock_for(target, self.clock, self.clock_map)
+        return replay_stat(self.real(*args, **kwargs), when, self.start_ns, self.real_time_ns())
+
+
 def _wrap(
     real: Callable[..., os.stat_result], clock: int, start_ns: int, clock_map: dict[str, int]
 ) -> Callable[..., os.stat_result]:
-    real_time_ns = time.time_ns
-
-    def stat(*args: object, **kwargs: object) -> os.stat_result:
-        target = args[0] if args else kwargs.get("path", kwargs.get("fd"))
-        when = clock_for(target, clock, clock_map)
-        return replay_stat(real(*args, **kwargs), when, start_ns, real_time_ns())
-
-    stat.__name__ = real.__name__
-    stat.__doc__ = real.__doc__
-    return stat
+    return _ReplayedStat(real, clock, start_ns, clock_map)
 
 
 def install(clock: int, start_ns: int, clock_map: dict[str, int] | None = None) -> None:
