@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 _QUARTER_HOUR = 900
 _MAX_FOOTER = 256
+_SIX_HOURS = 6 * 3600
 _ABBREVIATION_RE = re.compile(r"<[^>]*>|[A-Za-z]{3,}")
 
 
@@ -92,6 +93,20 @@ def observed_offsets(pairs: Sequence[tuple[int, float]]) -> list[tuple[float, in
     return out
 
 
+def _grid(first: float, last: float) -> list[float]:
+    """Instants every six hours over the calendar years from ``first`` to ``last``.
+
+    Zones that agree at all of them agree on the offsets and the days of their
+    transitions in those years, whatever their rules are called.
+    """
+    start = datetime(datetime.fromtimestamp(first, UTC).year, 1, 1, tzinfo=UTC).timestamp()
+    end_year = min(
+        datetime.fromtimestamp(last, UTC).year, datetime.fromtimestamp(first, UTC).year + 2
+    )
+    end = datetime(end_year + 1, 1, 1, tzinfo=UTC).timestamp()
+    return [start + step * _SIX_HOURS for step in range(int((end - start) // _SIX_HOURS))]
+
+
 def infer_zone(
     pairs: Sequence[tuple[int, float]], zones: Iterable[ZoneRule] | None = None
 ) -> ZoneRule | None:
@@ -99,18 +114,24 @@ def infer_zone(
 
     Only when the observed offsets take two values: one offset is a fixed zone (the
     caller's business). Every pair must be explained; zones that do so but disagree on
-    their offsets and transitions make the answer ambiguous (None). Among zones with the
-    same rule (abbreviations aside) the first by name stands for them.
+    their offsets or the days of their transitions in those years make the answer
+    ambiguous (None). Among zones that agree, whatever their rules are called, the first
+    by name stands for them.
     """
     observed = observed_offsets(pairs)
     if len(observed) < 2 or len(observed) * 2 <= len(pairs):
         return None
     if len({offset for _, offset in observed}) != 2:
         return None
-    found: dict[str, ZoneRule] = {}
-    for rule in host_zones() if zones is None else zones:
-        if all(rule.offset_at(mtime) == offset for mtime, offset in observed):
-            found.setdefault(rule_key(rule.posix), rule)
+    matching = [
+        rule
+        for rule in (host_zones() if zones is None else zones)
+        if all(rule.offset_at(mtime) == offset for mtime, offset in observed)
+    ]
+    grid = _grid(min(m for m, _ in observed), max(m for m, _ in observed))
+    found: dict[tuple[int, ...], ZoneRule] = {}
+    for rule in sorted(matching, key=lambda r: r.name):
+        found.setdefault(tuple(rule.offset_at(t) for t in grid), rule)
     if len(found) != 1:
         if found:
             names = ", ".join(sorted(rule.posix for rule in found.values()))

@@ -10,13 +10,16 @@ from rebuilder.plan.zone import ZoneRule, infer_zone, rule_key
 
 WINTER = (2023, 1, 10, 12, 0, 0)
 SUMMER = (2023, 7, 10, 12, 0, 0)
-JULY_FIRST = zip_epoch((2023, 4, 1, 0, 0, 0))
+APRIL_FIRST = zip_epoch((2023, 4, 1, 0, 0, 0))
+MAY_FIRST = zip_epoch((2023, 5, 1, 0, 0, 0))
 NOVEMBER_FIRST = zip_epoch((2023, 11, 1, 0, 0, 0))
 
 
-def _summer_time(standard: int) -> Callable[[float], int]:
+def _summer_time(
+    standard: int, start: int = APRIL_FIRST, end: int = NOVEMBER_FIRST
+) -> Callable[[float], int]:
     def offset_at(when: float) -> int:
-        return standard + (3600 if JULY_FIRST <= when < NOVEMBER_FIRST else 0)
+        return standard + (3600 if start <= when < end else 0)
 
     return offset_at
 
@@ -24,7 +27,8 @@ def _summer_time(standard: int) -> Callable[[float], int]:
 CENTRAL = ZoneRule("Test/Central", "CET-1CEST,M3.5.0,M10.5.0/3", _summer_time(3600))
 CENTRAL_TWIN = ZoneRule("Test/Twin", "XYZ-1XYZS,M3.5.0,M10.5.0/3", _summer_time(3600))
 WESTERN = ZoneRule("Test/Western", "GMT0BST,M3.5.0/1,M10.5.0", _summer_time(0))
-OTHER_RULE = ZoneRule("Test/Other", "AAA-1AAAS,M4.1.0,M9.1.0", _summer_time(3600))
+# the same offsets in January and July, but summer time starts a month later
+OTHER_RULE = ZoneRule("Test/Other", "AAA-1AAAS,M5.1.0,M10.5.0/3", _summer_time(3600, MAY_FIRST))
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,10 @@ def test_one_offset_is_left_to_the_fixed_zone() -> None:
 
 def test_zones_that_differ_only_in_abbreviations_agree_others_make_it_ambiguous() -> None:
     assert rule_key(CENTRAL.posix) == rule_key(CENTRAL_TWIN.posix)
-    assert infer_zone(_pairs(3600), [CENTRAL_TWIN, CENTRAL]) == CENTRAL_TWIN
+    # a rule written the other way round (negative summer time) that behaves the same
+    inverted = ZoneRule("Test/Inverted", "IST-1GMT0,M10.5.0,M3.5.0/1", _summer_time(0))
+    assert infer_zone(_pairs(0), [WESTERN, inverted]) == inverted  # first by name
+    assert infer_zone(_pairs(3600), [CENTRAL_TWIN, CENTRAL]) == CENTRAL  # first by name
     assert infer_zone(_pairs(3600), [CENTRAL, OTHER_RULE]) is None
     assert infer_zone(_pairs(3600), [WESTERN]) is None  # nothing explains every pair
 
