@@ -8,9 +8,11 @@ original build's clock, while files copied from the sdist keep their own mtimes.
 So ``os.stat``, ``os.lstat`` and ``os.fstat`` report ``REBUILDER_BUILD_CLOCK`` as the
 mtime of anything modified since ``REBUILDER_BUILD_START_NS`` (and not in the future:
 an sdist may carry future mtimes, which must stay as they are). ``time.time`` and
-``time.time_ns`` run from the build clock, starting when this process started, so a
-backend that stamps an entry with "now" (``wheel`` does so for RECORD) lands within a
-second or two of it. Durations are unchanged; ``time.monotonic`` is left alone.
+``time.time_ns`` run from the build clock, starting when this process started, and
+``SLOWDOWN`` times slower than real time, so a backend that stamps an entry with "now"
+at the end of its build (``wheel`` does so for RECORD) lands on the build clock within
+the zip's two-second resolution for builds of up to a minute. ``time.monotonic`` and
+``time.sleep`` are left alone (so are timeouts measured with them).
 
 ``os.fstat`` finds the path of its descriptor through ``/proc/self/fd``. Not covered:
 ``os.DirEntry.stat`` (a C type that cannot be wrapped) and C code that calls
@@ -31,6 +33,8 @@ _CLOCK_ENV = "REBUILDER_BUILD_CLOCK"
 _START_ENV = "REBUILDER_BUILD_START_NS"
 _MAP_ENV = "REBUILDER_BUILD_CLOCK_MAP"  # JSON {archive path: time the original wrote it}
 _NS = 1_000_000_000
+#: How much slower than real time the replayed wall clock runs.
+SLOWDOWN = 32
 
 
 def replay_stat(st: os.stat_result, clock: int, start_ns: int, now_ns: int) -> os.stat_result:
@@ -125,13 +129,13 @@ def _wrap(
 
 def install(clock: int, start_ns: int, clock_map: dict[str, int] | None = None) -> None:
     """Replace the stat functions and the wall clock of this process."""
-    offset_ns = clock * _NS - time.time_ns()
     real_time_ns = time.time_ns
+    started_ns = real_time_ns()
     for name in ("stat", "lstat", "fstat"):
         setattr(os, name, _wrap(getattr(os, name), clock, start_ns, clock_map or {}))
 
     def time_ns() -> int:
-        return real_time_ns() + offset_ns
+        return clock * _NS + (real_time_ns() - started_ns) // SLOWDOWN
 
     def time_s() -> float:
         return time_ns() / _NS
