@@ -52,7 +52,10 @@ def interpreter_image(interpreter: Interpreter) -> ImageChoice:
     tools = DEFAULT_TOOLS if interpreter.key >= (3, 10) else LEGACY_TOOLS
     ref = ensure_image(base=suite_base(interpreter.suite), tools=tools)
     return ImageChoice(
-        reference=ref.image_id, digest=ref.digest, python_version=interpreter.version
+        reference=ref.image_id,
+        digest=ref.digest,
+        python_version=interpreter.version,
+        glibc_minor=int(interpreter.glibc.split(".")[1]),
     )
 
 

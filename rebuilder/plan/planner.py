@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 
 from rebuilder.errors import NotFoundError, RebuilderError, ResolveError
 from rebuilder.index.model import Index, IndexFile, Resolver
-from rebuilder.index.wheelhouse import fetch_wheelhouse
+from rebuilder.index.wheelhouse import fetch_wheelhouse, manylinux_platforms
 from rebuilder.plan.backend import (
     alias_through_requirements,
     build_requirements,
@@ -66,6 +66,7 @@ class ImageChoice:
     reference: str
     digest: str
     python_version: str
+    glibc_minor: int | None = None  # the image's glibc (2.N), when not the default's
 
 
 def unknown_projects(index: Index, requirements: Sequence[str]) -> list[str]:
@@ -179,7 +180,11 @@ def plan_wheel(
         raise ResolveError(
             f"{exc.diagnostics()}\nthe index has no project named {', '.join(unknown)}"
         ) from exc
-    resolved: tuple[BuildRequirement, ...] = fetch_wheelhouse(index, pins, wheelhouse)
+    # Wheels for the image's own interpreter and glibc, as the resolver chose them.
+    platforms = manylinux_platforms(image.glibc_minor) if image.glibc_minor else None
+    resolved: tuple[BuildRequirement, ...] = fetch_wheelhouse(
+        index, pins, wheelhouse, python_version=image.python_version, platforms=platforms
+    )
     archive = infer_archive_inputs(entries, source_mtimes(source_dir))
     mask = infer_source_mode_mask(entries, source_modes(source_dir), archive.umask)
     if mask:
