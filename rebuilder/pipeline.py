@@ -285,11 +285,18 @@ class Rebuilder:
                 )
                 if retry_image.python_version == other.version:
                     shutil.rmtree(work / "wheelhouse", ignore_errors=True)
-                    outcome = self._build(
-                        wheel=wheel, sdist=sdist, info=info, archive=archive,
-                        source_dir=source_dir, work=work, image=retry_image, why=retry_why,
-                        evidence=evidence, timer=timer, progress=progress,
-                    )  # fmt: skip
+                    try:
+                        outcome = self._build(
+                            wheel=wheel, sdist=sdist, info=info, archive=archive,
+                            source_dir=source_dir, work=work, image=retry_image,
+                            why=retry_why, evidence=evidence, timer=timer, progress=progress,
+                        )  # fmt: skip
+                    except ResolveError as exc:
+                        # The first answer stands (its evidence is what was written).
+                        logger.info(
+                            "%s: the retry with Python %s did not resolve: %s",
+                            wheel.filename, other.version, exc.diagnostics(),
+                        )  # fmt: skip
             if outcome is None:
                 raise ResolveError(failure or "resolution failed")
             return self._judge_outcome(

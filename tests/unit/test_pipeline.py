@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from rebuilder.errors import FailureReason, IntegrityError, NotFoundError, SandboxError
+from rebuilder.errors import (
+    FailureReason,
+    IntegrityError,
+    NotFoundError,
+    ResolveError,
+    SandboxError,
+)
 from rebuilder.index.model import FileKind, IndexFile, ResolvedPin
 from rebuilder.pipeline import Rebuilder, is_pure_wheel
 from rebuilder.plan.interpreter import Interpreter
@@ -385,3 +391,26 @@ def test_an_image_that_cannot_be_made_falls_back_to_the_default_and_says_so(
     strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
     assert strategy["python_version"] == "3.11"
     assert "could not be made (debootstrap of bullseye failed)" in strategy["interpreter_reason"]
+
+
+def test_a_retry_that_cannot_resolve_keeps_the_first_failure(tmp_path: Path) -> None:
+    world, asked = _matrix_world(tmp_path)
+    world.sandbox.statuses = [BuildOutcome(BuildStatus.FAILED, None, "log", detail="boom")]
+    calls: list[str] = []
+    original = world.resolver.resolve
+
+    def resolve(
+        requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+    ) -> Sequence[ResolvedPin]:
+        calls.append(python_version)
+        if python_version == "3.9":
+            raise ResolveError("no wheel for 3.9")
+        return original(requirements, as_of=as_of, python_version=python_version)
+
+    world.resolver.resolve = resolve  # type: ignore[method-assign]
+    result, _ = _wheel_result(world)
+    assert (result.verdict, result.reason) == (Verdict.FAILED, "boom")
+    assert calls == ["3.11", "3.9"]
+    assert asked == ["3.9"]
+    strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
+    assert strategy["python_version"] == "3.11"
