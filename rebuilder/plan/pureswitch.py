@@ -8,7 +8,9 @@ tagged for one interpreter and platform.
 
 The switches are discovered in the sdist's own build code (``setup.py`` and the
 modules of an in-tree backend): environment variables it reads whose name says
-"pure" or "no/without/disable extensions". Nothing from the source is run here.
+"pure" or "no/without/disable extensions", looked up directly or named by a constant
+whose name says it is an environment variable (``PURE_PYTHON_ENV_VAR = "..."``).
+Nothing from the source is run here.
 """
 
 from __future__ import annotations
@@ -21,6 +23,13 @@ from pathlib import Path
 _ENV_READ_RE = re.compile(
     r"""(?:environ\.get\(\s*|environ\[\s*|getenv\(\s*)["'](?P<a>[A-Z][A-Z0-9_]{1,63})["']"""
     r"""|["'](?P<b>[A-Z][A-Z0-9_]{1,63})["']\s+in\s+(?:os\.)?environ\b"""
+)
+# A constant naming an environment variable, read through it elsewhere:
+# ``PURE_PYTHON_ENV_VAR = "DEMO_NO_EXTENSIONS"``.
+_ENV_CONSTANT_RE = re.compile(
+    r"""^[ \t]*[A-Za-z_]*ENV[A-Za-z_]*[ \t]*(?::[^=\n]*)?=[ \t]*"""
+    r"""["'](?P<name>[A-Z][A-Z0-9_]{1,63})["']""",
+    re.MULTILINE,
 )
 _SWITCH_NAME_RE = re.compile(
     r"(?:^|_)PURE(?:_|$)"
@@ -44,10 +53,9 @@ def switch_variables(texts: Sequence[str]) -> tuple[str, ...]:
     """The pure-switch environment variables the build code reads, sorted."""
     found = set()
     for text in texts:
-        for match in _ENV_READ_RE.finditer(text):
-            name = match["a"] or match["b"]
-            if _SWITCH_NAME_RE.search(name):
-                found.add(name)
+        names = [m["a"] or m["b"] for m in _ENV_READ_RE.finditer(text)]
+        names += [m["name"] for m in _ENV_CONSTANT_RE.finditer(text)]
+        found.update(name for name in names if _SWITCH_NAME_RE.search(name))
     return tuple(sorted(found))
 
 

@@ -62,3 +62,12 @@ def test_an_in_tree_backend_is_read_but_nothing_outside_the_tree(tmp_path: Path)
     )
     assert pure_switches(root, PURE, ("packaging",)) == (("DEMO_NO_EXTENSIONS", "1"),)
     assert pure_switches(root, PURE, ("../elsewhere",)) == ()
+
+
+def test_a_constant_naming_the_environment_variable_counts() -> None:
+    backend = (
+        "PURE_PYTHON_ENV_VAR = 'DEMO_NO_EXTENSIONS'\n"
+        "TRACING_ENV_VAR: str = 'DEMO_TRACING'\n"
+        "OTHER = 'X_NO_EXTENSIONS'\n"  # not said to be an environment variable
+    )
+    assert switch_variables([backend]) == ("DEMO_NO_EXTENSIONS",)
