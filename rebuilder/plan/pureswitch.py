@@ -51,7 +51,7 @@ def has_extension_sources(root: Path) -> bool:
 
 def switch_variables(texts: Sequence[str]) -> tuple[str, ...]:
     """The pure-switch environment variables the build code reads, sorted."""
-    found = set()
+    found: set[str] = set()
     for text in texts:
         names = [m["a"] or m["b"] for m in _ENV_READ_RE.finditer(text)]
         names += [m["name"] for m in _ENV_CONSTANT_RE.finditer(text)]
