@@ -253,7 +253,7 @@ def _ensure_base(client: Any, base: str, context: Path) -> None:  # noqa: ANN401
         return
     suite = _bootstrapped_suite(base)
     if suite is not None:
-        logger.info(
+        logger.warning(
             "base image %s missing: bootstrapping Debian %s with debootstrap (a few minutes)",
             base,
             suite,
@@ -347,5 +347,11 @@ def ensure_image(
     image = _find(client, tag)
     if image is not None:
         return image_ref(tag, image)
-    logger.info("sandbox image %s on %s is not built yet: building it (a few minutes)", tag, base)
+    # Shown without -v: a first use waits minutes for this (-v shows each step).
+    logger.warning(
+        "sandbox image %s on %s is not built yet: building it (a few minutes; -v shows "
+        "the progress)",
+        tag,
+        base,
+    )
     return build_image(base=base, context=context, client=client, tools=tools)
