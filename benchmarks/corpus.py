@@ -96,16 +96,38 @@ def summarize(results: list[FileResult], title: str) -> str:
         lines.append(
             "- stabilizers needed: " + ", ".join(f"{k} x{v}" for k, v in stabilizers.most_common())
         )
+    lines += diagnosis_lines(wheels)
     bad = [r for r in wheels if r.verdict in {Verdict.MISMATCH, Verdict.FAILED}]
+    bad.sort(key=lambda r: (-(r.risk.rank if r.risk else -1), r.filename))
     if bad:
-        lines += ["", "| file | verdict | why |", "|---|---|---|"]
+        lines += ["", "| file | verdict | risk | why |", "|---|---|---|---|"]
         for r in bad:
             why = r.reason or ", ".join(f"{d.kind.value}:{d.path}" for d in r.differences[:6])
+            if r.diagnosis:
+                why = "; ".join(f"{d.path}: {d.cause.value} ({d.detail})" for d in r.diagnosis[:6])
             cls = f"[{r.reason_class.value}] " if r.reason_class else ""
+            risk = r.risk.value if r.risk else ""
             lines.append(
-                f"| {r.filename} | {r.verdict.value} | {cls}{why.replace('|', '/')[:300]} |"
+                f"| {r.filename} | {r.verdict.value} | {risk} "
+                f"| {cls}{why.replace('|', '/')[:400]} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def diagnosis_lines(wheels: list[FileResult]) -> list[str]:
+    """Causes of every differing path of the mismatches, and the files' risks."""
+    mismatches = [r for r in wheels if r.verdict is Verdict.MISMATCH]
+    if not mismatches:
+        return []
+    causes = Counter(d.cause.value for r in mismatches for d in r.diagnosis)
+    undiagnosed = sum(1 for r in mismatches for _ in r.differences) - sum(causes.values())
+    risks = Counter(r.risk.value if r.risk else "none" for r in mismatches)
+    return [
+        "- mismatch risk: " + ", ".join(f"{k} x{v}" for k, v in sorted(risks.items())),
+        "- diagnosis causes (per differing path): "
+        + ", ".join(f"{k} x{v}" for k, v in causes.most_common())
+        + f"; paths without a diagnosis: {undiagnosed}",
+    ]
 
 
 def main() -> int:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import httpx2
 import psycopg
 import uvicorn
 from psycopg import sql
@@ -378,7 +378,7 @@ def endpoints(url: str, rng: random.Random) -> list[tuple[str, Callable[[], str]
             "ON r.id = t.release_id LIMIT 200"
         ).fetchall()
     size = int(size_row[0]) if size_row else 1
-    client = httpx.Client()
+    client = httpx2.Client()
     second_page_cursor: dict[str, str] = {}
 
     def big_second_page() -> str:
@@ -480,7 +480,7 @@ def measure(
     rng = random.Random(seed)  # noqa: S311 - picks benchmark targets, not secrets
     results = []
     try:
-        with httpx.Client(base_url=BASE[0], timeout=30) as client:
+        with httpx2.Client(base_url=BASE[0], timeout=30) as client:
             for name, target in endpoints(url, rng):
                 statuses = set()
                 for _ in range(warmup):
@@ -519,7 +519,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     url = f"{SERVER}/{args.database}"
     timings: dict[str, float] = {}
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-web-"))

@@ -18,20 +18,12 @@ from rebuilder import __version__
 from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import (
     KeyAlgorithm,
-    Keyring,
     generate_key,
     load_private_key,
     save_private_key,
     save_public_key,
 )
 from rebuilder.attest.publish import Attestor, load_or_create_key, public_key_path
-from rebuilder.attest.verify import (
-    FileVerification,
-    bundle_for_file,
-    bundles_for_release,
-    verify_bundle,
-    verify_log_inclusion,
-)
 from rebuilder.errors import NotFoundError, RebuilderError, UsageError
 from rebuilder.fleetcli import (
     add_fleet_commands,
@@ -43,14 +35,15 @@ from rebuilder.fleetcli import (
     watch_command,
     worker_command,
 )
-from rebuilder.logcli import add_log_commands, export_command, log_command, parse_log_keys
+from rebuilder.logcli import add_log_commands, export_command, log_command
 from rebuilder.logs import configure_logging
 from rebuilder.settings import Settings
-from rebuilder.source.report import source_line
+from rebuilder.source.report import SOURCE_STYLE, source_line, source_row
 from rebuilder.source.result import SourceResult, SourceVerdict
 from rebuilder.source.trace import SourceTracer
 from rebuilder.spec import ReleaseSpec, parse_spec
 from rebuilder.verdict import FileResult, Verdict
+from rebuilder.verifycli import add_rerun_command, add_verify_options, rerun_command
 from reports.cli import add_web_command, web_command
 from scheduler.campaigncli import add_campaign_commands, audit_command, campaign_command
 
@@ -109,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also trace each release to its git tag: compare the sdist with the tagged "
         "tree and rebuild the sdist and wheel from git (docs/source-tracing.md)",
     )
+    check.add_argument(
+        "--second-opinion",
+        action="store_true",
+        help="when a wheel mismatches, trace the release to its git tag and rebuild it from "
+        "there too; reported beside the verdict, or the strategy when the published wheel "
+        "holds files the sdist lacks (docs/diagnosis.md). Implied by --source",
+    )
 
     key = sub.add_parser("key", help="the signing key of this rebuilder")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="ACTION")
@@ -147,6 +147,8 @@ def _parser() -> argparse.ArgumentParser:
         help="trusted log key (name+hash+base64 note verifier key, or a file holding one) "
         "for the checkpoints of exported log proofs (default: the --key keys)",
     )
+    add_verify_options(verify)
+    add_rerun_command(sub)
 
     image = sub.add_parser("image", help="the build sandbox image")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
@@ -154,6 +156,11 @@ def _parser() -> argparse.ArgumentParser:
     image_sub.add_parser(
         "show", help="print the image reference and digest, building it if missing"
     )
+    image_export = image_sub.add_parser(
+        "export",
+        help="docker save the sandbox image to FILE; provenances then record its sha256",
+    )
+    image_export.add_argument("file", type=Path, metavar="FILE")
     add_fleet_commands(sub)
     add_log_commands(sub)
     add_web_command(sub)
@@ -179,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "image": _image,
             "key": _key,
             "verify": _verify,
+            "rerun": rerun_command,
             "db": db_command,
             "watch": watch_command,
             "status": status_command,
@@ -211,16 +219,23 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{ref.reference}\t{ref.digest}")
         return EXIT_OK
     choice = image_choice(settings)
+    if args.image_command == "export":
+        from rebuilder.sandbox.image import export_image  # noqa: PLC0415 - docker
+
+        described = export_image(choice.reference, args.file, settings.cache_dir)
+        print(f"{args.file}\tsha256:{described.archive_sha256}\t{described.oci_reference}")
+        return EXIT_OK
     print(f"{choice.reference}\t{choice.digest}")
     return EXIT_OK
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
-    from rebuilder.wiring import production_rebuilder  # noqa: PLC0415 - imports docker
+    from rebuilder.wiring import production_rebuilder, sweep_leftovers  # noqa: PLC0415 - docker
 
     specs = [parse_spec(s) for s in args.specs]
     if args.out is not None:
         settings = settings.model_copy(update={"out_dir": args.out})
+    sweep_leftovers(settings)  # what a killed check left: containers, work folders
     rebuilder = production_rebuilder(settings, index_url=args.index_url)
     attestor = None if args.no_attest else _attestor(settings)
     tracer = _source_tracer(settings, args.index_url) if args.source else None
@@ -248,17 +263,23 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
 
             try:
                 version = spec.version or rebuilder.latest_version(spec.project)
-                for result in rebuilder.check_release(spec.project, version, stage):
+                judged = rebuilder.check_release(spec.project, version, stage)
+                bar.update(task, description=f"{spec}: tracing the source if needed")
+                tracer, source = _trace_if_needed(
+                    tracer, args, settings, judged, (spec.project, version)
+                )
+                for sdist_route in judged:
+                    result = _with_opinion(sdist_route, source)
                     results.append(result)
-                    if attestor is not None:
-                        attestor.attest(result)
                     if args.json:
                         print(json.dumps(result.to_json(), sort_keys=True), flush=True)
                     elif not interactive:
                         print(_plain_line(result), flush=True)
-                if tracer is not None:
-                    bar.update(task, description=f"{spec}: tracing the source")
-                    sources.append(_report_source(tracer, spec.project, version, args.json))
+                    # Attestations stay about the sdist route they describe.
+                    if attestor is not None and not _attest_file(attestor, sdist_route, err):
+                        unchecked.append(result.filename)
+                if source is not None and args.source:
+                    sources.append(_print_source(source, args.json, interactive))
                     if attestor is not None and sources[-1].sdist_sha256 is not None:
                         _attest_source(attestor, sources[-1])
             except NotFoundError as exc:
@@ -267,9 +288,32 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
             finally:
                 bar.remove_task(task)
     if interactive:
-        console.print(_table(results))
+        console.print(_table(results, sources))
         console.print(f"evidence: {settings.out_dir}")
+    elif not args.json and (ranking := risk_ranking(results)):
+        print(ranking, flush=True)
     return _source_exit_status(_exit_status(results, unchecked), sources)
+
+
+def risk_ranking(results: Sequence[FileResult]) -> str | None:
+    """The mismatches by risk, review first (the plain output's closing lines)."""
+    mismatches = [r for r in results if r.verdict is Verdict.MISMATCH]
+    if not mismatches:
+        return None
+    lines = ["mismatches by risk:"]
+    for r in sorted(mismatches, key=lambda r: -_risk_rank(r)):
+        lines.append(f"  {r.risk.value if r.risk else 'review':<9} {r.filename}")
+    return "\n".join(lines)
+
+
+def _attest_file(attestor: Attestor, result: FileResult, err: Console) -> bool:
+    """Sign ``result``; False (said on stderr) when it cannot be, and the run goes on."""
+    try:
+        attestor.attest(result)
+    except AttestationError as exc:
+        err.print(f"[bold red]{escape(result.filename)}:[/] not attested: {exc.diagnostics()}")
+        return False
+    return True
 
 
 def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
@@ -278,12 +322,41 @@ def _source_tracer(settings: Settings, index_url: str | None) -> SourceTracer:
     return production_source_tracer(settings, index_url=index_url)
 
 
-def _report_source(tracer: SourceTracer, project: str, version: str, as_json: bool) -> SourceResult:
-    source = tracer.check_release(project, version)
+def _trace_if_needed(
+    tracer: SourceTracer | None,
+    args: argparse.Namespace,
+    settings: Settings,
+    judged: Sequence[FileResult],
+    release: tuple[str, str],
+) -> tuple[SourceTracer | None, SourceResult | None]:
+    """Trace the release with ``--source``, or for a second opinion on a mismatch."""
+    mismatched = [r for r in judged if r.verdict is Verdict.MISMATCH]
+    if tracer is None and args.second_opinion and mismatched:
+        tracer = _source_tracer(settings, args.index_url)
+    if tracer is None or not (args.source or mismatched):
+        return tracer, None
+    return tracer, tracer.check_release(*release)
+
+
+def _with_opinion(result: FileResult, source: SourceResult | None) -> FileResult:
+    """The result with the second opinion from git (docs/diagnosis.md), kept in evidence."""
+    from rebuilder.evidence import Evidence  # noqa: PLC0415
+    from rebuilder.second_opinion import with_second_opinion  # noqa: PLC0415
+
+    if source is None or result.verdict is not Verdict.MISMATCH:
+        return result
+    judged = with_second_opinion(result, source)
+    if judged is not result and result.evidence:
+        Evidence(Path(result.evidence)).write_result(judged)
+    return judged
+
+
+def _print_source(source: SourceResult, as_json: bool, interactive: bool = False) -> SourceResult:
+    project, version = source.project, source.version
     if as_json:
         line = {"project": project, "version": version, "source": source.to_json()}
         print(json.dumps(line, sort_keys=True), flush=True)
-    else:
+    elif not interactive:  # interactive: a row of the verdict table
         print(source_line(source), flush=True)
     return source
 
@@ -306,8 +379,16 @@ def _source_exit_status(status: int, sources: Sequence[SourceResult]) -> int:
 
 
 def _attestor(settings: Settings) -> Attestor:
+    from rebuilder.rerun import image_describer  # noqa: PLC0415 - docker
+
     signer = load_or_create_key(settings.signing_key_path)
-    return Attestor(signer=signer, builder_id=settings.builder_id, root=settings.out_dir)
+    return Attestor(
+        signer=signer,
+        builder_id=settings.builder_id,
+        root=settings.out_dir,
+        describe_image=image_describer(settings),
+        oss_rebuild=True,
+    )
 
 
 def _key(args: argparse.Namespace, settings: Settings) -> int:
@@ -332,50 +413,9 @@ def _key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _verify(args: argparse.Namespace, settings: Settings) -> int:
-    root = args.attestations or settings.out_dir
-    keys = args.key or [public_key_path(settings.signing_key_path)]
-    keyring = Keyring.from_files(keys)
-    target = Path(args.target)
-    console = Console()
-    checked: list[FileVerification] = []
-    bundles: list[Path] = []
-    if target.is_file():
-        bundle, digest = bundle_for_file(target, root)
-        if not bundle.is_file():
-            raise UsageError(f"no attestations for {target.name} under {root}")
-        checked.append(verify_bundle(bundle, keyring, sha256=digest, filename=target.name))
-        bundles.append(bundle)
-    else:
-        spec = parse_spec(args.target)
-        if spec.version is None:
-            raise UsageError("verify takes NAME==VERSION or a local file")
-        for bundle in bundles_for_release(spec.project, spec.version, root):
-            checked.append(verify_bundle(bundle, keyring))
-            bundles.append(bundle)
-    log_keys = parse_log_keys(args.log_key)
-    included: list[tuple[bool, str] | None] = []  # (verified, what to print) per bundle
-    for bundle in bundles:
-        try:
-            head = verify_log_inclusion(bundle, keyring, log_keys)
-            included.append(None if head is None else (True, f"verified (checkpoint {head.size})"))
-        except AttestationError as exc:
-            included.append((False, f"[bold red]FAILED[/] {escape(exc.diagnostics())}"))
-    for item, inclusion in zip(checked, included, strict=True):
-        style = "bold green" if item.passed else "bold red"
-        detail = ", ".join(item.stabilizers or item.differences) or (item.reason or "")
-        console.print(
-            f"[{style}]{item.result or 'NOT VERIFIED'}[/] {escape(item.filename)} "
-            f"sha256={item.sha256[:16]}... verdict={item.verdict} "
-            f"signed by {', '.join(k[:16] for k in item.key_ids)} {escape(detail)}"
-        )
-        if any(included):
-            shown = "not checked (no log proof)" if inclusion is None else inclusion[1]
-            console.print(f"  log inclusion: {shown}")
-    if not any(included):
-        console.print("log inclusion: not checked (no log proof beside the bundle)")
-    log_ok = all(i is None or i[0] for i in included)
-    passed = checked and all(i.passed for i in checked) and log_ok
-    return EXIT_OK if passed else EXIT_MISMATCH
+    from rebuilder.verifycli import verify_command  # noqa: PLC0415
+
+    return verify_command(args, settings)
 
 
 def _exit_status(results: Sequence[FileResult], unchecked: Sequence[str]) -> int:
@@ -390,15 +430,48 @@ def _plain_line(result: FileResult) -> str:
     detail = result.reason or ", ".join(str(s) for s in result.stabilizers)
     if result.differences:
         detail = ", ".join(f"{d.kind.value}:{d.path}" for d in result.differences[:5])
-    return f"{result.verdict.value:<13} {result.filename}  {detail}".rstrip()
+    line = f"{result.verdict.value:<13} {result.filename}  {detail}".rstrip()
+    from rebuilder.second_opinion import opinion_line  # noqa: PLC0415
+
+    extra = [x for x in (why_line(result), opinion_line(result)) if x]
+    return "\n".join([line, *(f"  {x}" for x in extra)])
 
 
-def _table(results: Sequence[FileResult]) -> Table:
+def why_line(result: FileResult, limit: int = 3) -> str | None:
+    """One line saying why a non-reproducible file is so, worst risk first."""
+    if result.verdict is Verdict.REPRODUCIBLE:
+        return None
+    if result.verdict is Verdict.EQUIVALENT:
+        return "why: equal after " + ", ".join(str(s) for s in result.stabilizers)
+    if result.verdict is not Verdict.MISMATCH:
+        return f"why: {result.reason}" if result.reason else None
+    risk = result.risk.value if result.risk else "review"
+    if not result.diagnosis:
+        return f"why [{risk}]: no diagnosis recorded"
+    ranked = sorted(result.diagnosis, key=lambda d: (-d.risk.rank, d.path))
+    parts = [f"{d.path}: {d.cause.value} ({d.detail})" for d in ranked[:limit]]
+    more = f"; {len(ranked) - limit} more" if len(ranked) > limit else ""
+    return f"why [{risk}]: " + "; ".join(parts) + more
+
+
+def _risk_rank(result: FileResult) -> int:
+    return -1 if result.risk is None else result.risk.rank
+
+
+def _table(results: Sequence[FileResult], sources: Sequence[SourceResult] = ()) -> Table:
     table = Table(title="rebuild verdicts")
     for column in ("file", "verdict", "details", "seconds"):
         table.add_column(column, overflow="fold")
-    for r in results:
-        if r.differences:
+    ranked = sorted(results, key=lambda r: (r.verdict is not Verdict.MISMATCH, -_risk_rank(r)))
+    for r in ranked:
+        if r.diagnosis:
+            shown = sorted(r.diagnosis, key=lambda d: (-d.risk.rank, d.path))
+            detail = f"risk {r.risk}\n" + "\n".join(
+                f"{d.path}: {d.cause.value} ({d.detail})" for d in shown[:10]
+            )
+            if len(shown) > 10:
+                detail += f"\n... {len(shown) - 10} more"
+        elif r.differences:
             detail = "\n".join(f"{d.kind.value}: {d.path}" for d in r.differences[:10])
             if len(r.differences) > 10:
                 detail += f"\n... {len(r.differences) - 10} more"
@@ -414,6 +487,10 @@ def _table(results: Sequence[FileResult]) -> Table:
             escape(detail),
             f"{r.seconds:.1f}",
         )
+    for source in sources:
+        name, verdict, details = source_row(source)
+        style = SOURCE_STYLE[source.verdict]
+        table.add_row(name, f"[{style}]{verdict}[/]", escape(details), f"{source.seconds:.1f}")
     return table
 
 

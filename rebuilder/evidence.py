@@ -44,6 +44,10 @@ class Evidence:
         shutil.copyfile(artifact, target)
         return target
 
+    def write_text_diff(self, text: str) -> None:
+        """Unified diffs of the differing text files (rebuilder.compare.textdiff)."""
+        (self.path / "differences.diff").write_text(text, encoding="utf-8")
+
     def write_result(self, result: FileResult) -> None:
         text = json.dumps(result.to_json(), indent=2, sort_keys=True)
         (self.path / "result.json").write_text(text + "\n", encoding="utf-8")

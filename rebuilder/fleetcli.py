@@ -6,7 +6,7 @@ import argparse
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -21,6 +21,7 @@ from rebuilder.store import sources
 from rebuilder.store.db import open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
+from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import Verdict
 
 
@@ -122,6 +123,7 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
         with store.connection("counting source verdicts") as conn:
             source_counts = sources.verdict_counts(conn)
             source_queued, source_running = sources.queue_depth(conn)
+            tracing = sources.running_by_worker(conn)
         console.print(
             "source checks: "
             + ", ".join(f"{v.value} {n}" for v, n in source_counts.items())
@@ -132,7 +134,12 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
         now = datetime.now(UTC)
         for w in workers:
             silent = (now - w.heartbeat_at).total_seconds()
-            state = f"on attempt {w.current_attempt}" if w.current_attempt else "idle"
+            if w.current_attempt:
+                state = f"on attempt {w.current_attempt}"
+            elif w.name in tracing:
+                state = f"on source check {tracing[w.name]}"
+            else:
+                state = "idle"
             health = "" if silent < 60 else f" [yellow](silent for {silent:.0f} s)[/]"
             console.print(f"  {escape(w.name)} {state}{health}")
     return 0
@@ -143,6 +150,13 @@ def scheduler_command(args: argparse.Namespace, settings: Settings) -> int:
     from scheduler.service import run_scheduler  # noqa: PLC0415 - the CLI wires all packages
 
     return run_scheduler(settings)
+
+
+def live_workers(
+    workers: Sequence[WorkerRow], host: str, limit: float, now: datetime
+) -> list[WorkerRow]:
+    """The workers of ``host`` that beat within ``limit`` seconds (``health worker``)."""
+    return [w for w in workers if w.host == host and (now - w.heartbeat_at).total_seconds() < limit]
 
 
 def health_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -165,12 +179,7 @@ def health_command(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         host = socket.gethostname()
         limit = max(60.0, settings.claim_timeout)
-        now = datetime.now(UTC)
-        fresh = [
-            w
-            for w in store.workers()
-            if w.host == host and (now - w.heartbeat_at).total_seconds() < limit
-        ]
+        fresh = live_workers(store.workers(), host, limit, datetime.now(UTC))
     if not fresh:
         console.print(f"no worker of {host} beat in the last {limit:.0f} s")
         return 1

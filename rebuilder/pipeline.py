@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 from rebuilder.archive.tarread import extract_sdist
 from rebuilder.archive.wheelfile import WheelInfo, read_wheel_info
 from rebuilder.archive.zipread import ZipArchive, read_zip
+from rebuilder.compare.diagnose import SourceFiles
 from rebuilder.compare.diffoscope import run_diffoscope
 from rebuilder.compare.judge import compare_files
 from rebuilder.errors import (
@@ -33,7 +33,7 @@ from rebuilder.errors import (
     UnusableSourceError,
 )
 from rebuilder.evidence import Evidence
-from rebuilder.index.model import FileKind, Index, IndexFile, Resolver
+from rebuilder.index.model import FileKind, Index, IndexFile, Resolver, refused_name
 from rebuilder.plan.interpreter import (
     DEFAULT,
     Interpreter,
@@ -44,6 +44,7 @@ from rebuilder.plan.interpreter import (
 from rebuilder.plan.planner import ImageChoice, plan_wheel
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
 from rebuilder.verdict import FileResult, Verdict
+from rebuilder.workdirs import owned_dir
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class Rebuilder:
     ) -> list[FileResult]:
         """Judge every file of one release. Raises NotFoundError for an unknown release."""
         files = list(self._index.release_files(project, version))
-        sdists = [f for f in files if f.kind is FileKind.SDIST]
+        sdists = _usable_sdists(files)
         results: list[FileResult] = []
         for file in sorted(files, key=lambda f: (f.kind is not FileKind.WHEEL, f.filename)):
             start = self._clock()
@@ -154,7 +155,7 @@ class Rebuilder:
         start = self._clock()
         try:
             siblings = self._index.release_files(file.project, file.version)
-            sdists = [f for f in siblings if f.kind is FileKind.SDIST]
+            sdists = _usable_sdists(siblings)
         except RebuilderError as exc:
             logger.info("%s: %s (%s)", file.filename, exc.diagnostics(), exc.reason)
             return FileResult(
@@ -173,6 +174,18 @@ class Rebuilder:
     def _judge(
         self, file: IndexFile, sdists: Sequence[IndexFile], progress: Progress
     ) -> FileResult:
+        refusal = refused_name(file.filename)
+        if refusal is not None:
+            logger.info("%s: refused: %s", file.project, refusal)
+            return FileResult(
+                file.project,
+                file.version,
+                file.filename,
+                Verdict.FAILED,
+                file.sha256,
+                reason=f"{refusal}; the file was not downloaded",
+                reason_class=FailureReason.SANDBOX,
+            )
         if file.kind is FileKind.SDIST:
             return _unsupported(file, "source distribution: it is the input of the rebuild")
         if file.kind is not FileKind.WHEEL:
@@ -244,9 +257,7 @@ class Rebuilder:
                 raise ArchiveError(
                     f"the published wheel cannot be read safely: {exc.diagnostics()}"
                 ) from None
-        self._work_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="rebuild-", dir=self._work_root) as tmp:
-            work = Path(tmp)
+        with owned_dir(self._work_root, "rebuild-") as work:
             with timer("extract"):
                 try:
                     source_dir = extract_sdist(source_archive, work / "src")
@@ -306,6 +317,7 @@ class Rebuilder:
                 timer=timer,
                 base=base,
                 progress=progress,
+                source_dir=source_dir,
             )
 
     def _image_for(
@@ -421,6 +433,7 @@ class Rebuilder:
         timer: _Timer,
         base: FileResult,
         progress: Progress,
+        source_dir: Path | None = None,
     ) -> FileResult:
         if outcome.status is not BuildStatus.OK or outcome.artifact is None:
             reason_class = _STATUS_REASONS.get(outcome.status, FailureReason.BUILD)
@@ -432,7 +445,7 @@ class Rebuilder:
         rebuilt = evidence.keep_rebuilt(outcome.artifact)
         progress(base.filename, "compare")
         with timer("compare"):
-            comparison = compare_files(published, rebuilt)
+            comparison = compare_files(published, rebuilt, source=SourceFiles.from_dir(source_dir))
         notes = []
         if rebuilt.name != base.filename:
             notes.append(f"the rebuild is named {rebuilt.name}")
@@ -442,8 +455,11 @@ class Rebuilder:
             rebuilt_sha256=comparison.rebuilt_sha256,
             stabilizers=comparison.stabilizers,
             differences=comparison.differences,
+            diagnosis=comparison.diagnosis,
             reason="; ".join(notes) or None,
         )
+        if comparison.text_diff:
+            evidence.write_text_diff(comparison.text_diff)
         if comparison.verdict is Verdict.MISMATCH:
             progress(base.filename, "diffoscope")
             with timer("diffoscope"):
@@ -458,6 +474,10 @@ def _retry_interpreter(choice: InterpreterChoice) -> Interpreter:
     """The interpreter tried after ``choice`` failed: the next older, else the default."""
     older = older_than(choice.interpreter)
     return older[0] if older else DEFAULT
+
+
+def _usable_sdists(files: Sequence[IndexFile]) -> list[IndexFile]:
+    return [f for f in files if f.kind is FileKind.SDIST and refused_name(f.filename) is None]
 
 
 def _pick_sdist(sdists: Sequence[IndexFile]) -> IndexFile:

@@ -109,10 +109,27 @@ class Settings(BaseSettings):
         description="What the feeds act on: 'watched' (new releases of watched projects) or "
         "'all' (every new release on the index is recorded and rebuilt).",
     )
+    backfill_releases: int = Field(
+        default=3,
+        ge=1,
+        description="Releases rebuilt and source-checked when a watched project is first "
+        "seen: its newest at new-release priority, the ones before it as backfill.",
+    )
+    source_check_history: bool = Field(
+        default=False,
+        description="Source-check every recorded release of a project, not only the ones "
+        "the rebuild policy chose (one sdist download and git fetch per release).",
+    )
     claim_timeout: float = Field(
         default=120.0,
         description="Seconds a running attempt may go without a worker heartbeat before the "
         "scheduler takes it back (workers beat six times as often).",
+    )
+    network_timeout: float = Field(
+        default=15.0,
+        description="Seconds a PostgreSQL connection may go without an answer before it counts "
+        "as lost (TCP keepalives and TCP_USER_TIMEOUT; the server is asked to give the "
+        "client up after twice as long). A scheduler cut off this long stops leading.",
     )
     queue_name: str = Field(default="rebuilds", description="The RabbitMQ queue of rebuilds.")
     worker_threads: int = Field(default=1, description="Rebuilds one worker runs at once.")

@@ -50,6 +50,90 @@ class Difference:
         return {"path": self.path, "kind": self.kind.value}
 
 
+class Risk(StrEnum):
+    """What a file's differences can do to whoever installs it (docs/diagnosis.md).
+
+    ``none``: reproducible or equivalent. ``packaging``: every difference was proven
+    benign (order, line endings, description text, a lossless transform, metadata no
+    installer acts on). ``review``: something that changes what gets installed or run,
+    or a difference no rule could explain.
+    """
+
+    NONE = "none"
+    PACKAGING = "packaging"
+    REVIEW = "review"
+
+    @property
+    def rank(self) -> int:
+        """Higher is worse: review > packaging > none."""
+        return {Risk.NONE: 0, Risk.PACKAGING: 1, Risk.REVIEW: 2}[self]
+
+
+class Cause(StrEnum):
+    """Why one path differs: the diagnosis taxonomy, version ``DIAGNOSIS_VERSION``."""
+
+    ORDER_ONLY = "order-only"
+    LINE_ENDINGS = "line-endings"
+    WHITESPACE = "whitespace"
+    TRANSFORMED_EQUAL = "transformed-equal"
+    ONLY_PUBLISHED = "only-published"
+    ONLY_REBUILT = "only-rebuilt"
+    METADATA_FIELD = "metadata-field"
+    RECORD = "record"
+    CODE = "code"
+    DATA = "data"
+    UNKNOWN = "unknown"
+
+
+DIAGNOSIS_VERSION = 1
+
+
+@dataclass(frozen=True, order=True)
+class Diagnosis:
+    """Why one path of a mismatch differs, and what that can do (``risk``)."""
+
+    path: str
+    kind: DifferenceKind
+    cause: Cause
+    detail: str
+    risk: Risk
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "path": self.path,
+            "kind": self.kind.value,
+            "cause": self.cause.value,
+            "detail": self.detail,
+            "risk": self.risk.value,
+        }
+
+    @classmethod
+    def from_json(cls, data: Diagnosis | dict[str, Any]) -> Diagnosis:
+        if isinstance(data, Diagnosis):
+            return data
+        return cls(
+            str(data["path"]),
+            DifferenceKind(data["kind"]),
+            Cause(data["cause"]),
+            str(data.get("detail", "")),
+            Risk(data["risk"]),
+        )
+
+
+def file_risk(verdict: Verdict, diagnosis: tuple[Diagnosis, ...]) -> Risk | None:
+    """A file's risk: the worst of its diagnoses; ``review`` for an unexplained mismatch.
+
+    ``None`` when nothing was compared (failed, unsupported).
+    """
+    if verdict in {Verdict.REPRODUCIBLE, Verdict.EQUIVALENT}:
+        return Risk.NONE
+    if verdict is not Verdict.MISMATCH:
+        return None
+    if not diagnosis:
+        return Risk.REVIEW
+    return max((d.risk for d in diagnosis), key=lambda r: r.rank)
+
+
 @dataclass(frozen=True)
 class StabilizerUse:
     """A stabilizer that was needed to call two archives equivalent."""
@@ -78,6 +162,13 @@ class FileResult:
     seconds: float = 0.0
     evidence: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    diagnosis: tuple[Diagnosis, ...] = ()
+    second_opinion: dict[str, Any] | None = None
+
+    @property
+    def risk(self) -> Risk | None:
+        """See :func:`file_risk`."""
+        return file_risk(self.verdict, self.diagnosis)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of the ``--json`` output (one per line)."""
@@ -95,4 +186,8 @@ class FileResult:
             "seconds": round(self.seconds, 3),
             "evidence": self.evidence,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "diagnosis": [d.to_json() for d in self.diagnosis],
+            "diagnosis_version": DIAGNOSIS_VERSION,
+            "risk": None if self.risk is None else self.risk.value,
+            "second_opinion": self.second_opinion,
         }

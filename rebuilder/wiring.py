@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from rebuilder.index.resolve import UvResolver
@@ -20,7 +21,11 @@ from rebuilder.sandbox.image import (
     suite_base,
 )
 from rebuilder.sandbox.model import SandboxLimits
+from rebuilder.sandbox.owners import owner_labels, remove_dead_owners
 from rebuilder.settings import Settings
+from rebuilder.workdirs import sweep_dead
+
+logger = logging.getLogger(__name__)
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -81,5 +86,28 @@ def production_rebuilder(
         work_root=cache / "work",
         limits=sandbox_limits(settings),
         diffoscope_timeout=settings.diffoscope_timeout,
-        labels=labels,
+        labels={**owner_labels(), **(labels or {})},
     )
+
+
+def sweep_leftovers(settings: Settings) -> None:
+    """Remove what killed processes of this host left: work folders, build containers.
+
+    Run at the start of a one-shot check (workers sweep on their own schedule). The
+    containers have stopped at their deadline already; this frees what they still hold.
+    """
+    for folder in sweep_dead(settings.cache_dir / "work"):
+        logger.debug("swept %s", folder)
+    from rebuilder.errors import SandboxError  # noqa: PLC0415
+    from rebuilder.sandbox.docker import connect  # noqa: PLC0415
+
+    try:
+        removed = remove_dead_owners(connect())
+    except SandboxError as exc:
+        logger.info("no sweep of leftover build containers: %s", exc.diagnostics())
+        return
+    except Exception as exc:  # noqa: BLE001 - a sweep must never stop a check
+        logger.warning("could not sweep leftover build containers: %s", exc)
+        return
+    if removed:
+        logger.info("removed %d build containers left by dead processes", len(removed))

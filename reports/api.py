@@ -20,7 +20,7 @@ from rebuilder.store.log import TransparencyLog
 from rebuilder.store.projects import normalize
 from rebuilder.store.records import AttemptRow
 from rebuilder.store.repository import PostgresStore
-from rebuilder.verdict import Verdict
+from rebuilder.verdict import Risk, Verdict
 from rebuilder.worker.queue import Priority
 from reports import queries
 from reports.deps import DispatcherDep, OperatorDep, PoolDep, SettingsDep
@@ -62,6 +62,11 @@ class FileOut(_Model):
     verdict: Verdict | None
     previous_verdict: Verdict | None
     finished_at: datetime | None
+    risk: Risk | None = Field(
+        default=None,
+        description="Of the latest verdict: none, packaging (every difference diagnosed "
+        "benign) or review; null when nothing was compared.",
+    )
 
 
 class Release(_Model):
@@ -95,6 +100,14 @@ class DifferenceOut(BaseModel):
     kind: str
 
 
+class DiagnosisOut(BaseModel):
+    path: str
+    kind: str
+    cause: str = Field(description="From the versioned taxonomy of docs/diagnosis.md.")
+    detail: str
+    risk: Risk
+
+
 class StabilizerOut(BaseModel):
     name: str
     version: int
@@ -117,6 +130,8 @@ class AttemptOut(BaseModel):
     reason: str | None
     stabilizers: list[StabilizerOut]
     differences: list[DifferenceOut]
+    diagnosis: list[DiagnosisOut] = Field(default_factory=list)
+    risk: Risk | None = None
     seconds: float | None
     rebuilt_sha256: str | None
     strategy: dict[str, Any] | None
@@ -166,8 +181,10 @@ class WorkerOut(BaseModel):
 
 
 class QueueOut(BaseModel):
-    queued: int
-    running: int
+    queued: int = Field(description="Rebuild attempts waiting.")
+    running: int = Field(description="Rebuild attempts running.")
+    source_checks_queued: int = Field(0, description="Source checks (one per release) waiting.")
+    source_checks_running: int = Field(0, description="Source checks running.")
     workers: list[WorkerOut]
 
 
@@ -358,6 +375,9 @@ def get_attempt(attempt_id: int, pool: PoolDep) -> AttemptOut:
 def list_verdicts(
     pool: PoolDep,
     verdict: Verdict | None = None,
+    risk: Annotated[
+        Risk | None, Query(description="only files whose latest verdict has this risk")
+    ] = None,
     cursor: CursorQuery = None,
     limit: LimitQuery = 50,
 ) -> FilePage:
@@ -367,6 +387,7 @@ def list_verdicts(
             limit=limit,
             verdict=None if verdict is None else verdict.value,
             cursor=cursor,
+            risk=None if risk is None else risk.value,
         )
     return FilePage(items=[FileOut.model_validate(f) for f in page.items], next=page.next_cursor)
 
@@ -380,6 +401,8 @@ def get_queue(pool: PoolDep) -> QueueOut:
     return QueueOut(
         queued=queue.queued,
         running=queue.running,
+        source_checks_queued=queue.source_queued,
+        source_checks_running=queue.source_running,
         workers=[
             WorkerOut(
                 name=w.name,
@@ -562,6 +585,8 @@ def _attempt_out(row: AttemptRow) -> AttemptOut:
         reason=row.reason,
         stabilizers=[StabilizerOut(name=s.name, version=s.version) for s in row.stabilizers],
         differences=[DifferenceOut(path=d.path, kind=d.kind.value) for d in row.differences],
+        diagnosis=[DiagnosisOut.model_validate(d.to_json()) for d in row.diagnosis],
+        risk=row.risk,
         seconds=row.seconds,
         rebuilt_sha256=row.rebuilt_sha256,
         strategy=None if row.strategy is None else dict(row.strategy),

@@ -37,6 +37,7 @@ from scheduler.campaigns.store import (
     Finding,
     FindingKind,
     Progress,
+    not_vouched,
 )
 
 logger = logging.getLogger(__name__)
@@ -69,9 +70,14 @@ class Summary:
     pending: int  # queued or running
     cancelled: int  # withdrawn by a cancel before a worker took them
     lock_hash_findings: int
+    not_vouched: int = 0  # judged in place of a file the lock names: never verified
+    mismatch_review: int = 0  # mismatches with risk review (or no recorded risk)
+    mismatch_packaging: int = 0  # mismatches whose every difference is benign packaging
 
     def to_json(self) -> dict[str, int]:
         return {
+            "mismatch_review": self.mismatch_review,
+            "mismatch_packaging": self.mismatch_packaging,
             "total": self.total,
             "verified": self.verified,
             "mismatched": self.mismatched,
@@ -80,14 +86,19 @@ class Summary:
             "pending": self.pending,
             "cancelled": self.cancelled,
             "lock_hash_findings": self.lock_hash_findings,
+            "not_vouched": self.not_vouched,
         }
 
 
 def summarize(files: Sequence[CampaignFileRow], findings: Sequence[Finding] = ()) -> Summary:
     verdicts = [f.verdict for f in files]
+    disowned = [not_vouched(f.filename, f.note, findings) for f in files]
     return Summary(
         total=len(files),
-        verified=sum(v in (Verdict.REPRODUCIBLE, Verdict.EQUIVALENT) for v in verdicts),
+        verified=sum(
+            v in (Verdict.REPRODUCIBLE, Verdict.EQUIVALENT) and not d
+            for v, d in zip(verdicts, disowned, strict=True)
+        ),
         mismatched=verdicts.count(Verdict.MISMATCH),
         failed=verdicts.count(Verdict.FAILED),
         not_rebuildable=verdicts.count(Verdict.UNSUPPORTED),
@@ -96,7 +107,25 @@ def summarize(files: Sequence[CampaignFileRow], findings: Sequence[Finding] = ()
         ),
         cancelled=sum(f.attempt_id is None for f in files),
         lock_hash_findings=sum(f.kind is FindingKind.LOCK_HASH for f in findings),
+        not_vouched=sum(disowned),
+        mismatch_review=sum(file_risk(f) == "review" for f in files),
+        mismatch_packaging=sum(file_risk(f) == "packaging" for f in files),
     )
+
+
+def file_risk(row: CampaignFileRow) -> str | None:
+    """The file's risk; a mismatch without one counts as review (nothing showed it benign)."""
+    if row.verdict is Verdict.MISMATCH and row.risk is None:
+        return "review"
+    return None if row.risk is None else row.risk.value
+
+
+_RISK_RANK = {"review": 0, "packaging": 1}
+
+
+def ranked(files: Sequence[CampaignFileRow]) -> list[CampaignFileRow]:
+    """Mismatches to review first, then packaging-only ones, then the rest (order kept)."""
+    return sorted(files, key=lambda f: _RISK_RANK.get(file_risk(f) or "", 2))
 
 
 @dataclass(frozen=True)
@@ -122,7 +151,9 @@ def build_report(store: CampaignStore, campaign_id: int, *, base_url: str = "") 
 
 
 def state_text(row: CampaignFileRow, campaign: CampaignRow) -> str:
-    """The verdict, or what stands in for one."""
+    """The verdict, or what stands in for one (``not-vouched`` before any verdict)."""
+    if not_vouched(row.filename, row.note, campaign.findings):
+        return "not-vouched"
     if row.verdict is not None:
         return row.verdict.value
     if row.attempt_id is None:
@@ -157,6 +188,8 @@ def file_json(report: CampaignReport, row: CampaignFileRow) -> dict[str, Any]:
         "rebuilt_sha256": row.rebuilt_sha256,
         "stabilizers": [str(s) for s in row.stabilizers],
         "differences": [d.to_json() for d in row.differences],
+        "risk": file_risk(row),
+        "diagnosis": [d.to_json() for d in row.diagnosis],
         "note": row.note,
         "file_id": row.file_id,
         "attempt_id": row.attempt_id,
@@ -234,6 +267,9 @@ def _markdown(report: CampaignReport) -> str:
         f"| {s.verified} | {s.mismatched} | {s.failed} | {s.not_rebuildable} | {s.pending} "
         f"| {s.cancelled} | {s.total} |",
         "",
+        f"Mismatches: **{s.mismatch_review} to review**, {s.mismatch_packaging} packaging only "
+        "(every difference diagnosed benign; docs/diagnosis.md).",
+        "",
     ]
     if c.findings:
         out += ["## Findings of the selection", ""]
@@ -245,10 +281,10 @@ def _markdown(report: CampaignReport) -> str:
     out += [
         "## Files",
         "",
-        "| project | version | file | verdict | details | evidence |",
-        "|---|---|---|---|---|---|",
+        "| project | version | file | verdict | risk | details | evidence |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for row in report.files:
+    for row in ranked(report.files):
         links = " ".join(
             x
             for x in (
@@ -259,7 +295,8 @@ def _markdown(report: CampaignReport) -> str:
         )
         out.append(
             f"| {md_escape(row.project)} | {md_escape(row.version)} | {md_escape(row.filename)} "
-            f"| {state_text(row, c)} | {md_escape(_details(row))} | {links} |"
+            f"| {state_text(row, c)} | {file_risk(row) or ''} | {md_escape(_details(row))} "
+            f"| {links} |"
         )
     return "\n".join(out) + "\n"
 
@@ -268,7 +305,12 @@ def _details(row: CampaignFileRow) -> str:
     parts = []
     if row.note:
         parts.append(row.note)
-    if row.differences:
+    if row.diagnosis:
+        worst = sorted(row.diagnosis, key=lambda d: (-d.risk.rank, d.path))
+        shown = "; ".join(f"{d.path}: {d.cause.value} ({d.detail})" for d in worst[:10])
+        more = len(worst) - 10
+        parts.append(shown + (f" (+{more} more)" if more > 0 else ""))
+    elif row.differences:
         shown = ", ".join(f"{d.kind.value} {d.path}" for d in row.differences[:20])
         more = len(row.differences) - 20
         parts.append(shown + (f" (+{more} more)" if more > 0 else ""))
@@ -288,6 +330,7 @@ CSV_COLUMNS = (
     "kind",
     "state",
     "verdict",
+    "risk",
     "reason_class",
     "reason",
     "differences",
@@ -311,7 +354,7 @@ def _csv(report: CampaignReport) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for row in report.files:
+    for row in ranked(report.files):
         data = file_json(report, row)
         data["differences"] = " ".join(f"{d.kind.value}:{d.path}" for d in row.differences)
         data["stabilizers"] = " ".join(data["stabilizers"])
@@ -341,7 +384,7 @@ def _html_link(label: str, url: str | None) -> str:
 def _html(report: CampaignReport) -> str:
     c, s = report.campaign, report.summary
     rows = []
-    for row in report.files:
+    for row in ranked(report.files):
         state = state_text(row, c)
         links = " ".join(
             x
@@ -354,8 +397,8 @@ def _html(report: CampaignReport) -> str:
         rows.append(
             f"<tr><td>{_e(row.project)}</td><td>{_e(row.version)}</td>"
             f"<td><code>{_e(row.filename)}</code></td>"
-            f'<td class="{_e(state)}">{_e(state)}</td><td>{_e(_details(row))}</td>'
-            f"<td>{links}</td></tr>"
+            f'<td class="{_e(state)}">{_e(state)}</td><td>{_e(file_risk(row) or "")}</td>'
+            f"<td>{_e(_details(row))}</td><td>{links}</td></tr>"
         )
     findings = "".join(
         f"<li><strong>{_e(f.kind.value)}</strong> {_e(f.subject)}: {_e(f.detail)}</li>"
@@ -375,10 +418,12 @@ def _html(report: CampaignReport) -> str:
 <td class="n">{s.failed}</td><td class="n">{s.not_rebuildable}</td>
 <td class="n">{s.pending}</td><td class="n">{s.cancelled}</td><td class="n">{s.total}</td></tr>
 </table>
+<p>Mismatches: <strong>{s.mismatch_review} to review</strong>, {s.mismatch_packaging}
+packaging only (every difference diagnosed benign).</p>
 {"<h2>Findings of the selection</h2><ul>" + findings + "</ul>" if findings else ""}
 <h2>Files</h2>
-<table><tr><th>project</th><th>version</th><th>file</th><th>verdict</th><th>details</th>
-<th>links</th></tr>
+<table><tr><th>project</th><th>version</th><th>file</th><th>verdict</th><th>risk</th>
+<th>details</th><th>links</th></tr>
 {"".join(rows)}
 </table>
 </body></html>

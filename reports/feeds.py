@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 
 from reports import charts, queries
 from reports.deps import PoolDep
-from reports.pages import _canonical
+from reports.pages import _canonical, rank_by_risk
 
 logger = logging.getLogger(__name__)
 
@@ -76,19 +76,23 @@ def _atom(request: Request, title: str, path: str, entries: list[queries.FileVer
         f"<updated>{updated.isoformat()}</updated>",
         "<author><name>pypi-rebuilder</name></author>",
     ]
-    for e in entries:
+    # Mismatches to review first, then packaging-only ones, then failures.
+    for e in rank_by_risk(entries):
         link = f"{base}/files/{e.file_id}"
-        summary = f"{e.filename}: {e.verdict}"
+        risk = e.risk or ("review" if e.verdict == "mismatch" else None)
+        label = f"{e.verdict} (risk {risk})" if e.verdict == "mismatch" else str(e.verdict)
+        summary = f"{e.filename}: {label}"
         if e.previous_verdict and e.previous_verdict != e.verdict:
             summary += f" (was {e.previous_verdict})"
         parts.append(
             "<entry>"
-            f"<title>{escape(f'{e.project} {e.version}: {e.verdict}')}</title>"
+            f"<title>{escape(f'{e.project} {e.version}: {label}')}</title>"
             f"<id>{escape(f'{link}#attempt-{e.attempt_id}')}</id>"
             f"<link href={quoteattr(link)}/>"
             f"<updated>{(e.finished_at or updated).isoformat()}</updated>"
             f"<summary>{escape(summary)}</summary>"
-            "</entry>"
+            + (f"<category term={quoteattr('risk:' + risk)}/>" if risk else "")
+            + "</entry>"
         )
     parts.append("</feed>")
     return Response("\n".join(parts), media_type=ATOM)

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from rebuilder.compare.textdiff import DIFF_NAME, MAX_TOTAL_BYTES
 from rebuilder.errors import UsageError
+from rebuilder.store.blobs import BlobStore
 from rebuilder.store.projects import normalize
+from rebuilder.verdict import Diagnosis, Verdict
 from reports import charts, evidence, queries, source_checks
 from reports.deps import PoolDep, SettingsDep, templates
 from reports.keys import KEY_FILE_NAME, operator_keys
 from reports.security import REPORT_CSP
+from reports.verify_snippet import VerifyTarget, verify_commands
 
 logger = logging.getLogger(__name__)
 
@@ -28,14 +33,26 @@ router = APIRouter(include_in_schema=False)
 LOG_TAIL_BYTES = 128 * 1024
 HEALTHY_SECONDS = 120.0
 MAX_DIFFERENCES_SHOWN = 500
+TEXT_DIFF_BYTES = MAX_TOTAL_BYTES + 4096  # the judge caps the file itself
+
+
+HOME_LIST_LENGTH = 50
+_VERDICT_FILTERS = tuple(v.value for v in Verdict)
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, pool: PoolDep) -> Response:
+def home(
+    request: Request,
+    pool: PoolDep,
+    verdict: Annotated[str | None, Query(max_length=20)] = None,
+    risk: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    verdict = verdict if verdict in _VERDICT_FILTERS else None
+    risk = risk if risk in queries.RISKS else None
     with pool.connection() as conn:
         counts = queries.verdict_counts(conn)
         days = queries.daily_rates(conn, days=90)
-        latest = queries.latest_rebuilds(conn, limit=20).items
+        latest = queries.recent_by_finish(conn, verdict=verdict, risk=risk, limit=HOME_LIST_LENGTH)
         mismatches = queries.new_mismatches(conn, limit=10)
         queue = queries.queue_status(conn)
         workers = queries.workers(conn, limit=50)
@@ -51,7 +68,11 @@ def home(request: Request, pool: PoolDep) -> Response:
                 charts.day_bars(days), title="Share of rebuilds verified, per day (90 days)"
             ),
             "latest": latest,
-            "mismatches": mismatches,
+            "verdict_filter": verdict,
+            "risk_filter": risk,
+            "verdict_filters": _VERDICT_FILTERS,
+            "risk_filters": queries.RISKS,
+            "mismatches": rank_by_risk(mismatches),
             "queue": queue,
             "workers": workers,
             "healthy": healthy,
@@ -102,7 +123,7 @@ def project_page(
         counts = queries.verdict_counts(conn, project=name)
         history = queries.project_attempts(conn, name, limit=30)
         trend = queries.release_trend(conn, name, releases=30)
-        sources = source_checks.verdicts_of_releases(conn, [r.id for r in releases.items])
+        sources = source_checks.badges_of_releases(conn, [r.id for r in releases.items])
     return templates.TemplateResponse(
         request,
         "project.html",
@@ -156,6 +177,8 @@ def file_page(request: Request, file_id: int, pool: PoolDep, settings: SettingsD
                 else None
             ),
             "differences": latest.differences[:MAX_DIFFERENCES_SHOWN] if latest else (),
+            "diagnosis": _ranked(latest.diagnosis)[:MAX_DIFFERENCES_SHOWN] if latest else (),
+            "text_diff": _text_diff(blobs, manifest),
             "more_differences": max(0, len(latest.differences) - MAX_DIFFERENCES_SHOWN)
             if latest
             else 0,
@@ -164,6 +187,16 @@ def file_page(request: Request, file_id: int, pool: PoolDep, settings: SettingsD
             "index_url": settings.index_url,
             "source": source,
             "key_file": KEY_FILE_NAME if operator_keys(settings) else None,
+            "verify_commands": verify_commands(
+                VerifyTarget(
+                    base_url=str(request.base_url),
+                    file_id=f.file_id,
+                    filename=f.filename,
+                    sha256=f.sha256,
+                    file_url=detail.url if detail.url.startswith(("https://", "http://")) else None,
+                    bundle_path=evidence.bundle_relpath(f.project, f.version, f.filename),
+                )
+            ),
             "file_url": detail.url if detail.url.startswith(("https://", "http://")) else None,
         },
     )
@@ -217,6 +250,35 @@ def api_index(request: Request) -> Response:
         for method, op in ops.items()
     ]
     return templates.TemplateResponse(request, "api.html", {"endpoints": endpoints})
+
+
+_RISK_ORDER = {"review": 0, "packaging": 1, "none": 2}
+
+
+def rank_by_risk(rows: Sequence[queries.FileVerdict]) -> list[queries.FileVerdict]:
+    """Review first, then packaging, then the rest; the order within each kept.
+
+    A mismatch with no recorded risk ranks as review: nothing showed it benign.
+    """
+
+    def key(row: queries.FileVerdict) -> int:
+        risk = row.risk or ("review" if row.verdict == "mismatch" else None)
+        return _RISK_ORDER.get(risk or "", 3)
+
+    return sorted(rows, key=key)
+
+
+def _ranked(diagnosis: Sequence[Diagnosis]) -> list[Diagnosis]:
+    """Worst risk first, then by path."""
+    return sorted(diagnosis, key=lambda d: (-d.risk.rank, d.path))
+
+
+def _text_diff(blobs: BlobStore, manifest: dict[str, str]) -> str | None:
+    """The capped unified diff the judge kept in the evidence, if any (escaped by Jinja)."""
+    path = evidence.find(manifest, DIFF_NAME)
+    if path is None:
+        return None
+    return evidence.read_tail(blobs, manifest[path], TEXT_DIFF_BYTES)
 
 
 def _manifest(pool: PoolDep, file_id: int) -> dict[str, str]:

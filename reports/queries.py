@@ -19,6 +19,7 @@ from psycopg.rows import class_row
 from rebuilder.store.attempts import attempt_by_id
 from rebuilder.store.db import Connection
 from rebuilder.store.records import AttemptRow
+from rebuilder.store.sources import queue_depth as source_queue_depth
 from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import Verdict
 from reports import cursors
@@ -63,6 +64,7 @@ class FileVerdict:
     verdict: str | None
     previous_verdict: str | None
     finished_at: datetime | None
+    risk: str | None = None  # none / packaging / review (docs/diagnosis.md)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,8 @@ class ReleaseTrend:
 class QueueStatus:
     queued: int
     running: int
+    source_queued: int = 0  # source checks (one per release), a queue of their own
+    source_running: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,8 +165,10 @@ def _limit(limit: int) -> int:
 _FILE_VERDICT_COLUMNS = """
     f.id AS file_id, f.release_id, r.project, r.version, f.filename, f.kind, f.sha256,
     f.size, f.upload_time, f.yanked, fv.attempt_id, fv.verdict, fv.previous_verdict,
-    fv.finished_at
+    fv.finished_at, (SELECT a.risk FROM attempts a WHERE a.id = fv.attempt_id) AS risk
 """
+
+RISKS = ("review", "packaging", "none")
 
 
 # ---------------------------------------------------------------- home page
@@ -200,7 +206,12 @@ def daily_rates(conn: Connection, days: int = 90) -> list[DayRate]:
 
 
 def latest_rebuilds(
-    conn: Connection, *, limit: int = 20, verdict: str | None = None, cursor: str | None = None
+    conn: Connection,
+    *,
+    limit: int = 20,
+    verdict: str | None = None,
+    cursor: str | None = None,
+    risk: str | None = None,
 ) -> Page[FileVerdict]:
     """Files by their latest finished attempt, newest first (``/api/v1/verdicts``)."""
     limit = _limit(limit)
@@ -213,15 +224,42 @@ def latest_rebuilds(
                 SELECT * FROM file_verdicts
                 WHERE (%(verdict)s::text IS NULL OR verdict = %(verdict)s)
                   AND (%(after)s::bigint IS NULL OR attempt_id < %(after)s)
+                  AND (%(risk)s::text IS NULL OR EXISTS (
+                      SELECT 1 FROM attempts a
+                      WHERE a.id = file_verdicts.attempt_id AND a.risk = %(risk)s))
                 ORDER BY attempt_id DESC LIMIT %(limit)s
             ) fv
             JOIN files f ON f.id = fv.file_id
             JOIN releases r ON r.id = f.release_id
             ORDER BY fv.attempt_id DESC
             """,  # noqa: S608 - only our own column list is formatted in
-            {"verdict": verdict, "after": after, "limit": limit + 1},
+            {"verdict": verdict, "after": after, "limit": limit + 1, "risk": risk},
         ).fetchall()
     return _page(rows, limit, "verdicts", lambda row: (_int(row.attempt_id),))
+
+
+def recent_by_finish(
+    conn: Connection, *, verdict: str | None = None, risk: str | None = None, limit: int = 50
+) -> list[FileVerdict]:
+    """Files by their latest verdict, most recently finished first (the home page's list),
+    optionally only one verdict and one risk."""
+    with conn.cursor(row_factory=class_row(FileVerdict)) as cur:
+        return cur.execute(
+            f"""
+            SELECT {_FILE_VERDICT_COLUMNS}
+            FROM (
+                SELECT fv.* FROM file_verdicts fv
+                WHERE (%(verdict)s::text IS NULL OR fv.verdict = %(verdict)s)
+                  AND (%(risk)s::text IS NULL OR EXISTS (
+                      SELECT 1 FROM attempts a WHERE a.id = fv.attempt_id AND a.risk = %(risk)s))
+                ORDER BY fv.finished_at DESC, fv.file_id LIMIT %(limit)s
+            ) fv
+            JOIN files f ON f.id = fv.file_id
+            JOIN releases r ON r.id = f.release_id
+            ORDER BY fv.finished_at DESC, fv.file_id
+            """,  # noqa: S608 - only our own column list is formatted in
+            {"verdict": verdict, "risk": risk, "limit": _limit(limit)},
+        ).fetchall()
 
 
 def new_mismatches(conn: Connection, *, limit: int = 20) -> list[FileVerdict]:
@@ -279,7 +317,7 @@ def problems(conn: Connection, *, project: str | None = None, limit: int = 50) -
 
 
 def queue_status(conn: Connection) -> QueueStatus:
-    """Attempts waiting and running."""
+    """Attempts and source checks waiting and running."""
     row = conn.execute(
         """
         SELECT count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running')
@@ -287,7 +325,13 @@ def queue_status(conn: Connection) -> QueueStatus:
         """
     ).fetchone()
     assert row is not None  # noqa: S101 - an aggregate always answers one row
-    return QueueStatus(queued=int(row[0]), running=int(row[1]))
+    source_queued, source_running = source_queue_depth(conn)
+    return QueueStatus(
+        queued=int(row[0]),
+        running=int(row[1]),
+        source_queued=source_queued,
+        source_running=source_running,
+    )
 
 
 def workers(conn: Connection, *, limit: int = 100) -> list[WorkerRow]:

@@ -104,6 +104,61 @@ def verdicts_of_releases(conn: Connection, release_ids: Sequence[int]) -> dict[i
     return {int(r[0]): str(r[1]) for r in rows}
 
 
+@dataclass(frozen=True)
+class SourceBadge:
+    """A release's latest finished source check, as the project page shows it."""
+
+    verdict: str
+    reason: str | None
+
+    @property
+    def short_reason(self) -> str | None:
+        """The reason of a ``failed`` or ``no-source`` check, cut for a table cell."""
+        if self.verdict not in {"failed", "no-source"} or not self.reason:
+            return None
+        return self.reason if len(self.reason) <= 160 else self.reason[:157] + "..."
+
+
+def badges_of_releases(conn: Connection, release_ids: Sequence[int]) -> dict[int, SourceBadge]:
+    """The latest finished check (verdict and reason) of each of these releases."""
+    if not release_ids:
+        return {}
+    rows = conn.execute(
+        """
+        SELECT r.id, c.verdict, c.reason FROM unnest(%s::bigint[]) AS r(id)
+        CROSS JOIN LATERAL (
+            SELECT verdict, reason FROM source_checks WHERE release_id = r.id AND status = 'done'
+            ORDER BY id DESC LIMIT 1
+        ) c
+        """,
+        (list(release_ids)[:1000],),
+    ).fetchall()
+    return {int(r[0]): SourceBadge(str(r[1]), None if r[2] is None else str(r[2])) for r in rows}
+
+
+@dataclass(frozen=True)
+class ActiveCheck:
+    """A release's source check waiting or running, and what its worker found so far."""
+
+    check_id: int
+    status: str  # queued or running
+    tries: int
+    repository: str | None  # kept when a try met a repository host that did not answer
+
+
+def active_check(conn: Connection, release: int) -> ActiveCheck | None:
+    """The release's queued or running source check, if any."""
+    with conn.cursor(row_factory=class_row(ActiveCheck)) as cur:
+        return cur.execute(
+            """
+            SELECT id AS check_id, status, tries, repository FROM source_checks
+            WHERE release_id = %s AND status IN ('queued', 'running')
+            ORDER BY id DESC LIMIT 1
+            """,
+            (release,),
+        ).fetchone()
+
+
 def release_id(conn: Connection, project: str, version: str) -> int | None:
     """The id of a release, if it is recorded."""
     row = conn.execute(

@@ -19,7 +19,13 @@ from rebuilder.errors import UsageError
 from rebuilder.store.projects import normalize
 from reports import evidence
 from reports.deps import PoolDep, templates
-from reports.source_checks import SOURCE_BUNDLE_NAME, SourceCheck, bundle, diff_sha256
+from reports.source_checks import (
+    SOURCE_BUNDLE_NAME,
+    SourceCheck,
+    active_check,
+    bundle,
+    diff_sha256,
+)
 from reports.source_checks import latest_check as read_latest_check
 from reports.source_checks import release_id as read_release_id
 
@@ -62,6 +68,7 @@ def source_page(request: Request, name: str, version: str, pool: PoolDep) -> Res
             raise HTTPException(404, "No such release.")
         check = read_latest_check(conn, name, version)
         signed = bool(bundle(conn, release)) if check is not None else False
+        active = active_check(conn, release)
     diff, diff_cut = _diff(request, check)
     return templates.TemplateResponse(
         request,
@@ -70,6 +77,7 @@ def source_page(request: Request, name: str, version: str, pool: PoolDep) -> Res
             "project": name,
             "version": version,
             "check": check,
+            "active": active,
             "explained": check.items("explained")[:MAX_FILES_SHOWN] if check else [],
             "differing": check.items("differing")[:MAX_FILES_SHOWN] if check else [],
             "from_git": check.items("from_git")[:MAX_FILES_SHOWN] if check else [],

@@ -33,10 +33,11 @@ from rich.progress import Progress as Bar
 from rich.table import Table
 
 from rebuilder.errors import UsageError
+from rebuilder.index.model import IndexFile
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.settings import Settings
 from rebuilder.store.db import open_pool
-from rebuilder.verdict import Verdict
+from rebuilder.verdict import Risk, Verdict
 from rebuilder.worker.queue import (
     ActorDispatcher,
     Dispatcher,
@@ -47,7 +48,8 @@ from rebuilder.worker.queue import (
 from reports.campaign_report import ReportFormat, build_report, render
 from scheduler.campaigns import CampaignError
 from scheduler.campaigns import campaign as campaigns
-from scheduler.campaigns.audit import AuditResult, audit, audit_campaign
+from scheduler.campaigns.audit import AuditLine, AuditResult, audit, audit_campaign
+from scheduler.campaigns.local_audit import VerdictCache, audit_local
 from scheduler.campaigns.selection import (
     LockInput,
     Selection,
@@ -117,8 +119,16 @@ def add_campaign_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         description="Look up every file a requirements.txt, uv.lock, pylock.toml or "
         "poetry.lock pins (hashes checked against the index) in the fleet's verdicts. "
         "Exit status: 0 when every pinned file is reproducible, equivalent or unsupported; "
-        "1 when any mismatches or a lock hash differs from the index; 2 when some could "
-        "not be checked (never rebuilt, failed, pending, not on the index).",
+        "1 when any mismatch has risk 'review' or a lock hash differs from the index; 2 when "
+        "some could not be checked (never rebuilt, failed, pending, not on the index). "
+        "Mismatches whose differences are all benign packaging are reported separately "
+        "and fail only with --fail-on-packaging. "
+        "With --local, no fleet: every pinned file is rebuilt on this machine.",
+    )
+    audit_parser.add_argument(
+        "--fail-on-packaging",
+        action="store_true",
+        help="mismatches of risk 'packaging' fail the gate too (exit 1)",
     )
     audit_parser.add_argument("file", metavar="FILE", help="the lock file (-: stdin)")
     audit_parser.add_argument(
@@ -129,6 +139,21 @@ def add_campaign_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "--timeout", type=float, default=None, help="with --wait: give up after this many s"
     )
     audit_parser.add_argument("--json", action="store_true", help="print JSON")
+    audit_parser.add_argument(
+        "--local",
+        action="store_true",
+        help="no fleet: rebuild every pinned file here with the one-shot engine "
+        "(as `rebuilder check`); settled verdicts are cached by sha256",
+    )
+    audit_parser.add_argument(
+        "--jobs", type=int, default=2, metavar="N", help="with --local: rebuilds at a time"
+    )
+    audit_parser.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="with --local: the verdict cache (default: REBUILDER_CACHE_DIR/audit)",
+    )
 
 
 # -- wiring ------------------------------------------------------------------------------
@@ -411,11 +436,19 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
     lock = _read(args.file, sys.stdin)
     if args.wait and not args.rebuild:
         raise UsageError("--wait goes with --rebuild")
+    if args.local:
+        if args.rebuild:
+            raise UsageError("--local rebuilds here; --rebuild asks the fleet: give one")
+        return _print_result(console, _audit_local(args, settings, lock), as_json=args.json)
     with _fleet(settings, dispatch=args.rebuild) as fleet:
         if not args.rebuild:
-            return _print_result(
-                console, audit(lock, store=fleet.store, index=fleet.index), as_json=args.json
+            result = audit(
+                lock,
+                store=fleet.store,
+                index=fleet.index,
+                fail_on_packaging=args.fail_on_packaging,
             )
+            return _print_result(console, result, as_json=args.json)
         started = campaigns.start(
             f"audit of {lock.name}",
             Selection(locks=(lock,)),
@@ -426,8 +459,61 @@ def audit_command(args: argparse.Namespace, settings: Settings) -> int:
         console.print(f"campaign {started.campaign_id} started for {escape(lock.name)}")
         if args.wait:
             campaigns.wait(fleet.store, started.campaign_id, timeout=args.timeout)
-        return _print_result(
-            console, audit_campaign(fleet.store, started.campaign_id), as_json=args.json
+        result = audit_campaign(
+            fleet.store, started.campaign_id, fail_on_packaging=args.fail_on_packaging
+        )
+        return _print_result(console, result, as_json=args.json)
+
+
+def _audit_local(args: argparse.Namespace, settings: Settings, lock: LockInput) -> AuditResult:
+    from rebuilder.wiring import image_choice, production_rebuilder  # noqa: PLC0415 - docker
+
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    rebuilder = production_rebuilder(settings)
+    index = SimpleIndex(
+        settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
+    )
+    cache = VerdictCache(args.cache or settings.cache_dir / "audit")
+    image = image_choice(settings).digest
+    err = Console(stderr=True)
+    with Bar(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(f"auditing {escape(lock.name)} here", total=None)
+        done = [0, 0]
+
+        def planned(files: Sequence[IndexFile]) -> None:
+            done[1] = len(files)
+            bar.update(task, total=len(files))
+            if not err.is_terminal:
+                err.print(f"{len(files)} pinned files; rebuilding {args.jobs} at a time")
+
+        def answered(file: IndexFile, line: AuditLine, cached: bool) -> None:
+            done[0] += 1
+            bar.advance(task)
+            if not err.is_terminal:
+                origin = " (cached)" if cached else ""
+                err.print(
+                    f"[{done[0]}/{done[1]}] {line.state.value} {escape(file.filename)}{origin}",
+                    highlight=False,
+                )
+
+        return audit_local(
+            lock,
+            index=index,
+            judge=rebuilder.judge_file,
+            cache=cache,
+            image=image,
+            jobs=args.jobs,
+            report=answered,
+            on_plan=planned,
+            fail_on_packaging=args.fail_on_packaging,
         )
 
 
@@ -438,6 +524,7 @@ _STATE_STYLE = {
     "unsupported": "dim",
     "pending": "cyan",
     "unknown": "magenta",
+    "not-vouched": "bold red",
 }
 
 
@@ -445,13 +532,26 @@ def _print_result(console: Console, result: AuditResult, *, as_json: bool) -> in
     if as_json:
         print(json.dumps(result.to_json(), indent=2))
         return result.exit_code
-    table = Table("state", "file", "details")
-    for line in result.lines:
+    table = Table("state", "risk", "file", "details")
+    ranked = sorted(
+        result.lines, key=lambda x: -(x.gate_risk.rank if x.gate_risk is not None else -1)
+    )
+    for line in ranked:
         style = _STATE_STYLE.get(line.state.value, "")
-        details = "; ".join(x for x in (line.note, line.reason) if x)
-        table.add_row(f"[{style}]{line.state.value}[/]", escape(line.filename), escape(details))
+        details = "; ".join(x for x in (line.why, line.note, line.reason) if x)
+        risk = line.gate_risk.value if line.gate_risk is not None else ""
+        table.add_row(
+            f"[{style}]{line.state.value}[/]", risk, escape(line.filename), escape(details)
+        )
     console.print(table)
     _print_findings(console, result.findings)
     counts = ", ".join(f"{s.value} {n}" for s, n in result.counts.items() if n)
     console.print(f"{len(result.lines)} files: {counts or 'none'} (exit {result.exit_code})")
+    risks = result.mismatch_risks
+    if any(risks.values()):
+        gate = "fails" if result.fail_on_packaging else "does not fail (--fail-on-packaging)"
+        console.print(
+            f"mismatches: review {risks[Risk.REVIEW]}, packaging {risks[Risk.PACKAGING]} "
+            f"(packaging {gate} the gate)"
+        )
     return result.exit_code

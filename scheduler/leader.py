@@ -3,6 +3,12 @@
 The lock lives as long as the leader's connection, so a scheduler that dies (crash,
 SIGKILL, lost network) releases it with its session, and a waiting one takes over.
 The leader checks its connection every round; losing it means stepping down.
+
+Across a partition the order matters: the leader's connection gives a silent server up
+within ``network_timeout`` seconds (TCP_USER_TIMEOUT and keepalives on its side), while
+the server is asked to keep the session, and so the lock, for about twice as long
+(``tcp_keepalives_*`` and ``tcp_user_timeout`` of the session). A cut-off leader has
+therefore stopped acting before a standby can take the lock: never two at once.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Callable
 
 import psycopg
 
+from rebuilder.store.db import DEFAULT_NETWORK_TIMEOUT, network_params
 from scheduler.errors import SchedulerError
 
 logger = logging.getLogger(__name__)
@@ -31,10 +38,16 @@ class Leadership:
         *,
         key: int = SCHEDULER_LOCK_KEY,
         connect: Callable[[str], psycopg.Connection[tuple[object, ...]]] | None = None,
+        network_timeout: float = DEFAULT_NETWORK_TIMEOUT,
     ) -> None:
         self._url = url
         self._key = key
-        self._connect = connect or (lambda u: psycopg.connect(u, autocommit=True))
+        params = network_params(network_timeout, url)
+        self._connect = connect or (
+            lambda u: psycopg.connect(
+                u, autocommit=True, connect_timeout=max(2, round(network_timeout)), **params
+            )
+        )
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
 
     def try_acquire(self) -> bool:

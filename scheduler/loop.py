@@ -34,7 +34,7 @@ from packaging.version import InvalidVersion, Version
 from rebuilder.errors import RebuilderError
 from rebuilder.index.model import IndexFile
 from rebuilder.store.model import Store
-from rebuilder.store.records import FileRow
+from rebuilder.store.records import AttemptStatus, FileRow
 from rebuilder.worker.queue import Dispatcher, Priority
 
 logger = logging.getLogger(__name__)
@@ -296,9 +296,19 @@ class Scheduler:
         """Take back silent workers' attempts and send what was never sent."""
         requeued = self._store.requeue_stale(self._config.stale_after)
         room = self._config.dispatch_window - self._store.in_flight()
-        pending = (
+        # Taken back just now: sent at once, not after ``redispatch_after`` (that wait
+        # only keeps recovery from racing a sender that is about to send a new attempt).
+        taken_back: list[tuple[int, int]] = []
+        for attempt_id in requeued[: max(room, 0)]:
+            row = self._store.attempt(attempt_id)
+            if row is not None and row.status is AttemptStatus.QUEUED:
+                taken_back.append((attempt_id, row.priority))
+        room -= len(taken_back)
+        older = (
             self._store.undispatched(self._config.redispatch_after, limit=room) if room > 0 else []
         )
+        again = {attempt_id for attempt_id, _ in taken_back}
+        pending = taken_back + [p for p in older if p[0] not in again]
         sent = self._send(pending)
         if report is not None:
             report.requeued += len(requeued)
@@ -312,7 +322,14 @@ class Scheduler:
     def run(self, leader: Leader, stop: threading.Event) -> None:
         """Tick until ``stop`` is set, while this process holds the leadership."""
         while not stop.is_set():
-            if not leader.is_leader() and not leader.try_acquire():
+            try:
+                leading = leader.is_leader() or leader.try_acquire()
+            except RebuilderError as exc:
+                # Cut off from PostgreSQL (a partition, a restart): not leading, and not
+                # dying either; a standby that can reach the server leads meanwhile.
+                logger.warning("cannot take the scheduler lock: %s; waiting", exc)
+                leading = False
+            if not leading:
                 logger.debug("another scheduler leads; waiting")
                 stop.wait(5.0)
                 continue

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Protocol
 
 from rebuilder.errors import RebuilderError
 from rebuilder.index.simple import SimpleIndex
@@ -13,6 +14,7 @@ from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
 from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.migrate import migrate
+from rebuilder.store.records import ProjectRow
 from rebuilder.store.repository import PostgresStore
 from rebuilder.store.source_store import PostgresSourceChecks
 from rebuilder.worker.queue import (
@@ -37,11 +39,27 @@ logger = logging.getLogger(__name__)
 SEEDED_CURSOR = "watch-list-seeded"
 
 
-def seed_watch_list(store: PostgresStore, names: list[str]) -> list[str]:
-    """Watch ``names`` the first time the fleet starts (never again: removals stick)."""
+class WatchListStore(Protocol):
+    """The part of the store the watch-list seeding uses."""
+
+    def get_cursor(self, name: str) -> str | None: ...
+
+    def set_cursor(self, name: str, value: str) -> None: ...
+
+    def watched(self, *, prefix: str = "") -> list[ProjectRow]: ...
+
+    def watch_add(self, names: Iterable[str]) -> list[str]: ...
+
+
+def seed_watch_list(store: WatchListStore, names: list[str]) -> list[str]:
+    """Watch ``names`` on the fleet's first start, and only when its watch list is empty.
+
+    An operator who ran ``rebuilder watch add`` before the first start keeps exactly the
+    list they made; either way this never happens again (removals stick).
+    """
     if store.get_cursor(SEEDED_CURSOR) is not None:
         return []
-    added = store.watch_add(names) if names else []
+    added = store.watch_add(names) if names and not store.watched() else []
     store.set_cursor(SEEDED_CURSOR, "1")
     return added
 
@@ -68,7 +86,9 @@ def run_scheduler(
     """Run the scheduler until ``stop`` is set (or SIGTERM/SIGINT); the exit status."""
     stop = stop or threading.Event()
     migrate(settings.database_url)
-    pool = open_pool(settings.database_url, min_size=1, max_size=4)
+    pool = open_pool(
+        settings.database_url, min_size=1, max_size=4, network_timeout=settings.network_timeout
+    )
     store = PostgresStore(pool)
     seeded = seed_watch_list(
         store, [n.strip() for n in settings.watch_default.split(",") if n.strip()]
@@ -84,7 +104,12 @@ def run_scheduler(
     source_checks = source_check_hook(
         PostgresSourceChecks(pool),
         ActorDispatcher(source_actor),
-        SourceCheckConfig(stale_after=timedelta(seconds=settings.claim_timeout)),
+        SourceCheckConfig(
+            stale_after=timedelta(seconds=settings.claim_timeout),
+            newest_per_project=None
+            if settings.source_check_history
+            else settings.backfill_releases,
+        ),
     )
     scheduler = Scheduler(
         store=store,
@@ -94,6 +119,7 @@ def run_scheduler(
         dispatcher=ActorDispatcher(actor),
         config=SchedulerConfig(
             poll_interval=settings.poll_interval,
+            backfill_releases=settings.backfill_releases,
             stale_after=timedelta(seconds=settings.claim_timeout),
         ),
         observer=metrics,
@@ -106,7 +132,7 @@ def run_scheduler(
         ],
     )
     stop_on_signals(stop)
-    leader = Leadership(settings.database_url)
+    leader = Leadership(settings.database_url, network_timeout=settings.network_timeout)
     logger.info("scheduler started; polling %s", settings.index_url)
     try:
         scheduler.run(leader, stop)

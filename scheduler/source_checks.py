@@ -3,9 +3,12 @@
 A hook of :class:`~scheduler.loop.Scheduler` (run after each tick's polling), so it sees
 the releases that tick recorded. Each call:
 
-1. **requests** a source check for every release with an sdist that never had one
+1. **requests** a source check for every release with an sdist that never had one and
+   that the rebuild policy chose: it has rebuilds (new, backfilled, a campaign's), or is
+   among the ``newest_per_project`` last recorded of its project; the rest of a
+   project's history is not checked unless ``newest_per_project`` is None
    (``rebuilder.store.sources.request_missing``: the priority follows the release's
-   rebuilds, new releases and campaigns first, history at backfill priority). Only
+   rebuilds, new releases and campaigns first, backfill at backfill priority). Only
    releases newer than the last scan are looked at, with a margin for ids committed out
    of order, and the whole table again every ``full_scan_seconds`` (an sdist uploaded
    after its release was recorded, a backlog larger than ``batch``);
@@ -39,6 +42,9 @@ class SourceCheckConfig:
     batch: int = 200  # checks requested per call at most
     full_scan_seconds: float = 600.0  # how often every release is looked at again
     id_margin: int = 100  # release ids below the last scan's newest looked at again
+    # The rebuilds' newest-plus-backfill policy: a release is checked when it has rebuilds,
+    # or is among this many newest recorded releases of its project. None: all history.
+    newest_per_project: int | None = 3
 
 
 def _priority(value: int) -> Priority:
@@ -81,6 +87,7 @@ class SourceCheckStep:
             backfill_priority=int(Priority.BACKFILL),
             after_release=after,
             limit=config.batch,
+            newest_per_project=config.newest_per_project,
         )
         self._newest = newest
         if full:

@@ -89,11 +89,20 @@ class _Member:
     chunks: Iterator[bytes] = field(default_factory=lambda: iter(()))
 
 
-def extract_sdist(path: Path, dest: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> Path:
+def extract_sdist(
+    path: Path,
+    dest: Path,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    *,
+    directory_links: bool = False,
+) -> Path:
     """Extract the sdist at ``path`` into ``dest`` and return its single top folder.
 
     ``dest`` is created if needed; nothing in it is overwritten or followed. Raises
     ArchiveError for hostile or malformed archives (see the module documentation).
+    With ``directory_links`` (a git tree, where folders may be symlinks), a link to a
+    folder inside the tree is kept as a relative symlink to it, as a checkout has it
+    (only after every file is written; nothing here follows it).
     """
     dest.mkdir(parents=True, exist_ok=True)
     budget = SizeBudget(limits)
@@ -101,7 +110,8 @@ def extract_sdist(path: Path, dest: Path, limits: ArchiveLimits = DEFAULT_LIMITS
         with ExitStack() as stack:
             tree = _Tree(os.open(dest, _NOFOLLOW_DIR))
             stack.callback(os.close, tree.root)
-            top = _extract(_members(path, limits, stack, budget), tree, budget)
+            members = _members(path, limits, stack, budget)
+            top = _extract(members, tree, budget, directory_links=directory_links)
     except ArchiveError:
         raise
     except _MALFORMED as exc:
@@ -138,7 +148,9 @@ def _text(member: _Member, limits: ArchiveLimits) -> str:
     return b"".join(member.chunks).decode("utf-8", errors="replace")
 
 
-def _extract(members: Iterator[_Member], tree: _Tree, budget: SizeBudget) -> str:
+def _extract(
+    members: Iterator[_Member], tree: _Tree, budget: SizeBudget, *, directory_links: bool = False
+) -> str:
     top: str | None = None
     seen: set[Parts] = set()
     files: dict[Parts, _Member] = {}
@@ -161,15 +173,25 @@ def _extract(members: Iterator[_Member], tree: _Tree, budget: SizeBudget) -> str
             links[member.parts] = member
     if top is None:
         raise ArchiveError("the archive is empty")
+    folder_links: dict[Parts, Parts] = {}
     for parts, link in links.items():
         target = _resolve(link, links, budget.limits)
         source = files.get(target)
+        if source is None and directory_links and (target in dirs or target in folders):
+            if parts[: len(target)] == target:
+                raise ArchiveError(f"link {'/'.join(parts)!r} points at a folder holding it")
+            folder_links[parts] = target
+            continue
         if source is None:
             kind = "a directory" if target in dirs or target in folders else "nothing"
             raise ArchiveError(f"link {'/'.join(parts)!r} points at {kind}")
         copy = _counted(tree.read(target), "/".join(parts), budget)
         tree.write(parts, copy, source.mode, source.mtime_ns)
+        files[parts] = source
     tree.finish_directories({p: (m.mode, m.mtime_ns) for p, m in dirs.items()})
+    for parts, target in sorted(folder_links.items()):
+        relative = os.path.relpath("/".join(target), "/".join(parts[:-1]) or ".")
+        tree.symlink(parts, relative)
     return top
 
 
@@ -412,6 +434,16 @@ class _Tree:
             os.fchmod(fd, mode)
             if mtime_ns is not None:
                 os.utime(fd, ns=(mtime_ns, mtime_ns))
+
+    def symlink(self, parts: Parts, target: str) -> None:
+        """Create the symlink ``parts`` -> ``target`` (checked to stay in the tree)."""
+        parent = self._open_dir(parts[:-1], create=True)
+        try:
+            os.symlink(target, parts[-1], dir_fd=parent)
+        except FileExistsError:
+            raise ArchiveError(f"{'/'.join(parts)!r} already exists") from None
+        finally:
+            os.close(parent)
 
     def read(self, parts: Parts) -> Iterator[bytes]:
         """Stream a file this tree wrote."""

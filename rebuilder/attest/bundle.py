@@ -20,6 +20,7 @@ from rebuilder.attest.dsse import Envelope, parse_envelope, sign_statement
 from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import Signer
 from rebuilder.attest.statements import (
+    BuildEnvironment,
     BuildRun,
     Verification,
     failure_statement,
@@ -71,6 +72,7 @@ def statements_for(
     strategy: Strategy | None,
     run: BuildRun | None,
     verification: Verification,
+    environment: BuildEnvironment | None = None,
 ) -> list[dict[str, Any]]:
     """The statements a judged file gets, in bundle order.
 
@@ -82,8 +84,9 @@ def statements_for(
         return [failure_statement(result, verification, strategy)]
     if strategy is None or run is None:
         raise AttestationError(f"{result.filename}: a judged rebuild needs its strategy and run")
-    provenance = provenance_statement(result, strategy, run)
-    return [provenance, verification_summary_statement(result, verification, provenance)]
+    provenance = provenance_statement(result, strategy, run, environment=environment)
+    where = str(bundle_path(result.project, result.version, result.filename))
+    return [provenance, verification_summary_statement(result, verification, provenance, where)]
 
 
 def sign_bundle(

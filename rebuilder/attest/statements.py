@@ -29,7 +29,7 @@ from urllib.parse import quote
 from rebuilder import __version__
 from rebuilder.attest.errors import AttestationError, VerificationError
 from rebuilder.plan.strategy import Strategy
-from rebuilder.verdict import FileResult, Verdict
+from rebuilder.verdict import FileResult, Risk, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,79 @@ class GitSource:
             "digest": {"gitCommit": _hex_digest(self.commit, "git commit", "gitCommit")},
             "annotations": annotations,
         }
+
+
+@dataclass(frozen=True)
+class BuildEnvironment:
+    """What else a rebuild ran with, beyond its strategy, so another host can run it again.
+
+    ``dependencies`` are more resolved dependencies (the driver and ``sitecustomize.py``
+    mounted into the container, the stabilizer code, the rebuilder's own source commit,
+    the image's recipe files, its Debian package set and ``docker save`` tarball);
+    ``image`` is merged into the ``build-image`` descriptor (its OCI-style ``uri``, name
+    and annotations); ``byproducts`` go to ``runDetails.byproducts`` (the build log).
+    """
+
+    dependencies: tuple[Mapping[str, Any], ...] = ()
+    image: Mapping[str, Any] | None = None
+    byproducts: tuple[Mapping[str, Any], ...] = ()
+    builder_commit: str | None = None
+
+
+EXTERNAL_PARAMETERS_MOVED = ("source", "requirements", "image", "image_digest")
+"""Strategy fields recorded as resolved dependencies, not as external parameters."""
+
+
+def external_parameters(strategy: Strategy) -> dict[str, Any]:
+    """The strategy minus its inputs (which are ``resolvedDependencies``)."""
+    data = strategy.to_json()
+    for key in EXTERNAL_PARAMETERS_MOVED:
+        data.pop(key, None)
+    return data
+
+
+def strategy_from_provenance(predicate: Mapping[str, Any]) -> Strategy:
+    """The strategy a provenance statement records: its parameters plus its inputs.
+
+    Raises:
+        AttestationError: the provenance lacks an input the strategy needs.
+    """
+    definition = _obj(predicate.get("buildDefinition"), "buildDefinition")
+    data = dict(_obj(definition.get("externalParameters"), "externalParameters"))
+    deps = _list(definition.get("resolvedDependencies", []), "resolvedDependencies")
+    by_role: dict[str, list[Mapping[str, Any]]] = {}
+    for dep in deps:
+        role = _obj(dep, "resolvedDependencies[]").get("annotations", {}).get("role")
+        by_role.setdefault(str(role), []).append(dep)
+    sources = by_role.get("source", [])
+    images = by_role.get("build-image", [])
+    if len(sources) != 1 or len(images) != 1:
+        raise AttestationError("the provenance must name exactly one source and one build image")
+    source, image = sources[0], images[0]
+    data["source"] = _pinned(source)
+    requirements = []
+    for dep in by_role.get("build-dependency", []):
+        name, _, version = str(dep.get("annotations", {}).get("requirement", "")).partition("==")
+        if not name or not version:
+            raise AttestationError(f"build dependency {dep.get('name')!r} names no requirement")
+        requirements.append({"name": name, "version": version, "file": _pinned(dep)})
+    data["requirements"] = requirements
+    image_digest = _digest_set(image.get("digest"), "build-image.digest").get("sha256")
+    if image_digest is None:
+        raise AttestationError("the build image has no sha256 digest")
+    data["image_digest"] = f"sha256:{image_digest}"
+    data["image"] = str(image.get("annotations", {}).get("reference") or image.get("name"))
+    try:
+        return Strategy.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AttestationError(f"the provenance's parameters are not a strategy: {exc}") from None
+
+
+def _pinned(dep: Mapping[str, Any]) -> dict[str, str]:
+    digest = _digest_set(dep.get("digest"), f"{dep.get('name')}.digest").get("sha256")
+    if not isinstance(dep.get("uri"), str) or not isinstance(dep.get("name"), str) or not digest:
+        raise AttestationError(f"input {dep.get('name')!r} needs a uri, a name and a sha256")
+    return {"filename": dep["name"], "url": dep["uri"], "sha256": digest}
 
 
 @dataclass(frozen=True)
@@ -167,7 +240,11 @@ def pypi_purl(project: str, version: str, filename: str) -> str:
 
 
 def provenance_statement(
-    result: FileResult, strategy: Strategy, run: BuildRun, git_source: GitSource | None = None
+    result: FileResult,
+    strategy: Strategy,
+    run: BuildRun,
+    git_source: GitSource | None = None,
+    environment: BuildEnvironment | None = None,
 ) -> dict[str, Any]:
     """SLSA Provenance v1 for the rebuilt file of ``result``, built with ``strategy``.
 
@@ -181,6 +258,16 @@ def provenance_statement(
     started_on, finished_on = rfc3339(run.started_on), rfc3339(run.finished_on)
     if run.finished_on < run.started_on:
         raise AttestationError("a build cannot finish before it starts")
+    environment = environment or BuildEnvironment()
+    image: dict[str, Any] = {
+        "name": strategy.image,
+        "digest": {"sha256": _image_digest(strategy.image_digest)},
+        "annotations": {"role": "build-image", "reference": strategy.image},
+    }
+    if environment.image:
+        extra = dict(environment.image)
+        image["annotations"] = {**image["annotations"], **extra.pop("annotations", {})}
+        image.update(extra)
     dependencies: list[dict[str, Any]] = [
         {
             "uri": strategy.source.url,
@@ -188,11 +275,7 @@ def provenance_statement(
             "digest": {"sha256": _hex_digest(strategy.source.sha256, "source sha256")},
             "annotations": {"role": "source"},
         },
-        {
-            "name": strategy.image,
-            "digest": {"sha256": _image_digest(strategy.image_digest)},
-            "annotations": {"role": "build-image"},
-        },
+        image,
     ]
     if git_source is not None:
         dependencies.insert(1, git_source.descriptor())
@@ -205,6 +288,10 @@ def provenance_statement(
         }
         for req in strategy.requirements
     ]
+    dependencies += [dict(d) for d in environment.dependencies]
+    version = {TOOL_NAME: run.builder_version}
+    if environment.builder_commit:
+        version[f"{TOOL_NAME}-commit"] = environment.builder_commit
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": [
@@ -217,16 +304,17 @@ def provenance_statement(
         "predicate": {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
-                "externalParameters": strategy.to_json(),
+                "externalParameters": external_parameters(strategy),
                 "resolvedDependencies": dependencies,
             },
             "runDetails": {
-                "builder": {"id": run.builder_id, "version": {TOOL_NAME: run.builder_version}},
+                "builder": {"id": run.builder_id, "version": version},
                 "metadata": {
                     "invocationId": run.invocation_id,
                     "startedOn": started_on,
                     "finishedOn": finished_on,
                 },
+                "byproducts": [dict(b) for b in environment.byproducts],
             },
         },
     }
@@ -235,12 +323,16 @@ def provenance_statement(
 
 
 def verification_summary_statement(
-    result: FileResult, verification: Verification, provenance: Mapping[str, Any]
+    result: FileResult,
+    verification: Verification,
+    provenance: Mapping[str, Any],
+    provenance_uri: str | None = None,
 ) -> dict[str, Any]:
     """SLSA VSA v1 about the *published* file of ``result``.
 
     ``provenance`` is the statement from :func:`provenance_statement` for the same
-    rebuild; its digest goes into ``inputAttestations``.
+    rebuild; its digest goes into ``inputAttestations``, with ``provenance_uri`` (where
+    it is published, e.g. the bundle's path below the publishing root) as its ``uri``.
     """
     if result.verdict in {Verdict.REPRODUCIBLE, Verdict.EQUIVALENT}:
         outcome = "PASSED"
@@ -267,6 +359,7 @@ def verification_summary_statement(
             "inputAttestations": [
                 {
                     "name": f"{result.filename}.provenance",
+                    **({"uri": provenance_uri} if provenance_uri else {}),
                     "mediaType": "application/vnd.in-toto+json",
                     "digest": {"sha256": statement_digest(provenance)},
                 }
@@ -279,6 +372,8 @@ def verification_summary_statement(
                 "rebuiltSha256": result.rebuilt_sha256,
                 "stabilizers": [{"name": s.name, "version": s.version} for s in result.stabilizers],
                 "differences": [d.to_json() for d in sorted(result.differences)],
+                # none / packaging / review (docs/diagnosis.md); absent before it existed.
+                "risk": None if result.risk is None else result.risk.value,
             },
         },
     }
@@ -469,6 +564,8 @@ def _validate_vsa(predicate: Mapping[str, Any]) -> None:
             raise AttestationError(f"{VSA_EXTENSION_KEY}.verdict is not a verdict")
         _list(ext.get("stabilizers"), f"{VSA_EXTENSION_KEY}.stabilizers")
         _list(ext.get("differences"), f"{VSA_EXTENSION_KEY}.differences")
+        if ext.get("risk") is not None and ext["risk"] not in {r.value for r in Risk}:
+            raise AttestationError(f"{VSA_EXTENSION_KEY}.risk is not a risk")
 
 
 def _validate_failure(predicate: Mapping[str, Any]) -> None:

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from rebuilder.archive.limits import DEFAULT_LIMITS, ArchiveLimits
 from rebuilder.archive.zipread import ZipArchive, read_zip
+from rebuilder.compare.diagnose import SourceFiles, diagnose
 from rebuilder.compare.stabilizers import STABILIZERS, ZIP_LAYOUT, Stabilizer, apply_stabilizers
-from rebuilder.verdict import Difference, DifferenceKind, StabilizerUse, Verdict
+from rebuilder.compare.textdiff import unified_diffs
+from rebuilder.verdict import Diagnosis, Difference, DifferenceKind, StabilizerUse, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ class Comparison:
     rebuilt_sha256: str
     stabilizers: tuple[StabilizerUse, ...] = ()
     differences: tuple[Difference, ...] = ()
+    diagnosis: tuple[Diagnosis, ...] = ()
+    text_diff: str = ""
 
 
 def file_sha256(path: Path) -> str:
@@ -46,16 +50,31 @@ def file_sha256(path: Path) -> str:
 
 
 def compare_files(
-    published: Path, rebuilt: Path, limits: ArchiveLimits = DEFAULT_LIMITS
+    published: Path,
+    rebuilt: Path,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    source: SourceFiles | None = None,
 ) -> Comparison:
-    """Compare two wheels; raises ArchiveError when either cannot be read safely."""
+    """Compare two wheels; raises ArchiveError when either cannot be read safely.
+
+    A mismatch comes with a diagnosis of each difference; ``source`` (the sdist's
+    files) answers whether a file only one side has is in the sdist.
+    """
     published_sha256, rebuilt_sha256 = file_sha256(published), file_sha256(rebuilt)
     if published_sha256 == rebuilt_sha256:
         return Comparison(Verdict.REPRODUCIBLE, published_sha256, rebuilt_sha256)
-    verdict, stabilizers, differences = compare_archives(
-        read_zip(published, limits), read_zip(rebuilt, limits)
+    ours, theirs = read_zip(published, limits), read_zip(rebuilt, limits)
+    verdict, stabilizers, differences = compare_archives(ours, theirs)
+    diagnosis: tuple[Diagnosis, ...] = ()
+    text_diff = ""
+    if verdict is Verdict.MISMATCH:
+        stable_ours = apply_stabilizers(ours, STABILIZERS)
+        stable_theirs = apply_stabilizers(theirs, STABILIZERS)
+        diagnosis = diagnose(stable_ours, stable_theirs, differences, source)
+        text_diff = unified_diffs(stable_ours, stable_theirs, differences)
+    return Comparison(
+        verdict, published_sha256, rebuilt_sha256, stabilizers, differences, diagnosis, text_diff
     )
-    return Comparison(verdict, published_sha256, rebuilt_sha256, stabilizers, differences)
 
 
 def compare_archives(

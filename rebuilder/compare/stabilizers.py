@@ -4,7 +4,9 @@ Each is a pure function ``ZipArchive -> ZipArchive`` that rewrites fields of one
 to a constant (or, for RECORD, to a canonical form) and never touches an entry's name
 or decompressed data, with one guarded exception: RECORD is regenerated only when it is
 truthful about its own archive, so its canonical form is a function of the other
-entries' names and data. Hence two archives equal after every stabilizer hold exactly
+entries' names and data; and ``metadata-field-order``, which permutes whole header
+lines of METADATA (a multiset of lines kept, order-free fields only) and re-hashes
+METADATA's row of a truthful RECORD. Hence two archives equal after every stabilizer hold exactly
 the same paths with exactly the same decompressed bytes.
 
 The aspects are disjoint, so stabilizers commute and the set needed to equate two
@@ -229,6 +231,107 @@ def canonical_record(archive: ZipArchive, record: str) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+# Core-metadata fields that may occur many times and whose order no installer reads.
+MULTI_USE_FIELDS = frozenset(
+    {b"requires-dist", b"project-url", b"classifier", b"provides-extra", b"license-file"}
+)
+
+
+def _metadata_name(archive: ZipArchive) -> str | None:
+    names = [
+        e.name
+        for e in archive.entries
+        if e.name.count("/") == 1 and e.name.endswith(".dist-info/METADATA")
+    ]
+    return names[0] if len(names) == 1 else None
+
+
+def sort_metadata_fields(data: bytes) -> bytes:
+    """METADATA with each multi-use header field's values in sorted order.
+
+    Only the header section (up to the first blank line) is touched, and only the
+    single-line occurrences of each multi-use field, among that field's own positions:
+    every line ending stays at its position, so the line structure (and where the header
+    ends) is unchanged, and the result holds the same multiset of line texts. A field
+    with continuation lines is left where it is.
+    """
+    lines = data.splitlines(keepends=True)
+    texts = [line.rstrip(b"\r\n") for line in lines]
+    endings = [line[len(text) :] for line, text in zip(lines, texts, strict=True)]
+    end = next((i for i, text in enumerate(texts) if not text.strip()), len(texts))
+    positions: dict[bytes, list[int]] = {}
+    for i in range(end):
+        name = texts[i].partition(b":")[0].strip().lower()
+        folded = i + 1 < end and texts[i + 1][:1] in {b" ", b"\t"}
+        if name in MULTI_USE_FIELDS and not folded and texts[i][:1] not in {b" ", b"\t"}:
+            positions.setdefault(name, []).append(i)
+    for places in positions.values():
+        for i, text in zip(places, sorted(texts[i] for i in places), strict=True):
+            texts[i] = text
+    return b"".join(text + ending for text, ending in zip(texts, endings, strict=True))
+
+
+def sort_metadata_field_order(archive: ZipArchive) -> ZipArchive:
+    """Multi-use METADATA fields in sorted order; a truthful RECORD follows the change.
+
+    RECORD's row for METADATA gets the new hash and size in place (same algorithm), only
+    if that row was true of the old METADATA, so a truthful RECORD stays truthful and a
+    lying one keeps lying.
+    """
+    name = _metadata_name(archive)
+    if name is None:
+        return archive
+    entry = archive.get(name)
+    if entry is None:
+        return archive
+    old = entry.data
+    new = sort_metadata_fields(old)
+    if new == old:
+        return archive
+    record = _record_name(archive)
+    record_entry = archive.get(record) if record else None
+    new_record = _update_record_row(record_entry.data, name, old, new) if record_entry else None
+
+    def change(e: ZipEntry) -> ZipEntry:
+        if e.name == name:
+            return replace(e, data=new, crc=zlib.crc32(new), raw_sha256="", compress_size=0)
+        if record_entry is not None and e.name == record_entry.name and new_record is not None:
+            return replace(
+                e, data=new_record, crc=zlib.crc32(new_record), raw_sha256="", compress_size=0
+            )
+        return e
+
+    return _each(archive, change)
+
+
+def _update_record_row(record: bytes, path: str, old: bytes, new: bytes) -> bytes | None:
+    """RECORD with ``path``'s row re-hashed for ``new`` if it was true of ``old``."""
+    try:
+        text = record.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    out: list[str] = []
+    changed = False
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        ending = line[len(body) :]
+        try:
+            rows = list(csv.reader([body]))
+        except csv.Error:
+            return None
+        row = rows[0] if rows else []
+        if len(row) == 3 and row[0] == path and _matches(old, row[1], row[2]):
+            algorithm = row[1].partition("=")[0]
+            digest = f"{algorithm}={_urlsafe_digest(algorithm, new)}"
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="").writerow([row[0], digest, str(len(new))])
+            out.append(buf.getvalue() + ending)
+            changed = True
+        else:
+            out.append(line)
+    return "".join(out).encode("utf-8") if changed else None
+
+
 ENTRY_ORDER = Stabilizer("zip-entry-order", 1, "entries sorted by name", sort_entries)
 TIMESTAMPS = Stabilizer("zip-timestamps", 1, "entry times set to 1980-01-01", clear_timestamps)
 COMPRESSION = Stabilizer(
@@ -241,6 +344,13 @@ ZIP_METADATA = Stabilizer(
     "zip-metadata", 1, "extra fields, comments and other flags ignored", clear_zip_metadata
 )
 RECORD = Stabilizer("wheel-record", 1, "a truthful RECORD regenerated", canonicalize_record)
+METADATA_FIELD_ORDER = Stabilizer(
+    "metadata-field-order",
+    1,
+    "multi-use METADATA fields (Requires-Dist, Project-URL, Classifier, Provides-Extra, "
+    "License-File) compared as multisets within the header; RECORD follows",
+    sort_metadata_field_order,
+)
 
 STABILIZERS: tuple[Stabilizer, ...] = (
     ENTRY_ORDER,
@@ -249,6 +359,7 @@ STABILIZERS: tuple[Stabilizer, ...] = (
     PERMISSIONS,
     ZIP_METADATA,
     RECORD,
+    METADATA_FIELD_ORDER,
 )
 
 

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]{0,254}")
+
+
+def refused_name(filename: str) -> str | None:
+    """Why a published file's name cannot be handled safely, or ``None`` when it can.
+
+    Names end up as paths on our disk (evidence, wheelhouse, attestation bundles):
+    only one plain component, without ``..`` anywhere. A refused file is never
+    downloaded; it still gets a verdict (``failed``) so that no caller loses sight of it.
+    """
+    if not _PLAIN_NAME.fullmatch(filename):
+        return f"unsafe file name {filename[:300]!r}: not one plain path component"
+    if ".." in filename:
+        return f"unsafe file name {filename!r}: it contains '..'"
+    return None
 
 
 class FileKind(StrEnum):

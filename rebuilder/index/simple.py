@@ -40,7 +40,7 @@ from pypi_simple.errors import UnsupportedRepoVersionError
 from rebuilder.errors import IndexError_, IntegrityError, NotFoundError
 from rebuilder.index.cache import BlobStore, CachedPage, PageCache, is_sha256, sha256_file
 from rebuilder.index.http import make_session
-from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.index.model import FileKind, IndexFile, refused_name
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +87,6 @@ def classify(filename: str) -> tuple[FileKind, str | None, str | None]:
             return FileKind.OTHER, None, None
         return FileKind.SDIST, str(name), str(version)
     return FileKind.OTHER, None, None
-
-
-def _safe_filename(filename: str) -> bool:
-    # Filenames end up as paths on our disk (the wheelhouse): plain names only.
-    return (
-        bool(filename)
-        and len(filename) <= 255
-        and not filename.startswith(".")
-        and not any(c in filename for c in "/\\\x00")
-    )
 
 
 def _same_version(listed: str, wanted: Version) -> bool:
@@ -436,14 +426,20 @@ def _parse_content_type(value: str) -> tuple[str, dict[str, str]]:
 def _index_file(project: str, pkg: DistributionPackage) -> IndexFile | None:
     """Our record of one listed file, or None (logged) when it must be ignored."""
     filename: str = pkg.filename
-    if not _safe_filename(filename):
-        log.warning("%s: ignoring a file with an unsafe name %r", project, filename)
-        return None
     url: str = pkg.url
     if urlsplit(url).scheme not in ("http", "https"):
         log.warning("%s: ignoring %s with a non-HTTP URL %r", project, filename, url)
         return None
-    kind, name, version = classify(filename)
+    refusal = refused_name(filename)
+    if refusal is None:
+        kind, name, version = classify(filename)
+    else:
+        # Kept, never downloaded: the pipeline gives it a `failed` verdict of its own.
+        # Its release is read from the last component of the name; it is no distribution
+        # any other step may pick.
+        log.warning("%s: %s", project, refusal)
+        _, name, version = classify(filename.replace("\\", "/").rsplit("/", 1)[-1])
+        kind = FileKind.OTHER
     if name is not None and name != project:
         log.warning("%s: ignoring %s, which names another project", project, filename)
         return None

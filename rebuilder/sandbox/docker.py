@@ -2,9 +2,12 @@
 
 The container has no network, a read-only root, read-only inputs, a non-root user, no
 capabilities and limits on memory, processes, CPU, scratch space, time, log and output.
-It runs :mod:`rebuilder.sandbox.driver`, bind-mounted read-only, which leaves
-``result.json`` next to the artifact. The container is always removed; containers
-left by a crashed worker carry a label so :func:`remove_orphans` finds them.
+Its PID 1 is :mod:`rebuilder.sandbox.warden`, which runs :mod:`rebuilder.sandbox.driver`
+(both bind-mounted read-only), holds the wall-clock and output limits inside the
+container (so they hold when this process dies) and sends the result and the built file
+back through a named pipe: the build's output is a tmpfs of the container, never a host
+folder. The container is always removed; containers left by a crashed worker carry a
+label so :func:`remove_orphans` finds them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import shutil
 import stat
 import threading
@@ -28,6 +32,7 @@ import requests
 
 from rebuilder.errors import SandboxError
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus
+from rebuilder.sandbox.warden import EXIT_OUTPUT_LIMIT, EXIT_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +42,15 @@ BUILD_UID = 10001
 TOOLS_PYTHON = "/opt/rebuilder-tools/bin/python"
 RESULT_NAME = "result.json"
 _DRIVER_SOURCE = Path(__file__).resolve().parent / "driver.py"
+_WARDEN_SOURCE = Path(__file__).resolve().parent / "warden.py"
 _CLOCK_REPLAY_SOURCE = Path(__file__).resolve().parent / "clockreplay"
 _TMP_BYTES = 64 * 1024**2
+CHANNEL_NAME = "channel"  # the named pipe the warden sends the result through
+MODES_NAME = "source-modes.json"
+_OUT_HEADROOM = 1024**2  # room in /out for result.json beside a wheel of the largest size
+_OUT_INODES_HEADROOM = 16
+_HOST_GRACE_SECONDS = 30.0  # the host's own deadline, behind the warden's
+_HEADER_LIMIT = 1024**2
 _HEAD_SECONDS = 5.0  # how long the head of a finished container's log may still take
 
 
@@ -68,6 +80,65 @@ class DockerClient(Protocol):
 
     @property
     def containers(self) -> Containers: ...
+    def info(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class EngineProtections:
+    """What the engine itself enforces on every build container, as ``docker info`` says."""
+
+    seccomp: str | None  # the default profile's name ("default", "builtin"), None if absent
+    apparmor: bool
+    selinux: bool
+    userns: bool
+    rootless: bool
+    cgroup_version: str
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any]) -> EngineProtections:
+        options: dict[str, dict[str, str]] = {}
+        for entry in info.get("SecurityOptions") or []:
+            fields = dict(part.partition("=")[::2] for part in str(entry).split(","))
+            options[fields.get("name", "")] = fields
+        seccomp = options.get("seccomp")
+        return cls(
+            seccomp=None if seccomp is None else seccomp.get("profile", "default"),
+            apparmor="apparmor" in options,
+            selinux="selinux" in options,
+            userns="userns" in options,
+            rootless="rootless" in options,
+            cgroup_version=str(info.get("CgroupVersion") or "1"),
+        )
+
+    def summary(self) -> str:
+        """One line for the log: what holds, and what this engine does not offer."""
+        have = [f"seccomp ({self.seccomp})"] if self.seccomp else []
+        have += [name for name, on in (
+            ("AppArmor", self.apparmor), ("SELinux", self.selinux),
+            ("user namespaces", self.userns), ("rootless engine", self.rootless),
+        ) if on]  # fmt: skip
+        lacking = [name for name, on in (("AppArmor", self.apparmor), ("SELinux", self.selinux))
+                   if not on]  # fmt: skip
+        text = f"the engine enforces {', '.join(have) or 'no kernel security profile'}"
+        text += f" (cgroup v{self.cgroup_version})"
+        return text + (f"; not offered: {', '.join(lacking)}" if lacking else "")
+
+
+def check_engine(client: DockerClient) -> EngineProtections:
+    """Read and log the engine's protections; refuse an engine without seccomp.
+
+    The walls of :func:`container_options` (no capabilities, no new privileges, no
+    network, read-only root, limits) hold on any engine; seccomp is what keeps the
+    kernel's rarer system calls out of a build's reach, and builds do not run without it.
+    """
+    protections = EngineProtections.from_info(client.info())
+    if protections.seccomp is None or protections.seccomp == "unconfined":
+        raise SandboxError(
+            "the Docker engine applies no seccomp profile to containers "
+            f"({protections.summary()}); builds are not run without one"
+        )
+    logger.info("sandbox: %s", protections.summary())
+    return protections
 
 
 def connect() -> DockerClient:
@@ -211,16 +282,6 @@ def read_result(output_dir: Path) -> DriverResult | None:
     )
 
 
-def folder_bytes(path: Path) -> int:
-    """Total size of the regular files under ``path`` (symlinks not followed)."""
-    total = 0
-    for top, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):
-                total += os.lstat(Path(top, name)).st_size
-    return total
-
-
 def driver_spec(request: BuildRequest) -> str:
     """The JSON document handed to the driver."""
     return json.dumps(
@@ -240,37 +301,67 @@ def driver_spec(request: BuildRequest) -> str:
     )
 
 
-def stage_driver(request: BuildRequest) -> Path:
-    """Copy the driver next to the build's output folder; the folder to mount.
+def stage_driver(request: BuildRequest, modes: Mapping[str, int] | None = None) -> Path:
+    """Stage the warden, the driver and the build's inputs; the folder to mount at /driver.
 
     The engine resolves bind mounts on its own host. A worker running in a container
     (compose) has the package inside its image, where the engine cannot see it, but
     its work folders are shared with the host at the same path: so the driver is
-    mounted from there. Readable by the build user, writable by nobody in the sandbox.
+    mounted from there. Readable by the build user, writable by nobody in the sandbox,
+    except the channel: a named pipe the build user may only write to.
     """
     staged = request.output_dir.parent / f".driver-{uuid.uuid4().hex[:12]}"
     staged.mkdir(mode=0o755)
     shutil.copyfile(_DRIVER_SOURCE, staged / "driver.py")
+    shutil.copyfile(_WARDEN_SOURCE, staged / "warden.py")
     shutil.copytree(
         _CLOCK_REPLAY_SOURCE, staged / "clockreplay", ignore=shutil.ignore_patterns("__pycache__")
     )
+    if modes:
+        (staged / MODES_NAME).write_text(json.dumps(dict(modes)), encoding="utf-8")
     for path in [staged, *staged.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
+    os.mkfifo(staged / CHANNEL_NAME)
+    (staged / CHANNEL_NAME).chmod(0o622)
     return staged
 
 
-def container_options(request: BuildRequest, driver_dir: Path | None = None) -> dict[str, Any]:
+def warden_conf(request: BuildRequest) -> str:
+    """The JSON document handed to the warden (PID 1)."""
+    return json.dumps(
+        {
+            "timeout_seconds": request.limits.timeout_seconds,
+            "out": "/out",
+            "output_bytes": request.limits.output_bytes,
+            "output_files": request.limits.output_files,
+            "channel": f"/driver/{CHANNEL_NAME}",
+        },
+        sort_keys=True,
+    )
+
+
+def build_command(request: BuildRequest) -> list[str]:
+    """The container's command: the warden as PID 1, running the driver."""
+    return [
+        TOOLS_PYTHON, "-I", "/driver/warden.py", warden_conf(request),
+        TOOLS_PYTHON, "-I", "/driver/driver.py", driver_spec(request),
+    ]  # fmt: skip
+
+
+def container_options(request: BuildRequest, driver_dir: Path) -> dict[str, Any]:
     """Keyword arguments of ``containers.create`` for ``request``: the sandbox's walls.
 
-    ``driver_dir`` holds ``driver.py`` and ``clockreplay/`` (see :func:`stage_driver`);
-    default: the package's own files (a worker running on the engine's host).
+    ``driver_dir`` holds the warden, the driver and the channel (see :func:`stage_driver`).
+    Every writable place is a tmpfs with a size (and, for ``/out``, an inode) limit the
+    kernel enforces; tmpfs pages are charged to the container's memory limit as well.
     """
     from docker.types import LogConfig, Mount, Ulimit  # noqa: PLC0415
 
     limits = request.limits
     log_file_bytes = max(4 * limits.log_bytes, 8 * 1024**2)
-    driver = _DRIVER_SOURCE if driver_dir is None else driver_dir / "driver.py"
-    clock_replay = _CLOCK_REPLAY_SOURCE if driver_dir is None else driver_dir / "clockreplay"
+    out_bytes = limits.output_bytes + _OUT_HEADROOM
+    out_inodes = limits.output_files + _OUT_INODES_HEADROOM
+    owner = f"uid={BUILD_UID},gid={BUILD_UID}"
     return {
         "user": f"{BUILD_UID}:{BUILD_UID}",
         "network_mode": "none",
@@ -279,13 +370,14 @@ def container_options(request: BuildRequest, driver_dir: Path | None = None) -> 
             "/scratch": f"rw,exec,nosuid,nodev,size={limits.scratch_bytes},mode=1777",
             # The container's own /tmp: a private tmpfs, not the host's.
             "/tmp": f"rw,noexec,nosuid,nodev,size={_TMP_BYTES},mode=1777",  # noqa: S108
+            # The build's output: bytes and inodes capped by the kernel; the warden sends
+            # the wheel to the host.
+            "/out": f"rw,noexec,nosuid,nodev,size={out_bytes},nr_inodes={out_inodes},{owner}",
         },
         "mounts": [
             Mount("/src", str(request.source_dir), type="bind", read_only=True),
             Mount("/wheelhouse", str(request.wheelhouse), type="bind", read_only=True),
-            Mount("/out", str(request.output_dir), type="bind", read_only=False),
-            Mount("/driver/driver.py", str(driver), type="bind", read_only=True),
-            Mount("/driver/clockreplay", str(clock_replay), type="bind", read_only=True),
+            Mount("/driver", str(driver_dir), type="bind", read_only=True),
         ],
         "security_opt": ["no-new-privileges"],
         "cap_drop": ["ALL"],
@@ -295,7 +387,7 @@ def container_options(request: BuildRequest, driver_dir: Path | None = None) -> 
         "pids_limit": limits.pids,
         "nano_cpus": int(limits.cpus * 1e9),
         "ulimits": [Ulimit(name="core", soft=0, hard=0)],
-        "init": True,  # reaps the zombies a build leaves and forwards the kill
+        "init": False,  # the warden is PID 1: it reaps, and ends everything at the deadline
         "log_config": LogConfig(
             type="json-file", config={"max-size": str(log_file_bytes), "max-file": "2"}
         ),
@@ -335,6 +427,95 @@ class _HeadReader(threading.Thread):
             return self._cap.head
 
 
+class ChannelReader(threading.Thread):
+    """Takes what the warden sends through the named pipe, within ``cap`` bytes.
+
+    Opened before the container starts (so the warden always finds a reader while this
+    process lives) and drained after it stopped. What comes in goes to ``sink``; bytes
+    beyond ``cap`` are read and dropped, so the host's disk holds at most ``cap``.
+    """
+
+    def __init__(self, fifo: Path, sink: Path, cap: int) -> None:
+        super().__init__(name=f"channel-{fifo.parent.name}", daemon=True)
+        self._fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        self._sink = sink
+        self._cap = cap
+        self._finishing = threading.Event()
+        self.overflow = False
+
+    def run(self) -> None:
+        written = 0
+        try:
+            with self._sink.open("wb") as out:
+                while True:
+                    finishing = self._finishing.is_set()
+                    ready, _, _ = select.select([self._fd], [], [], 0.2)
+                    data = b""
+                    if ready:
+                        with contextlib.suppress(BlockingIOError):
+                            data = os.read(self._fd, 1 << 16)
+                    if data:
+                        keep = data[: max(0, self._cap - written)]
+                        self.overflow = self.overflow or len(keep) < len(data)
+                        out.write(keep)
+                        written += len(keep)
+                        continue
+                    if finishing:
+                        return
+                    if ready:  # end of file: no writer now; one may still come
+                        time.sleep(0.05)
+        finally:
+            os.close(self._fd)
+
+    def finish(self) -> None:
+        """Drain what is left and stop (call once the container has stopped)."""
+        self._finishing.set()
+        self.join(30.0)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the warden reported (untrusted: the build could write to the pipe too)."""
+
+    ending: str  # exited, timeout, output-limit
+    detail: str = ""
+
+
+def unpack_channel(stream: Path, output_dir: Path) -> Delivery | None:
+    """Read the warden's message: write ``result.json`` and the artifact to ``output_dir``.
+
+    ``None`` when the stream is absent or malformed (nothing is written then).
+    """
+    try:
+        with stream.open("rb") as f:
+            line = f.readline(_HEADER_LIMIT)
+            header = json.loads(line)
+            if not isinstance(header, dict) or header.get("ending") not in _ENDINGS:
+                return None
+            result, artifact, size = header.get("result"), header.get("artifact"), header["size"]
+            if not isinstance(size, int) or size < 0:
+                return None
+            if artifact is not None and (
+                not isinstance(artifact, str) or Path(artifact).name != artifact
+                or artifact[:1] in ("", ".") or artifact == RESULT_NAME
+            ):  # fmt: skip
+                return None
+            start = f.tell()
+            if stream.stat().st_size - start != (size if artifact else 0):
+                return None  # short, or more than the warden sent
+            if artifact is not None:
+                with (output_dir / artifact).open("wb") as out:
+                    shutil.copyfileobj(f, out)
+    except (OSError, ValueError, KeyError):
+        return None
+    if isinstance(result, dict):
+        (output_dir / RESULT_NAME).write_text(json.dumps(result), encoding="utf-8")
+    return Delivery(str(header["ending"]), str(header.get("detail", ""))[:1000])
+
+
+_ENDINGS = frozenset({"exited", "timeout", "output-limit"})
+
+
 @dataclass(frozen=True)
 class _Ending:
     exit_code: int | None
@@ -345,15 +526,25 @@ class _Ending:
 class DockerSandbox:
     """The :class:`~rebuilder.sandbox.model.Sandbox` backed by a Docker engine."""
 
-    def __init__(self, *, client: DockerClient | None = None, poll_seconds: float = 0.25) -> None:
+    def __init__(
+        self,
+        *,
+        client: DockerClient | None = None,
+        poll_seconds: float = 0.25,
+        grace_seconds: float = _HOST_GRACE_SECONDS,
+    ) -> None:
         self._client = client
         self._poll_seconds = poll_seconds
+        self._grace_seconds = grace_seconds
+        self.protections: EngineProtections | None = None
 
     @property
     def client(self) -> DockerClient:
-        """The engine client, connected on first use."""
+        """The engine client, connected (and its protections checked) on first use."""
         if self._client is None:
             self._client = connect()
+        if self.protections is None:
+            self.protections = check_engine(self._client)
         return self._client
 
     def run(self, request: BuildRequest) -> BuildOutcome:
@@ -362,10 +553,7 @@ class DockerSandbox:
         started = time.monotonic()
         timings: dict[str, float] = {}
         _prepare_output(request.output_dir)
-        modes = grant_read(request.source_dir)
-        if modes:
-            (request.output_dir / SOURCE_MODES_NAME).write_text(json.dumps(modes))
-        driver_dir = stage_driver(request)
+        driver_dir = stage_driver(request, grant_read(request.source_dir))
         try:
             return self._run_staged(request, driver_dir, started, timings)
         finally:
@@ -376,7 +564,16 @@ class DockerSandbox:
     ) -> BuildOutcome:
         import docker  # noqa: PLC0415
 
-        container, timings["create"] = self._create(request, driver_dir)
+        stream = driver_dir / "received"
+        channel = ChannelReader(
+            driver_dir / CHANNEL_NAME, stream, request.limits.output_bytes + 2 * _HEADER_LIMIT
+        )
+        channel.start()
+        try:
+            container, timings["create"] = self._create(request, driver_dir)
+        except BaseException:
+            channel.finish()
+            raise
         try:
             reader = _HeadReader(container, request.limits.log_bytes)
             mark = time.monotonic()
@@ -398,7 +595,9 @@ class DockerSandbox:
             mark = time.monotonic()
             _remove(container)
             timings["remove"] = time.monotonic() - mark
-        outcome = _outcome(request, ending, log)
+            channel.finish()
+        delivery = None if channel.overflow else unpack_channel(stream, request.output_dir)
+        outcome = _outcome(request, ending, delivery, log)
         timings.update(outcome.timings)
         timings["total"] = time.monotonic() - started
         logger.info(
@@ -421,9 +620,7 @@ class DockerSandbox:
         mark = time.monotonic()
         try:
             container = self.client.containers.create(
-                request.image,
-                [TOOLS_PYTHON, "-I", "/driver/driver.py", driver_spec(request)],
-                **container_options(request, driver_dir),
+                request.image, build_command(request), **container_options(request, driver_dir)
             )
         except docker.errors.ImageNotFound:
             raise SandboxError(
@@ -435,8 +632,10 @@ class DockerSandbox:
         return container, time.monotonic() - mark
 
     def _wait(self, container: Container, request: BuildRequest) -> _Ending:
+        # The warden ends the build at the limit itself; this deadline is the backstop
+        # should the warden be stuck (or killed, which stops the container anyway).
         limits = request.limits
-        deadline = time.monotonic() + limits.timeout_seconds
+        deadline = time.monotonic() + limits.timeout_seconds + self._grace_seconds
         poll = min(0.05, self._poll_seconds)
         while True:
             container.reload()
@@ -456,21 +655,12 @@ class DockerSandbox:
                     BuildStatus.TIMEOUT,
                     f"wall-clock limit of {limits.timeout_seconds:g}s hit",
                 )
-            if folder_bytes(request.output_dir) > limits.output_bytes:
-                _kill(container)
-                return _Ending(
-                    None,
-                    BuildStatus.SANDBOX,
-                    f"output over the limit of {limits.output_bytes} bytes",
-                )
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
             poll = min(poll * 2, self._poll_seconds)
 
 
 # Exit codes of a container whose init was killed by SIGKILL or SIGTERM (128 + signal).
 _KILLED_FROM_OUTSIDE = frozenset({137, 143})
-
-SOURCE_MODES_NAME = ".source-modes.json"
 
 
 def grant_read(source_dir: Path) -> dict[str, int]:
@@ -496,14 +686,9 @@ def grant_read(source_dir: Path) -> dict[str, int]:
 
 
 def _prepare_output(output_dir: Path) -> None:
+    # A host folder the container never sees: the warden's delivery is unpacked here.
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / RESULT_NAME).unlink(missing_ok=True)
-    if os.geteuid() == 0:
-        os.chown(output_dir, BUILD_UID, BUILD_UID)
-    else:
-        # A non-root worker cannot give the folder away; it lives in the worker's private
-        # work folder, so opening it to everyone exposes it to no one else.
-        output_dir.chmod(0o777)
 
 
 def _kill(container: Container) -> None:
@@ -520,14 +705,20 @@ def _remove(container: Container) -> None:
 
 
 def _outcome(  # noqa: PLR0911 - one return per kind of ending reads clearest
-    request: BuildRequest, ending: _Ending, log: str
+    request: BuildRequest, ending: _Ending, delivery: Delivery | None, log: str
 ) -> BuildOutcome:
-    """Turn how the container ended and what the driver wrote into a verdict."""
-    result = read_result(request.output_dir)
+    """Turn how the container ended and what the warden sent into a verdict."""
+    result = read_result(request.output_dir) if delivery else None
     timings = dict(result.timings) if result else {}
     if ending.status is not None:
         return BuildOutcome(ending.status, None, log, ending.exit_code, (), ending.detail, timings)
     code = ending.exit_code
+    if code == EXIT_TIMEOUT or (delivery and delivery.ending == "timeout"):
+        detail = f"wall-clock limit of {request.limits.timeout_seconds:g}s hit (in the sandbox)"
+        return BuildOutcome(BuildStatus.TIMEOUT, None, log, code, (), detail, timings)
+    if code == EXIT_OUTPUT_LIMIT or (delivery and delivery.ending == "output-limit"):
+        detail = delivery.detail if delivery else "output over its limits"
+        return BuildOutcome(BuildStatus.SANDBOX, None, log, code, (), detail, timings)
     if result is None and code in _KILLED_FROM_OUTSIDE:
         # SIGTERM/SIGKILL with no result and no OOM: the engine (or an operator) stopped
         # the container; the build itself never got to finish.
@@ -536,10 +727,10 @@ def _outcome(  # noqa: PLR0911 - one return per kind of ending reads clearest
             f"the build container was stopped from outside (exit {code})", timings,
         )  # fmt: skip
     if result is None:
-        return BuildOutcome(
-            BuildStatus.FAILED, None, log, code, (), f"the driver exited {code} without a result",
-            timings,
-        )  # fmt: skip
+        detail = f"the driver exited {code} without a result"
+        if delivery is None:
+            detail += " (nothing readable came back from the sandbox)"
+        return BuildOutcome(BuildStatus.FAILED, None, log, code, (), detail, timings)
     if result.status == "missing-requirements":
         return BuildOutcome(
             BuildStatus.MISSING_REQUIREMENTS, None, log, code, result.missing,

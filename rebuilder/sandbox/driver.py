@@ -8,8 +8,9 @@ packaging); it never imports ``rebuilder``.
 Steps: copy the read-only source tree to scratch (mtimes and modes kept), apply the
 umask, make a fresh virtualenv, install the requested wheels from the read-only
 wheelhouse only, ask the backend for its dynamic build requirements (stopping with
-``missing-requirements`` when some are not installed) and build into ``/out``.
-The outcome goes to ``/out/result.json``; the build log is this process's output.
+``missing-requirements`` when some are not installed) and build into ``/out`` (a tmpfs
+of the container). The outcome goes to ``/out/result.json``; the warden (PID 1, see
+``warden.py``) hands both to the host. The build log is this process's output.
 """
 
 from __future__ import annotations
@@ -126,12 +127,11 @@ def say(message: str) -> None:
 
 
 def read_source_modes() -> dict[str, int]:
-    """The modes the host opened up (see ``grant_read``), read once and removed."""
-    path = OUT / ".source-modes.json"
+    """The modes the host opened up (see ``grant_read``), staged beside this driver."""
+    path = Path(__file__).resolve().parent / "source-modes.json"
     if not path.is_file():
         return {}
     raw = json.loads(path.read_text(encoding="utf-8"))
-    path.unlink()
     return {str(k): int(v) for k, v in dict(raw).items()}
 
 

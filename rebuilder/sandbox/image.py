@@ -16,6 +16,7 @@ that goes into the image, so a change of Dockerfile, pins or base makes a new im
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -355,3 +356,177 @@ def ensure_image(
         base,
     )
     return build_image(base=base, context=context, client=client, tools=tools)
+
+
+RECIPE_FILES = (*_CONTEXT_FILES, _BOOTSTRAP_SCRIPT)
+"""The files of ``images/sandbox`` an image is built from (recorded by digest)."""
+IMAGE_REGISTRY_NAME = IMAGE_REPOSITORY
+_DESCRIPTION_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class ImageDescription:
+    """What another host needs to obtain or rebuild the very same sandbox image.
+
+    ``packages`` is the exact Debian package set (``name=version`` per line, sorted) as
+    ``dpkg-query`` lists it inside the image; ``recipe`` the digests of the
+    ``images/sandbox`` files when the image was built from them here (its tag is the hash
+    of those files and its base); ``archive_sha256`` the digest of a ``docker save``
+    tarball of it, when one was exported (``rebuilder image export``).
+    """
+
+    image_id: str  # sha256:... (the image's config digest)
+    tags: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+    base: str | None = None
+    packages: tuple[str, ...] = ()
+    recipe: tuple[tuple[str, str], ...] = ()  # (file name under images/sandbox, sha256)
+    archive_sha256: str | None = None
+
+    @property
+    def oci_reference(self) -> str:
+        """An OCI-style reference: ``NAME@sha256:...`` (the registry digest if there is one)."""
+        if self.repo_digests:
+            return self.repo_digests[0]
+        name = self.tags[0].rsplit(":", 1)[0] if self.tags else IMAGE_REGISTRY_NAME
+        return f"{name}@{self.image_id}"
+
+    @property
+    def packages_sha256(self) -> str:
+        return hashlib.sha256(("\n".join(self.packages) + "\n").encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": _DESCRIPTION_SCHEMA,
+            "image_id": self.image_id,
+            "tags": list(self.tags),
+            "repo_digests": list(self.repo_digests),
+            "base": self.base,
+            "packages": list(self.packages),
+            "recipe": [list(pair) for pair in self.recipe],
+            "archive_sha256": self.archive_sha256,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ImageDescription:
+        if data.get("schema") != _DESCRIPTION_SCHEMA:
+            raise ValueError(f"unsupported image description schema {data.get('schema')!r}")
+        return cls(
+            image_id=str(data["image_id"]),
+            tags=tuple(data["tags"]),
+            repo_digests=tuple(data["repo_digests"]),
+            base=data["base"],
+            packages=tuple(data["packages"]),
+            recipe=tuple((str(a), str(b)) for a, b in data["recipe"]),
+            archive_sha256=data["archive_sha256"],
+        )
+
+
+def recipe_digests(context: Path | None = None) -> tuple[tuple[str, str], ...]:
+    """sha256 of every recipe file of ``images/sandbox`` that exists."""
+    context = context or default_context()
+    return tuple(
+        (name, hashlib.sha256((context / name).read_bytes()).hexdigest())
+        for name in RECIPE_FILES
+        if (context / name).is_file()
+    )
+
+
+def _description_path(cache_dir: Path, image_id: str) -> Path:
+    return cache_dir / "images" / f"{image_id.replace(':', '-')}.json"
+
+
+def describe_image(
+    image_id: str,
+    cache_dir: Path,
+    *,
+    client: Any = None,  # noqa: ANN401 - the SDK is untyped
+    context: Path | None = None,
+) -> ImageDescription:
+    """Describe the image ``image_id``; cached per image id (an id names fixed content).
+
+    The package list comes from ``dpkg-query`` run inside the image with no network.
+    """
+    path = _description_path(cache_dir, image_id)
+    if path.is_file():
+        try:
+            return ImageDescription.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignoring an unreadable image description %s", path)
+    client = client or _docker()
+    image = _find(client, image_id)
+    if image is None:
+        raise SandboxError(f"the image {image_id} is not present to be described")
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    base = labels.get("org.pypi-rebuilder.base")
+    tags = tuple(sorted(str(t) for t in image.tags))
+    context = context or default_context()
+    recipe: tuple[tuple[str, str], ...] = ()
+    built_here = base and all((context / n).is_file() for n in _CONTEXT_FILES)
+    if built_here and local_tag(context, str(base)) in tags:  # built from these very files
+        recipe = recipe_digests(context)
+    description = ImageDescription(
+        image_id=str(image.id),
+        tags=tags,
+        repo_digests=tuple(sorted(str(d) for d in image.attrs.get("RepoDigests") or [])),
+        base=base,
+        packages=_packages(client, str(image.id)),
+        recipe=recipe,
+    )
+    _save_description(path, description)
+    return description
+
+
+def _packages(client: Any, image_id: str) -> tuple[str, ...]:  # noqa: ANN401
+    import docker  # noqa: PLC0415
+
+    try:
+        output = client.containers.run(
+            image_id,
+            ["dpkg-query", "-W", "-f", "${Package}=${Version}\\n"],
+            entrypoint=[],
+            network_mode="none",
+            remove=True,
+            stdout=True,
+            stderr=False,
+        )
+    except docker.errors.DockerException as exc:
+        raise SandboxError(f"could not list the Debian packages of {image_id}: {exc}") from None
+    text = output.decode("utf-8", errors="replace") if isinstance(output, bytes) else str(output)
+    return tuple(sorted(line.strip() for line in text.splitlines() if line.strip()))
+
+
+def _save_description(path: Path, description: ImageDescription) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".image-", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(description.to_json(), fh, indent=1, sort_keys=True)
+    Path(tmp).replace(path)
+
+
+def export_image(
+    image_id: str,
+    target: Path,
+    cache_dir: Path,
+    *,
+    client: Any = None,  # noqa: ANN401 - the SDK is untyped
+) -> ImageDescription:
+    """``docker save`` the image to ``target``; its description now with the tarball's digest.
+
+    Another host loads the tarball (``docker load``) and checks it against the digest
+    the provenance records.
+    """
+    client = client or _docker()
+    description = describe_image(image_id, cache_dir, client=client)
+    image = _find(client, image_id)
+    if image is None:
+        raise SandboxError(f"the image {image_id} is not present to be exported")
+    digest = hashlib.sha256()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as fh:
+        for chunk in image.save(named=True):
+            digest.update(chunk)
+            fh.write(chunk)
+    exported = replace(description, archive_sha256=digest.hexdigest())
+    _save_description(_description_path(cache_dir, image_id), exported)
+    return exported

@@ -18,7 +18,8 @@ class SandboxLimits:
     pids: int = 512
     cpus: float = 2.0
     log_bytes: int = 2 * 1024**2  # what is kept of the build log
-    output_bytes: int = 512 * 1024**2  # the largest artifact accepted
+    output_bytes: int = 512 * 1024**2  # the largest artifact accepted (and /out's size)
+    output_files: int = 1024  # the most files /out may hold at once
     scratch_bytes: int = 4 * 1024**3  # tmpfs for the build tree and its environment
 
 

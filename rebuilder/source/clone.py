@@ -93,6 +93,10 @@ class SourceRepository(Protocol):
         """``git archive --format=tar`` of ``commit`` into the file ``target``."""
         ...
 
+    def blob(self, commit: str, path: str) -> bytes | None:
+        """The committed bytes of ``path`` at ``commit`` (no export-subst); None if none."""
+        ...
+
 
 class Cloner(Protocol):
     """Opens repositories by URL (the real one caches them on disk)."""
@@ -129,6 +133,18 @@ _UNREACHABLE = re.compile(
 )
 # A git killed by the time limit (gitpython's kill_after_timeout).
 _KILLED = frozenset({-9, 137, "killed", -15})
+
+
+_BLOB_BYTES = 1024**2  # committed blobs read whole (for .git_archival.txt) up to this size
+
+
+def one_line(stderr: str) -> str:
+    """git's (often multi-line) message as one line ("; " between lines), at most 500 chars."""
+    text = stderr.strip()
+    if text.startswith("stderr: '") and text.endswith("'"):  # gitpython's wrapping
+        text = text[len("stderr: '") : -1]
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "; ".join(line for line in lines if line)[-500:]
 
 
 def _environment(home: Path) -> dict[str, str]:
@@ -185,7 +201,7 @@ class GitRepository:
                 strip_newline_in_stdout=False,
             )
         except GitCommandError as exc:
-            stderr = str(exc.stderr or "").strip()[-2000:]
+            stderr = one_line(str(exc.stderr or ""))
             if _UNREACHABLE.search(stderr) or exc.status in _KILLED:
                 raise RepositoryUnreachableError(
                     f"git {args[0]} {self._url}: the host did not answer: {stderr}"
@@ -245,7 +261,7 @@ class GitRepository:
             self._drop_objects()
             raise SourceLimitError(f"fetching {self._url} {why}: stopped")
         if popen is None or popen.returncode != 0:
-            raise CloneError(f"git fetch {self._url} failed: {stderr.strip()[-2000:]}")
+            raise CloneError(f"git fetch {self._url} failed: {one_line(stderr)}")
 
     def _drop_objects(self) -> None:
         """After a fetch was killed, throw away what it left (the next one starts clean)."""
@@ -286,8 +302,30 @@ class GitRepository:
                     output_stream=out,
                 )  # fmt: skip
             except GitCommandError as exc:
-                raise CloneError(f"git archive {commit[:12]} failed: {exc.stderr!s}") from None
+                stderr = one_line(str(exc.stderr or ""))
+                raise CloneError(f"git archive {commit[:12]} failed: {stderr}") from None
         return target
+
+    def blob(self, commit: str, path: str) -> bytes | None:
+        """See :class:`SourceRepository`; None too for a blob over 1 MiB."""
+        spec = f"{commit}:{path}"
+        try:
+            size = int(self._run("cat-file", "-s", spec).strip())
+        except (CloneError, ValueError):
+            return None
+        if size > _BLOB_BYTES:
+            return None
+        try:
+            out = self._git.execute(
+                ["git", *_GIT_OPTIONS, "--git-dir", str(self._path), "cat-file", "blob", spec],
+                env=_environment(self._home),
+                kill_after_timeout=self._limits.timeout_seconds,
+                stdout_as_string=False,
+                strip_newline_in_stdout=False,
+            )
+        except GitCommandError:
+            return None
+        return bytes(out) if isinstance(out, bytes) else None
 
 
 class GitCloner:

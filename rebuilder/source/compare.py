@@ -6,10 +6,15 @@ at the same path in the commit's tree, or explained by a rule of
 ``content`` (it differs), with a unified diff. Files only in git are listed (usually
 fine: excluded by the build configuration). The sdist may come from a folder of the
 repository (a monorepo): the folder holding a build configuration that shares the most
-identical files with the sdist is used.
+identical files with the sdist is used. Generated files are judged by the rules against
+their regenerated twins (:class:`~rebuilder.source.rules.Regeneration`): ``content``
+with the differing fields when they differ, ``unexplained`` with why when they could not
+be regenerated.
 
 The git tar is read as a stream (never extracted): symlinks are recorded, never
-followed; a symlink to a file of the tree stands for that file (sdists hold copies).
+followed; a symlink to a file or a folder of the tree stands for that file or for every
+file below that folder (sdists hold copies: explained as ``git-symlink@1`` when the bytes
+are the same); a symlink out of the tree stands for itself (its target, as text).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +34,16 @@ from rebuilder.archive.limits import DEFAULT_LIMITS, ArchiveLimits, member_parts
 from rebuilder.errors import ArchiveError
 from rebuilder.source.errors import SourceLimitError
 from rebuilder.source.result import DifferingFile, DiffKind, ExplainedFile, SourceVerdict
-from rebuilder.source.rules import RULES, FileCase, Rule, explain
+from rebuilder.source.rules import (
+    NOT_REGENERATED,
+    RULES,
+    SYMLINK_COPY_RULE,
+    FileCase,
+    Outcome,
+    Regeneration,
+    Rule,
+    explain,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +57,8 @@ _BUILD_FILES = ("pyproject.toml", "setup.py", "setup.cfg")
 class GitFile:
     sha256: str
     data: bytes | None  # None when larger than _KEEP_BYTES
-    link: str | None = None  # symlink target, for symlinks
+    link: str | None = None  # for a symlink (or a file below one): what it points at
+    refused: bool = False  # a symlink out of the tree (or dangling): stands for itself
 
 
 @dataclass(frozen=True)
@@ -85,15 +100,72 @@ def read_git_tar(path: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> dict[str
         raise SourceLimitError(f"the git archive cannot be read: {exc}") from None
     except ArchiveError as exc:
         raise SourceLimitError(f"the git tree holds a hostile name: {exc.diagnostics()}") from None
-    for name, target in links.items():
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-        pointed = files.get(resolved)
-        if pointed is not None and not target.startswith("/") and pointed.link is None:
-            files[name] = GitFile(pointed.sha256, pointed.data, target)
-        else:
-            body = f"symlink -> {target}".encode()
-            files[name] = GitFile(hashlib.sha256(body).hexdigest(), body, target)
+    return _with_links(files, links, limits)
+
+
+def _inside(name: str, target: str) -> str | None:
+    """Where the link ``name`` -> ``target`` points in the tree; None when out of it."""
+    if not target or target.startswith("/") or "\0" in target:
+        return None
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+    if resolved in {".", ".."} or resolved.startswith("../"):
+        return None
+    return resolved
+
+
+def _with_links(
+    files: dict[str, GitFile], links: Mapping[str, str], limits: ArchiveLimits
+) -> dict[str, GitFile]:
+    """``files`` with each symlink standing for what it points at inside the tree.
+
+    A link to a file stands for that file, a link to a folder for a copy of every file
+    below it (sdists hold copies); chains are followed a few steps. A link out of the
+    tree, dangling, or to one of its own parents stands for itself (its target as text),
+    so an sdist holding anything there differs.
+    """
+    pending = dict(links)
+    for _ in range(8):  # chains of links: each round resolves the links whose target is known
+        progress = False
+        for name, target in sorted(pending.items()):
+            resolved = _inside(name, target)
+            if resolved is None or name == resolved or name.startswith(resolved + "/"):
+                continue
+            if resolved in pending or any(p.startswith(resolved + "/") for p in pending):
+                continue  # its target holds a link not resolved yet: a later round
+            pointed = files.get(resolved)
+            if pointed is not None:
+                files[name] = GitFile(pointed.sha256, pointed.data, target)
+            else:
+                below = {p: f for p, f in files.items() if p.startswith(resolved + "/")}
+                if not below:
+                    continue
+                for path, found in below.items():
+                    rest = path[len(resolved) + 1 :]
+                    files[f"{name}/{rest}"] = GitFile(
+                        found.sha256, found.data, f"{target.rstrip('/')}/{rest}"
+                    )
+                if len(files) > limits.max_entries:
+                    raise SourceLimitError(f"the tree has over {limits.max_entries} entries")
+            del pending[name]
+            progress = True
+        if not progress:
+            break
+    for name, target in pending.items():
+        body = f"symlink -> {target}".encode()
+        files[name] = GitFile(hashlib.sha256(body).hexdigest(), body, target, refused=True)
     return files
+
+
+def git_tar_time(path: Path) -> int | None:
+    """The commit's time: git archive gives it to every member (None when unreadable)."""
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for info in tar:
+                if info.type != tarfile.XGLTYPE:
+                    return int(info.mtime)
+    except (tarfile.TarError, OSError):
+        return None
+    return None
 
 
 def _read_member(tar: tarfile.TarFile, info: tarfile.TarInfo) -> GitFile:
@@ -145,6 +217,10 @@ def choose_subdir(sdist: Mapping[str, str], git: Mapping[str, GitFile]) -> str:
     return best.rstrip("/")
 
 
+def sdist_digests(paths: Mapping[str, Path]) -> dict[str, str]:
+    return {p: _sha256(f) for p, f in paths.items()}
+
+
 def compare_tree(
     sdist_root: Path,
     git: Mapping[str, GitFile],
@@ -152,10 +228,16 @@ def compare_tree(
     project: str,
     version: str,
     rules: tuple[Rule, ...] = RULES,
+    regeneration: Regeneration = NOT_REGENERATED,
+    blob: Callable[[str], bytes | None] | None = None,
 ) -> TreeComparison:
-    """Judge the extracted sdist at ``sdist_root`` against the commit's files ``git``."""
+    """Judge the extracted sdist at ``sdist_root`` against the commit's files ``git``.
+
+    ``regeneration`` holds the generated files of the sdist rebuilt from git (the rules
+    compare with them), ``blob`` reads a committed blob by its path in the repository.
+    """
     paths = sdist_files(sdist_root)
-    digests = {p: _sha256(f) for p, f in paths.items()}
+    digests = sdist_digests(paths)
     subdir = choose_subdir(digests, git)
     prefix = f"{subdir}/" if subdir else ""
     pyproject_path = paths.get("pyproject.toml")
@@ -170,18 +252,39 @@ def compare_tree(
     for path in sorted(paths):
         theirs = git.get(prefix + path)
         if theirs is not None and theirs.sha256 == digests[path]:
+            if theirs.link is not None and not theirs.refused:
+                copy = f"a copy of {theirs.link}, a symlink in git inside the tree"
+                explained.append(ExplainedFile(path, SYMLINK_COPY_RULE, copy))
             continue
         ours = paths[path].read_bytes()
+        wants_blob = blob is not None and path.rpartition("/")[2] == ".git_archival.txt"
         case = FileCase(
-            path, ours, None if theirs is None else theirs.data or b"", project, version, pyproject
+            path,
+            ours,
+            None if theirs is None else theirs.data or b"",
+            project,
+            version,
+            pyproject,
+            regeneration,
+            blob(prefix + path) if blob is not None and wants_blob else None,
         )
-        rule = explain(case, rules)
-        if rule is not None:
-            explained.append(ExplainedFile(path, str(rule)))
+        found = explain(case, rules)
+        if found is not None and found[1].outcome is Outcome.EXPLAINED:
+            explained.append(ExplainedFile(path, str(found[0]), found[1].detail))
             continue
-        kind = DiffKind.SDIST_ONLY if theirs is None else DiffKind.CONTENT
-        differing.append(DifferingFile(path, kind))
-        diffs.append(unified_diff(path, theirs, ours))
+        if found is not None and found[1].outcome is Outcome.UNEXPLAINED:
+            kind, detail = DiffKind.UNEXPLAINED, f"{found[0]}: {found[1].detail}"
+        elif found is not None:  # reproduced, and not the same: a content difference
+            kind, detail = DiffKind.CONTENT, f"{found[0]}: {found[1].detail}"
+        else:
+            kind, detail = (DiffKind.SDIST_ONLY if theirs is None else DiffKind.CONTENT), ""
+        differing.append(DifferingFile(path, kind, detail))
+        twin = regeneration.files.get(path) if found is not None else None
+        if twin is not None and theirs is None:
+            regenerated = GitFile(hashlib.sha256(twin).hexdigest(), twin)
+            diffs.append(unified_diff(path, regenerated, ours, "regenerated"))
+        else:
+            diffs.append(unified_diff(path, theirs, ours))
     in_sdist = {prefix + p for p in paths}
     repo_only = tuple(sorted(n for n in git if n.startswith(prefix) and n not in in_sdist))
     diff = "".join(diffs)
@@ -192,10 +295,10 @@ def compare_tree(
     return TreeComparison(verdict, subdir, tuple(explained), tuple(differing), repo_only, diff)
 
 
-def unified_diff(path: str, theirs: GitFile | None, ours: bytes) -> str:
+def unified_diff(path: str, theirs: GitFile | None, ours: bytes, origin: str = "git") -> str:
     """``git`` -> ``sdist`` diff of one file (a note instead for binary or large files)."""
     before = b"" if theirs is None else theirs.data
-    header_a = "/dev/null" if theirs is None else f"git/{path}"
+    header_a = "/dev/null" if theirs is None else f"{origin}/{path}"
     if before is None or len(before) > _DIFF_BYTES or len(ours) > _DIFF_BYTES:
         return f"--- {header_a}\n+++ sdist/{path}\n(too large for a text diff)\n"
     if b"\0" in before or b"\0" in ours:

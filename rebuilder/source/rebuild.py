@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from rebuilder.archive.tarread import extract_sdist
 from rebuilder.archive.wheelfile import read_wheel_info
 from rebuilder.archive.zipread import read_zip
-from rebuilder.compare.judge import compare_files
+from rebuilder.compare.judge import Comparison, compare_files
 from rebuilder.errors import ArchiveError, RebuilderError
 from rebuilder.evidence import Evidence
 from rebuilder.index.model import Index, IndexFile, Resolver
@@ -30,11 +30,49 @@ from rebuilder.plan.strategy import Strategy
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
 from rebuilder.source.compare import sdist_files
 from rebuilder.source.result import GitBuild
+from rebuilder.source.rules import Regeneration
+from rebuilder.workdirs import owned_dir
 
 logger = logging.getLogger(__name__)
 
 TAR_METADATA_STABILIZER = "tar-metadata@1"
 _ROUNDS = 3
+_REGENERATED_BYTES = 1024**2  # generated files larger than this are not kept to compare
+
+
+@dataclass(frozen=True)
+class FromGit:
+    """What rebuilding from git gave: the judged builds and the regenerated files."""
+
+    builds: tuple[GitBuild, ...]
+    regeneration: Regeneration
+
+
+def not_rebuilt(builds: tuple[GitBuild, ...]) -> FromGit:
+    """No sdist was built: the rules get the reason of the (first) failed build."""
+    why = next((b.reason for b in builds if b.reason), None) or "the sdist was not rebuilt"
+    return FromGit(builds, Regeneration(why=f"rebuilding the sdist from git: {why}"))
+
+
+def regenerated_files(tree: Path) -> dict[str, bytes]:
+    """The files of an extracted sdist up to a size (those the rules may compare)."""
+    return {
+        path: file.read_bytes()
+        for path, file in sdist_files(tree).items()
+        if file.stat().st_size <= _REGENERATED_BYTES
+    }
+
+
+def pin_gzip_time(path: Path, when: int) -> None:
+    """Give a gzip file's header ``when`` as its time (the backend writes "now" there).
+
+    The header's time is not covered by the checksum: the archive's content is unchanged.
+    """
+    with path.open("r+b") as f:
+        head = f.read(8)
+        if len(head) == 8 and head[:3] == b"\x1f\x8b\x08":
+            f.seek(4)
+            f.write(when.to_bytes(4, "little"))
 
 
 def _sha256(path: Path) -> str:
@@ -61,6 +99,25 @@ def judge_sdist(published: Path, rebuilt: Path, work: Path, filename: str) -> Gi
     if not differences and a.name == b.name:
         return GitBuild(filename, "equivalent", ours, (TAR_METADATA_STABILIZER,))
     return GitBuild(filename, "mismatch", ours, differences=tuple(differences))
+
+
+_GOOD = frozenset({"reproducible", "equivalent"})
+
+
+def _wheel_build(filename: str, comparison: Comparison, built_from: str = "sdist") -> GitBuild:
+    return GitBuild(
+        filename,
+        comparison.verdict.value,
+        comparison.rebuilt_sha256,
+        tuple(str(s) for s in comparison.stabilizers),
+        tuple(f"{d.kind.value}:{d.path}" for d in comparison.differences),
+        built_from=built_from,
+    )
+
+
+def _lacks_files(build: GitBuild) -> bool:
+    """True when the published wheel holds paths the wheel built from the sdist lacks."""
+    return any(d.startswith("added:") for d in build.differences)
 
 
 class GitRebuilder:
@@ -92,36 +149,42 @@ class GitRebuilder:
         sdist_path: Path,
         wheels: Sequence[IndexFile],
         evidence: Path,
-    ) -> tuple[GitBuild, ...]:
-        """Build from ``git_tar`` (``subdir`` in it); one result for the sdist and the wheel."""
+        commit_time: int | None = None,
+    ) -> FromGit:
+        """Build from ``git_tar`` (``subdir`` in it); one result for the sdist and the wheel.
+
+        ``commit_time`` (the tagged commit's, seconds) is the clock of the sdist build.
+        """
         if not wheels:
-            return (GitBuild(sdist.filename, "unsupported", reason="no pure wheel to take the "
-                             "build strategy from"),)  # fmt: skip
+            return not_rebuilt((GitBuild(sdist.filename, "unsupported", reason="no pure "
+                                "wheel to take the build strategy from"),))  # fmt: skip
         wheel = wheels[0]
-        self._work_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="from-git-", dir=self._work_root) as tmp:
-            work = Path(tmp)
+        with owned_dir(self._work_root, "from-git-") as work:
             try:
-                return self._rebuild(work, git_tar, subdir, sdist, sdist_path, wheel, evidence)
+                return self._rebuild(
+                    work, git_tar, subdir, (sdist, sdist_path), wheel, evidence, commit_time
+                )
             except RebuilderError as exc:
                 logger.info("from-git rebuild of %s: %s", sdist.filename, exc.diagnostics())
-                return (GitBuild(sdist.filename, "failed", reason=exc.diagnostics()),)
+                return not_rebuilt((GitBuild(sdist.filename, "failed", reason=exc.diagnostics()),))
 
     def _rebuild(  # noqa: PLR0917 - one private step of rebuild()
         self,
         work: Path,
         git_tar: Path,
         subdir: str,
-        sdist: IndexFile,
-        sdist_path: Path,
+        published: tuple[IndexFile, Path],
         wheel: IndexFile,
         evidence: Path,
-    ) -> tuple[GitBuild, ...]:
+        commit_time: int | None,
+    ) -> FromGit:
+        sdist, sdist_path = published
         try:
-            top = extract_sdist(git_tar, work / "git")
+            top = extract_sdist(git_tar, work / "git", directory_links=True)
             published_src = extract_sdist(sdist_path, work / "published-src")
         except ArchiveError as exc:
-            return (GitBuild(sdist.filename, "failed", reason=f"unusable tree: {exc}"),)
+            reason = f"unusable tree: {exc.diagnostics()}"
+            return not_rebuilt((GitBuild(sdist.filename, "failed", reason=reason),))
         tree = top / subdir if subdir else top
         published_wheel = self._index.download(wheel)
         archive = read_zip(published_wheel)
@@ -136,7 +199,7 @@ class GitRebuilder:
                 resolver=self._resolver, index=self._index, wheelhouse=work / "wheelhouse",
                 extra_requires=extra,
             )  # fmt: skip
-            outcome = self._build(strategy, tree, work / "sdist-out", "sdist", work)
+            outcome = self._build_sdist(strategy, tree, work / "sdist-out", commit_time)
             if outcome.status is not BuildStatus.MISSING_REQUIREMENTS:
                 break
             new = tuple(r for r in outcome.missing if r not in extra)
@@ -150,30 +213,81 @@ class GitRebuilder:
         (folder / "sdist-build.log").write_text(outcome.log, encoding="utf-8", errors="replace")
         if outcome.status is not BuildStatus.OK or outcome.artifact is None:
             reason = outcome.detail or f"sdist build ended {outcome.status.value}"
-            return (GitBuild(sdist.filename, "failed", reason=reason),)
+            return not_rebuilt((GitBuild(sdist.filename, "failed", reason=reason),))
+        if commit_time is not None:
+            pin_gzip_time(outcome.artifact, commit_time)
         built_sdist = Evidence(folder).keep_rebuilt(outcome.artifact)
         sdist_result = judge_sdist(sdist_path, built_sdist, work / "judge", sdist.filename)
         try:
             wheel_src = extract_sdist(built_sdist, work / "built-src")
         except ArchiveError as exc:
-            return (sdist_result, GitBuild(wheel.filename, "failed", reason=exc.diagnostics()))
+            failed = GitBuild(wheel.filename, "failed", reason=exc.diagnostics())
+            return not_rebuilt((sdist_result, failed))
+        pins = ", ".join(r.spec for r in strategy.requirements) or "no build requirements"
+        clock = f", SOURCE_DATE_EPOCH={commit_time}" if commit_time is not None else ""
+        regeneration = Regeneration(
+            regenerated_files(wheel_src), f"sdist rebuilt from git with {pins}{clock}", ""
+        )
         outcome = self._build(strategy, wheel_src, work / "wheel-out", "wheel", work)
         (folder / "wheel-build.log").write_text(outcome.log, encoding="utf-8", errors="replace")
         if outcome.status is not BuildStatus.OK or outcome.artifact is None:
             reason = outcome.detail or f"wheel build ended {outcome.status.value}"
-            return (sdist_result, GitBuild(wheel.filename, "failed", reason=reason))
+            return FromGit((sdist_result, GitBuild(wheel.filename, "failed", reason=reason)),
+                           regeneration)  # fmt: skip
         rebuilt = Evidence(folder).keep_rebuilt(outcome.artifact)
-        comparison = compare_files(published_wheel, rebuilt)
-        return (
-            sdist_result,
-            GitBuild(
-                wheel.filename,
-                comparison.verdict.value,
-                comparison.rebuilt_sha256,
-                tuple(str(s) for s in comparison.stabilizers),
-                tuple(f"{d.kind.value}:{d.path}" for d in comparison.differences),
-            ),
+        from_sdist = _wheel_build(wheel.filename, compare_files(published_wheel, rebuilt))
+        if from_sdist.verdict in _GOOD or not _lacks_files(from_sdist):
+            return FromGit((sdist_result, from_sdist), regeneration)
+        # The published wheel holds files the sdist does not: it may have been built from
+        # a checkout. Build the wheel from the tagged tree itself, and keep that build if
+        # it matches (docs/diagnosis.md, the git-tag route).
+        from_tree = self._tree_wheel(strategy, tree, work, folder, published_wheel, wheel)
+        chosen = from_tree if from_tree is not None and from_tree.verdict in _GOOD else from_sdist
+        return FromGit((sdist_result, chosen), regeneration)
+
+    def _tree_wheel(  # noqa: PLR0917 - one private step of _rebuild()
+        self,
+        strategy: Strategy,
+        tree: Path,
+        work: Path,
+        folder: Path,
+        published_wheel: Path,
+        wheel: IndexFile,
+    ) -> GitBuild | None:
+        """The wheel built from the tagged tree itself, judged; None if it did not build."""
+        outcome = self._build(strategy, tree, work / "tree-wheel-out", "wheel", work)
+        log = folder / "tree-wheel-build.log"
+        log.write_text(outcome.log, encoding="utf-8", errors="replace")
+        if outcome.status is not BuildStatus.OK or outcome.artifact is None:
+            return None
+        (folder / "tree").mkdir(exist_ok=True)
+        built = Evidence(folder / "tree").keep_rebuilt(outcome.artifact)
+        return _wheel_build(wheel.filename, compare_files(published_wheel, built), "tree")
+
+    def _build_sdist(
+        self, strategy: Strategy, source: Path, out: Path, commit_time: int | None
+    ) -> BuildOutcome:
+        """The sdist, on the commit's clock (deterministic: see the module documentation)."""
+        if commit_time is None:
+            return self._build(strategy, source, out, "sdist", out)
+        out.mkdir(parents=True, exist_ok=True)
+        env = {**strategy.env, "SOURCE_DATE_EPOCH": str(commit_time)}
+        env.setdefault("SETUPTOOLS_SCM_PRETEND_VERSION", strategy.version)
+        request = BuildRequest(
+            image=strategy.image,
+            source_dir=source,
+            wheelhouse=out.parent / "wheelhouse",
+            requirements=tuple(r.spec for r in strategy.requirements),
+            distribution="sdist",
+            env=env,
+            output_dir=out,
+            umask=strategy.archive.umask,
+            build_clock=commit_time,
+            source_mtime=commit_time,
+            limits=self._limits,
+            labels={"org.pypi-rebuilder.file": f"from-git:{strategy.target}"[:200]},
         )
+        return self._sandbox.run(request)
 
     def _build(
         self, strategy: Strategy, source: Path, out: Path, distribution: str, work: Path

@@ -11,31 +11,43 @@ class SourceVerdict(StrEnum):
     """The judgement on a release's sdist against the git tag it claims to come from."""
 
     CONSISTENT = "consistent"  # every sdist file is in git, identical or explained
-    INCONSISTENT = "inconsistent"  # some file is not in git, or differs unexplained
+    # some file is not in git, differs unexplained, or is a generated file that could
+    # not be regenerated (kind ``unexplained``: never taken on trust)
+    INCONSISTENT = "inconsistent"
     NO_SOURCE = "no-source"  # no repository, no tag naming the version, or unusable
 
 
 class DiffKind(StrEnum):
     SDIST_ONLY = "sdist-only"  # in the sdist, not at the tagged commit
     CONTENT = "content"  # in both, different bytes
+    # a generated file (PKG-INFO, egg-info, ...) that could not be regenerated to check it
+    UNEXPLAINED = "unexplained"
 
 
 @dataclass(frozen=True, order=True)
 class ExplainedFile:
     path: str
     rule: str  # name@version
+    reproduced: str = ""  # what the rule regenerated or proved the file from
 
     def to_json(self) -> dict[str, str]:
-        return {"path": self.path, "rule": self.rule}
+        found = {"path": self.path, "rule": self.rule}
+        if self.reproduced:
+            found["reproduced"] = self.reproduced
+        return found
 
 
 @dataclass(frozen=True, order=True)
 class DifferingFile:
     path: str
     kind: DiffKind
+    detail: str = ""  # the differing fields or lines, or why the file was not regenerated
 
     def to_json(self) -> dict[str, str]:
-        return {"path": self.path, "kind": self.kind.value}
+        found = {"path": self.path, "kind": self.kind.value}
+        if self.detail:
+            found["detail"] = self.detail
+        return found
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,9 @@ class GitBuild:
     stabilizers: tuple[str, ...] = ()
     differences: tuple[str, ...] = ()
     reason: str | None = None
+    # The wheel's input: "sdist" (the sdist built from the tagged tree, as `python -m
+    # build` does) or "tree" (the tagged tree itself, as a wheel built from a checkout).
+    built_from: str = "sdist"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +72,7 @@ class GitBuild:
             "stabilizers": list(self.stabilizers),
             "differences": list(self.differences),
             "reason": self.reason,
+            "built_from": self.built_from,
         }
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,17 +23,27 @@ from rebuilder.errors import ArchiveError, RebuilderError
 from rebuilder.evidence import Evidence
 from rebuilder.index.model import FileKind, Index, IndexFile
 from rebuilder.source.clone import Cloner
-from rebuilder.source.compare import compare_tree, read_git_tar
+from rebuilder.source.compare import (
+    choose_subdir,
+    compare_tree,
+    git_tar_time,
+    read_git_tar,
+    sdist_digests,
+    sdist_files,
+)
 from rebuilder.source.errors import NoRepositoryError, RepositoryUnreachableError
 from rebuilder.source.locate import locate_repository
-from rebuilder.source.rebuild import GitRebuilder
-from rebuilder.source.result import GitBuild, SourceResult, SourceVerdict
+from rebuilder.source.rebuild import FromGit, GitRebuilder
+from rebuilder.source.result import SourceResult, SourceVerdict
+from rebuilder.source.rules import Regeneration
 from rebuilder.source.tags import match_tag
+from rebuilder.workdirs import owned_dir
 
 logger = logging.getLogger(__name__)
 
-#: Called with the git tar and the project's folder in it, after a comparison.
-FromGit = Callable[[Path, str], tuple[GitBuild, ...]]
+#: Called with the git tar, the project's folder in it and the commit's time (seconds),
+#: before the comparison: the rules compare generated files with what it regenerated.
+FromGitStep = Callable[[Path, str, int | None], FromGit]
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ def trace_release(
     evidence_dir: Path | None = None,
     sdist_sha256: str | None = None,
     sdist_filename: str | None = None,
-    from_git: FromGit | None = None,
+    from_git: FromGitStep | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> SourceResult:
     """Judge the sdist at ``sdist_path`` against its git tag (see the module documentation).
@@ -77,10 +86,9 @@ def trace_release(
         sdist_sha256=sdist_sha256,
     )
     timings: dict[str, float] = {}
-    work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="source-", dir=work_dir) as tmp:
+    with owned_dir(work_dir, "source-") as tmp:
         try:
-            result = _trace(base, sdist_path, cloner, config, Path(tmp), timings, clock, from_git)
+            result = _trace(base, sdist_path, cloner, config, tmp, timings, clock, from_git)
         except RepositoryUnreachableError:
             raise  # an outage is not a verdict about the release: the caller retries
         except RebuilderError as exc:
@@ -88,7 +96,7 @@ def trace_release(
             result = replace(base, reason=exc.diagnostics())
         result = replace(result, seconds=clock() - start, timings=timings)
         if evidence_dir is not None:
-            result = write_evidence(result, evidence_dir, Path(tmp) / "diff.patch")
+            result = write_evidence(result, evidence_dir, tmp / "diff.patch")
     return result
 
 
@@ -100,7 +108,7 @@ def _trace(  # noqa: PLR0911, PLR0917 - the body of trace_release: one return pe
     work: Path,
     timings: dict[str, float],
     clock: Callable[[], float],
-    from_git: FromGit | None,
+    from_git: FromGitStep | None,
 ) -> SourceResult:
     project, version = base.project, base.version
     mark = clock()
@@ -147,10 +155,31 @@ def _trace(  # noqa: PLR0911, PLR0917 - the body of trace_release: one return pe
         sdist_root = extract_sdist(sdist_path, work / "sdist")
     except ArchiveError as exc:
         return replace(result, reason=f"the sdist cannot be used safely: {exc.diagnostics()}")
-    comparison = compare_tree(sdist_root, git_files, project=project, version=version)
-    timings["compare"] = clock() - mark
+    regeneration = Regeneration(why="no rebuild from git was asked for")
+    if from_git is not None:
+        timings["compare"] = clock() - mark
+        mark = clock()
+        subdir = choose_subdir(sdist_digests(sdist_files(sdist_root)), git_files)
+        rebuilt = from_git(tar, subdir, git_tar_time(tar))
+        result = replace(result, from_git=rebuilt.builds)
+        regeneration = rebuilt.regeneration
+        timings["from_git"] = clock() - mark
+        mark = clock()
+
+    def blob(path: str) -> bytes | None:
+        return repo.blob(commit, path)
+
+    comparison = compare_tree(
+        sdist_root,
+        git_files,
+        project=project,
+        version=version,
+        regeneration=regeneration,
+        blob=blob,
+    )
+    timings["compare"] = timings.get("compare", 0.0) + clock() - mark
     (work / "diff.patch").write_text(comparison.diff, encoding="utf-8")
-    result = replace(
+    return replace(
         result,
         verdict=comparison.verdict,
         subdir=comparison.subdir,
@@ -158,11 +187,6 @@ def _trace(  # noqa: PLR0911, PLR0917 - the body of trace_release: one return pe
         differing=comparison.differing,
         repo_only=comparison.repo_only,
     )
-    if from_git is not None:
-        mark = clock()
-        result = replace(result, from_git=from_git(tar, comparison.subdir))
-        timings["from_git"] = clock() - mark
-    return result
 
 
 def write_evidence(result: SourceResult, folder: Path, diff: Path) -> SourceResult:
@@ -239,7 +263,7 @@ class SourceTracer:
 
     def _from_git(
         self, sdist: IndexFile, sdist_path: Path, files: list[IndexFile], evidence: Path
-    ) -> FromGit | None:
+    ) -> FromGitStep | None:
         return from_git_step(self._git_rebuilder, sdist, sdist_path, files, evidence)
 
 
@@ -259,13 +283,13 @@ def from_git_step(
     sdist_path: Path,
     files: Sequence[IndexFile],
     evidence: Path,
-) -> FromGit | None:
+) -> FromGitStep | None:
     """The "rebuild from git" step of :func:`trace_release` (None: not asked for)."""
     if rebuilder is None:
         return None
     wheels = pure_wheels(files)
 
-    def run(tar: Path, subdir: str) -> tuple[GitBuild, ...]:
+    def run(tar: Path, subdir: str, commit_time: int | None) -> FromGit:
         return rebuilder.rebuild(
             git_tar=tar,
             subdir=subdir,
@@ -273,6 +297,7 @@ def from_git_step(
             sdist_path=sdist_path,
             wheels=wheels,
             evidence=evidence,
+            commit_time=commit_time,
         )
 
     return run

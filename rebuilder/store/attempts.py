@@ -28,6 +28,7 @@ from rebuilder.store.records import (
     AttemptStatus,
     RunningRow,
     VerdictRow,
+    diagnosis_to_json,
     differences_to_json,
     stabilizers_to_json,
 )
@@ -190,7 +191,8 @@ def finish_attempt(
                 reason_class = %(reason_class)s, reason = %(reason)s,
                 stabilizers = %(stabilizers)s, differences = %(differences)s,
                 timings = %(timings)s, seconds = %(seconds)s, evidence = %(evidence)s,
-                evidence_manifest = %(manifest)s, rebuilt_sha256 = %(rebuilt)s
+                evidence_manifest = %(manifest)s, rebuilt_sha256 = %(rebuilt)s,
+                diagnosis = %(diagnosis)s, risk = %(risk)s
             WHERE id = %(id)s
             """,
             {
@@ -207,6 +209,8 @@ def finish_attempt(
                 "evidence": result.evidence,
                 "manifest": None if evidence_manifest is None else Jsonb(dict(evidence_manifest)),
                 "rebuilt": result.rebuilt_sha256,
+                "diagnosis": Jsonb(diagnosis_to_json(result.diagnosis)),
+                "risk": None if result.risk is None else result.risk.value,
             },
         )
     return True

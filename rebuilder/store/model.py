@@ -424,6 +424,8 @@ class MemoryStore:
                 reason=result.reason,
                 stabilizers=result.stabilizers,
                 differences=result.differences,
+                diagnosis=result.diagnosis,
+                risk=result.risk,
                 timings=dict(result.timings),
                 seconds=result.seconds,
                 evidence=result.evidence,

@@ -14,7 +14,14 @@ from typing import Any
 
 from rebuilder.errors import FailureReason
 from rebuilder.index.model import FileKind, IndexFile
-from rebuilder.verdict import Difference, DifferenceKind, StabilizerUse, Verdict
+from rebuilder.verdict import (
+    Diagnosis,
+    Difference,
+    DifferenceKind,
+    Risk,
+    StabilizerUse,
+    Verdict,
+)
 
 
 class AttemptStatus(StrEnum):
@@ -121,6 +128,8 @@ class AttemptRow:
     evidence_manifest: Mapping[str, str] | None = None
     rebuilt_sha256: str | None = None
     image: str | None = None  # the sandbox image asked for; None: the worker's default
+    diagnosis: tuple[Diagnosis, ...] = ()
+    risk: Risk | None = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -131,6 +140,9 @@ class AttemptRow:
             put(self, "reason_class", FailureReason(self.reason_class))
         put(self, "stabilizers", stabilizers_from_json(self.stabilizers))
         put(self, "differences", differences_from_json(self.differences))
+        put(self, "diagnosis", diagnosis_from_json(self.diagnosis or ()))
+        if self.risk is not None:
+            put(self, "risk", Risk(self.risk))
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,16 @@ def stabilizers_from_json(data: Iterable[Any]) -> tuple[StabilizerUse, ...]:
 def differences_to_json(differences: Iterable[Difference]) -> list[dict[str, str]]:
     """The JSON kept in ``attempts.differences``."""
     return [d.to_json() for d in differences]
+
+
+def diagnosis_to_json(diagnosis: Iterable[Diagnosis]) -> list[dict[str, str]]:
+    """The JSON kept in ``attempts.diagnosis``."""
+    return [d.to_json() for d in diagnosis]
+
+
+def diagnosis_from_json(data: Iterable[Any]) -> tuple[Diagnosis, ...]:
+    """Diagnoses from JSON objects (or already made ones, passed through)."""
+    return tuple(Diagnosis.from_json(d) for d in data)
 
 
 def differences_from_json(data: Iterable[Any]) -> tuple[Difference, ...]:

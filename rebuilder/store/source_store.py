@@ -65,14 +65,30 @@ class SourceCheckJobs(Protocol):
         """Give back ``worker``'s claim: queued again and marked unsent."""
         ...
 
+    def defer_source_check(
+        self, check_id: int, worker: str, *, count_try: bool, repository: str | None
+    ) -> bool:
+        """Queue ``worker``'s claim again, still marked sent (the broker retries it later)."""
+        ...
+
 
 class SourceCheckQueue(Protocol):
     """The source checks as the scheduler sees them."""
 
     def request_missing_source_checks(
-        self, *, new_priority: int, backfill_priority: int, after_release: int, limit: int
+        self,
+        *,
+        new_priority: int,
+        backfill_priority: int,
+        after_release: int,
+        limit: int,
+        newest_per_project: int | None = None,
     ) -> list[tuple[int, int]]:
-        """Queue checks of never-checked releases with an sdist; (id, priority) pairs."""
+        """Queue checks of never-checked releases with an sdist; (id, priority) pairs.
+
+        With ``newest_per_project``: only releases with rebuilds, or among the newest
+        recorded of their project (``rebuilder.store.sources.request_missing``).
+        """
         ...
 
     def max_release_id(self) -> int:
@@ -111,7 +127,13 @@ class PostgresSourceChecks:
             return sources.request_source_check(conn, release_id, priority)
 
     def request_missing_source_checks(
-        self, *, new_priority: int, backfill_priority: int, after_release: int, limit: int
+        self,
+        *,
+        new_priority: int,
+        backfill_priority: int,
+        after_release: int,
+        limit: int,
+        newest_per_project: int | None = None,
     ) -> list[tuple[int, int]]:
         with self.connection("queueing source checks") as conn:
             return sources.request_missing(
@@ -120,6 +142,7 @@ class PostgresSourceChecks:
                 backfill_priority=backfill_priority,
                 after_release=after_release,
                 limit=limit,
+                newest_per_project=newest_per_project,
             )
 
     def max_release_id(self) -> int:
@@ -166,6 +189,12 @@ class PostgresSourceChecks:
     def give_back_source_check(self, check_id: int, worker: str) -> bool:
         with self.connection(f"giving back source check {check_id}") as conn:
             return sources.give_back(conn, check_id, worker)
+
+    def defer_source_check(
+        self, check_id: int, worker: str, *, count_try: bool, repository: str | None
+    ) -> bool:
+        with self.connection(f"deferring source check {check_id}") as conn:
+            return sources.defer(conn, check_id, worker, count_try=count_try, repository=repository)
 
     def requeue_stale_source_checks(self, older_than: timedelta) -> list[int]:
         with self.connection("requeueing stale source checks") as conn:

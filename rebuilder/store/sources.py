@@ -111,8 +111,12 @@ class SourceOutcome:
         )
 
     @classmethod
-    def failed(cls, reason: str) -> SourceOutcome:
-        return cls(SourceCheckVerdict.FAILED, reason=reason[:_REASON_LIMIT] or "failed")
+    def failed(cls, reason: str, *, repository: str | None = None) -> SourceOutcome:
+        return cls(
+            SourceCheckVerdict.FAILED,
+            reason=reason[:_REASON_LIMIT] or "failed",
+            repository=repository,
+        )
 
 
 @dataclass(frozen=True)
@@ -176,10 +180,15 @@ def request_missing(
     backfill_priority: int,
     after_release: int = 0,
     limit: int = 500,
+    newest_per_project: int | None = None,
 ) -> list[tuple[int, int]]:
     """Queue a check for every release with an sdist that was never checked.
 
-    Only releases whose id is above ``after_release`` are looked at (0: all). Newest
+    Only releases whose id is above ``after_release`` are looked at (0: all). With
+    ``newest_per_project``, a release qualifies only when the rebuild policy chose it (it
+    has attempts: a new release, a backfilled one, a campaign's) or it is among the
+    ``newest_per_project`` last recorded releases of its project (an sdist-only project);
+    the history recorded without rebuilds is not checked. None: every release. Newest
     releases first, at most ``limit``. The priority follows the release's rebuilds: the
     highest priority of its attempts when that is at least ``new_priority`` (a new
     release, a campaign), ``new_priority`` when it has no wheel (nothing else will be
@@ -208,6 +217,14 @@ def request_missing(
             ) a
             WHERE r.id > %(after)s
               AND NOT EXISTS (SELECT 1 FROM source_checks c WHERE c.release_id = r.id)
+              AND (
+                %(newest)s::int IS NULL OR a.top IS NOT NULL OR (
+                    SELECT count(*) FROM (
+                        SELECT 1 FROM releases n
+                        WHERE n.project = r.project AND n.id > r.id LIMIT %(newest)s::int
+                    ) newer
+                ) < %(newest)s::int
+              )
             ORDER BY r.id DESC
             LIMIT %(limit)s
             ON CONFLICT (release_id) WHERE status IN ('queued', 'running') DO NOTHING
@@ -218,6 +235,7 @@ def request_missing(
                 "backfill": backfill_priority,
                 "after": after_release,
                 "limit": limit,
+                "newest": newest_per_project,
             },
         ).fetchall()
     return sorted(((int(r[0]), int(r[1])) for r in rows), key=lambda p: (-p[1], p[0]))
@@ -410,6 +428,30 @@ def give_back(conn: Connection, check_id: int, worker: str) -> bool:
     return row is not None
 
 
+def defer(
+    conn: Connection, check_id: int, worker: str, *, count_try: bool, repository: str | None
+) -> bool:
+    """Put a claimed check back to wait for its broker message's delayed retry.
+
+    Queued again but still marked sent (the broker holds the retry, so the scheduler
+    does not send a second message); the try is taken back unless ``count_try``; the
+    repository URL the worker found is kept. False when ``worker`` does not hold it.
+    """
+    with conn.transaction():
+        row = conn.execute(
+            """
+            UPDATE source_checks
+            SET status = 'queued', worker = NULL, started_at = NULL, heartbeat_at = NULL,
+                dispatched_at = now(), tries = CASE WHEN %s THEN tries ELSE tries - 1 END,
+                repository = coalesce(%s, repository)
+            WHERE id = %s AND status = 'running' AND worker = %s
+            RETURNING id
+            """,
+            (count_try, repository, check_id, worker),
+        ).fetchone()
+    return row is not None
+
+
 def requeue_stale(conn: Connection, older_than: timedelta) -> list[int]:
     """Queue again the running checks silent for longer than ``older_than``; their ids."""
     with conn.transaction():
@@ -500,6 +542,14 @@ def verdict_counts(conn: Connection) -> dict[SourceCheckVerdict, int]:
     counts = dict.fromkeys(SourceCheckVerdict, 0)
     counts.update({SourceCheckVerdict(name): int(n) for name, n in rows})
     return counts
+
+
+def running_by_worker(conn: Connection) -> dict[str, int]:
+    """{worker: the id of a source check it is running} (``rebuilder status``)."""
+    rows = conn.execute(
+        "SELECT worker, min(id) FROM source_checks WHERE status = 'running' GROUP BY worker"
+    ).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 def queue_depth(conn: Connection) -> tuple[int, int]:

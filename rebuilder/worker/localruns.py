@@ -11,6 +11,9 @@ length of the run.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -82,3 +85,46 @@ def relative_evidence(evidence: str | None, root: Path) -> str | None:
         return Path(evidence).relative_to(root).as_posix()
     except ValueError:
         return Path(evidence).name
+
+
+OWNER_FILE = ".owner"
+
+
+def claim_folder(folder: Path) -> None:
+    """Make ``folder`` (fresh) and note this process as its owner (host and pid)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n", encoding="utf-8")
+
+
+def _owner_alive(folder: Path) -> bool:
+    """False only when the folder's owner is known dead: a process of this host that is gone."""
+    try:
+        host, pid = (folder / OWNER_FILE).read_text(encoding="utf-8").split()
+        number = int(pid)
+    except (OSError, ValueError):
+        return True  # unknown owner: leave it alone
+    if host != socket.gethostname():
+        return True  # another host's process: it cleans up after itself
+    try:
+        os.kill(number, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_dead_folders(root: Path, pattern: str, keep: Path) -> list[Path]:
+    """Remove the folders matching ``pattern`` under ``root`` whose owner died (not ``keep``).
+
+    A folder of a live process is never removed, even when that process lost its claim:
+    it is still writing there, and it removes the folder itself when it stops.
+    """
+    removed = []
+    if root.is_dir():
+        for folder in root.glob(pattern):
+            if folder != keep and folder.is_dir() and not _owner_alive(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed

@@ -60,7 +60,17 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, ConnectionError | TimeoutError | OSError)
 
 
+class DeferredError(dramatiq.Retry):
+    """A job put back on purpose, to run again after ``delay`` ms.
+
+    Not an error (dramatiq logs no traceback for it) and not bounded by ``MAX_RETRIES``:
+    the runner that raises it bounds how often it defers.
+    """
+
+
 def _retry_when(retries: int, error: BaseException) -> bool:
+    if isinstance(error, DeferredError):
+        return True
     return retries < MAX_RETRIES and is_transient(error)
 
 

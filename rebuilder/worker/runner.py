@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
+
+import dramatiq
 
 from rebuilder.attest.bundle import statement_kinds
 from rebuilder.attest.dsse import Envelope
@@ -33,7 +36,13 @@ from rebuilder.store.model import Store
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptRow, AttemptStatus, FileRow
 from rebuilder.verdict import FileResult, Verdict
-from rebuilder.worker.localruns import LocalRuns, beating, relative_evidence
+from rebuilder.worker.localruns import (
+    LocalRuns,
+    beating,
+    claim_folder,
+    relative_evidence,
+    remove_dead_folders,
+)
 from rebuilder.worker.queue import is_transient
 
 logger = logging.getLogger(__name__)
@@ -69,10 +78,19 @@ class JobObserver(Protocol):
     def job_finished(self, result: FileResult, *, queued_seconds: float | None) -> None: ...
 
 
-class RetryLaterError(RebuilderError):
-    """The attempt was given back after trouble that may pass; dramatiq retries it."""
+class RetryLaterError(RebuilderError, dramatiq.Retry):
+    """The attempt was given back after trouble that may pass; dramatiq retries it.
+
+    A ``dramatiq.Retry``: the runner logged the trouble as one WARNING line already, so
+    dramatiq adds no "unhandled exception" traceback; retries stay bounded
+    (``rebuilder.worker.queue.MAX_RETRIES``) and back off as usual.
+    """
 
     reason = FailureReason.INFRASTRUCTURE
+
+    def __init__(self, message: str) -> None:
+        dramatiq.Retry.__init__(self, message)
+        self.args = (message,)
 
 
 @dataclass(frozen=True)
@@ -175,9 +193,14 @@ class AttemptRunner:
         return None
 
     def _run_claimed(self, row: AttemptRow, file: FileRow) -> None:
-        folder = self._config.work_root / f"attempt-{row.id}"
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        # Named for the worker too: workers sharing a data folder (one host, or a shared
+        # volume) must not share a work folder when an attempt is taken over from a
+        # silent one that later comes back and cleans up after itself.
+        # A folder an earlier holder of this attempt left when it died goes now.
+        slug = re.sub(r"[^A-Za-z0-9_.-]", "_", self._config.worker)
+        folder = self._config.work_root / f"attempt-{row.id}.{slug}"
+        remove_dead_folders(self._config.work_root, f"attempt-{row.id}.*", keep=folder)
+        claim_folder(folder)
         try:
             judge = self._judges(row.image, folder)
             result = judge.judge_file(file.to_index_file())

@@ -14,16 +14,19 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dramatiq
 
 from rebuilder import __version__
 from rebuilder.attest.publish import Attestor, load_or_create_key
 from rebuilder.errors import RebuilderError
+from rebuilder.rerun import image_describer
+from rebuilder.sandbox.owners import (
+    owner_labels,
+    remove_dead_owners,
+)
 from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
 from rebuilder.store.blobs import BlobStore, store_evidence
@@ -31,13 +34,16 @@ from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
 from rebuilder.store.source_store import PostgresSourceChecks
+from rebuilder.workdirs import sweep_dead
 from rebuilder.worker.metrics import WorkerMetrics
 from rebuilder.worker.queue import declare_rebuild_actor, declare_source_actor, rabbitmq_broker
 from rebuilder.worker.runner import AttemptRunner, FileJudge, JudgeFactory, RunnerConfig
-from rebuilder.worker.source_job import SourceAttestor, SourceCheckRunner, SourceRunnerConfig
-
-if TYPE_CHECKING:
-    from rebuilder.sandbox.docker import Container
+from rebuilder.worker.source_job import (
+    SourceAttestor,
+    SourceCheckRunner,
+    SourceRunnerConfig,
+    WorkerPresence,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,43 +58,6 @@ class BlobEvidence:
 
     def keep(self, folder: Path) -> dict[str, str]:
         return store_evidence(self._blobs, folder)
-
-
-OWNER_HOST_LABEL = "org.pypi-rebuilder.owner-host"
-OWNER_PID_LABEL = "org.pypi-rebuilder.owner-pid"
-
-
-def owner_labels() -> dict[str, str]:
-    """Labels naming this process on the build containers it starts."""
-    return {OWNER_HOST_LABEL: socket.gethostname(), OWNER_PID_LABEL: str(os.getpid())}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process, alive
-    return True
-
-
-def dead_owners(
-    containers: Sequence[Container], host: str, alive: Callable[[int], bool]
-) -> list[Container]:
-    """The build containers started on ``host`` by a process that no longer exists."""
-    dead = []
-    for container in containers:
-        labels = container.attrs.get("Config", {}).get("Labels") or {}
-        if labels.get(OWNER_HOST_LABEL) != host:
-            continue
-        try:
-            pid = int(labels.get(OWNER_PID_LABEL, ""))
-        except ValueError:
-            continue
-        if not alive(pid):
-            dead.append(container)
-    return dead
 
 
 class OrphanSweeper:
@@ -111,8 +80,6 @@ class OrphanSweeper:
 
     def sweep(self) -> None:
         from rebuilder.sandbox.docker import (  # noqa: PLC0415 - docker on demand
-            ROLE_BUILD,
-            ROLE_LABEL,
             connect,
             remove_orphans,
         )
@@ -120,15 +87,7 @@ class OrphanSweeper:
         self._last = time.monotonic()
         try:
             client = connect()
-            host = socket.gethostname()
-            builds = client.containers.list(
-                all=True,
-                filters={"label": [f"{ROLE_LABEL}={ROLE_BUILD}", f"{OWNER_HOST_LABEL}={host}"]},
-            )
-            removed = []
-            for container in dead_owners(builds, host, _alive):
-                container.remove(force=True)
-                removed.append(container.id)
+            removed = remove_dead_owners(client)
             removed += remove_orphans(client, self._age)
         except Exception as exc:  # noqa: BLE001 - the engine away: the next sweep tries again
             logger.warning("could not sweep orphaned build containers: %s", exc)
@@ -156,7 +115,7 @@ def production_judges(settings: Settings) -> JudgeFactory:
 
 
 def production_source_runner(
-    settings: Settings, pool: Pool, name: str, attestor: Attestor
+    settings: Settings, pool: Pool, name: str, attestor: Attestor, presence: WorkerPresence
 ) -> SourceCheckRunner:
     """The runner of source checks (``trace_release`` messages) on the real git and index."""
     from rebuilder.source.fleet import production_recorded_tracer  # noqa: PLC0415 - docker
@@ -172,6 +131,7 @@ def production_source_runner(
             work_root=settings.fleet_dir / "work",
             heartbeat_seconds=settings.claim_timeout / 6,
         ),
+        presence=presence,
     )
 
 
@@ -181,7 +141,12 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
     threads = max(1, settings.worker_threads)
     name = settings.worker_name or default_worker_name()
     migrate(settings.database_url)
-    pool = open_pool(settings.database_url, min_size=1, max_size=2 * threads + 2)
+    pool = open_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=2 * threads + 2,
+        network_timeout=settings.network_timeout,
+    )
     store = PostgresStore(pool)
     metrics = WorkerMetrics()
     if settings.metrics_port:
@@ -190,6 +155,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
         signer=load_or_create_key(settings.signing_key_path),
         builder_id=settings.builder_id,
         root=settings.fleet_dir / "attestations",
+        describe_image=image_describer(settings),
     )
     runner = AttemptRunner(
         store=store,
@@ -204,7 +170,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
         ),
         observer=metrics,
     )
-    source_runner = production_source_runner(settings, pool, name, signer)
+    source_runner = production_source_runner(settings, pool, name, signer, store)
     broker = rabbitmq_broker(settings.broker_url)
     declare_rebuild_actor(broker, lambda: runner, queue_name=settings.queue_name)
     declare_source_actor(broker, lambda: source_runner, queue_name=settings.queue_name)
@@ -218,6 +184,7 @@ def run_worker(settings: Settings, stop: threading.Event | None = None) -> int:
     logger.info("worker %s started (%d threads)", name, threads, extra={"worker": name})
     sweeper = OrphanSweeper(settings.build_timeout)
     sweeper.sweep()
+    sweep_dead(settings.cache_dir / "work")  # work folders of killed processes
     try:
         while not stop.wait(IDLE_BEAT_SECONDS):
             sweeper.maybe_sweep()

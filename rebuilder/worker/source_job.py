@@ -10,6 +10,11 @@ Trouble that may pass (the index or the database away, the disk full) gives the 
 back and raises :class:`RetryLaterError`, so dramatiq retries later; past ``max_tries``
 claims, or on a bug, the check is recorded ``failed`` with the reason (no statement is
 signed: a source-check statement only ever says consistent, inconsistent or no-source).
+
+A repository host that does not answer is an expected outage, not a bug: one WARNING
+line (no traceback), the check waits for a delayed retry of its message, and checks of
+a host the tracer backs off are deferred without counting a try
+(``rebuilder.source.fleet.HostBackoff``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from rebuilder.attest.keys import Signer
 from rebuilder.errors import RebuilderError
 from rebuilder.index.model import IndexFile
 from rebuilder.source.attest import source_statements
+from rebuilder.source.errors import RepositoryUnreachableError
+from rebuilder.source.fleet import HostOutageError
 from rebuilder.source.result import SourceResult
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptStatus, FileRow
@@ -40,10 +47,14 @@ from rebuilder.store.sources import (
     SourceOutcome,
 )
 from rebuilder.worker.localruns import LocalRuns, beating, relative_evidence
-from rebuilder.worker.queue import is_transient
+from rebuilder.worker.queue import DeferredError, is_transient
 from rebuilder.worker.runner import EvidenceKeeper, RetryLaterError
 
 logger = logging.getLogger(__name__)
+
+#: Seconds before a check whose repository host did not answer is tried again, when the
+#: tracer does not say (``HostOutageError.retry_after`` does).
+OUTAGE_RETRY_SECONDS = 60.0
 
 
 class ReleaseTracer(Protocol):
@@ -52,6 +63,12 @@ class ReleaseTracer(Protocol):
     def trace(
         self, sdist: IndexFile, files: Sequence[IndexFile], evidence_dir: Path
     ) -> SourceResult: ...
+
+
+class WorkerPresence(Protocol):
+    """The ``workers`` table: a worker says it is alive (``rebuilder health worker``)."""
+
+    def worker_beat(self, name: str, current_attempt: int | None) -> None: ...
 
 
 class SourceSigner(Protocol):
@@ -97,9 +114,11 @@ class SourceCheckRunner:
         signer: SourceSigner,
         evidence: EvidenceKeeper,
         config: SourceRunnerConfig,
+        presence: WorkerPresence,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
+        self._presence = presence
         self._tracer = tracer
         self._signer = signer
         self._evidence = evidence
@@ -148,6 +167,8 @@ class SourceCheckRunner:
         try:
             with self._heartbeat(row.id):
                 self._run_claimed(row)
+        except RepositoryUnreachableError as exc:
+            self._outage(row, exc, fields)
         except Exception as exc:
             if not is_transient(exc) or row.tries >= self._config.max_tries:
                 logger.exception("source check %s: gave up", row.id, extra=fields)
@@ -215,9 +236,62 @@ class SourceCheckRunner:
             return
         logger.info("source check %s: %s", row.id, outcome.verdict.value, extra=fields)
 
-    def _record_failure(self, row: SourceCheckRow, error: BaseException) -> None:
+    def _outage(
+        self, row: SourceCheckRow, exc: RepositoryUnreachableError, fields: dict[str, object]
+    ) -> None:
+        """An expected outage of a repository host: one log line, no traceback.
+
+        A try that reached the network counts; past ``max_tries`` the check is recorded
+        ``failed`` (with the repository URL). Otherwise the check waits, still marked
+        sent, for its message's delayed retry (:class:`DeferredError`): when the host is
+        backed off, nothing was tried and the try is given back.
+        """
+        url = exc.url if isinstance(exc, HostOutageError) else None
+        tried = exc.tried if isinstance(exc, HostOutageError) else True
+        wait = exc.retry_after if isinstance(exc, HostOutageError) else OUTAGE_RETRY_SECONDS
+        if tried and row.tries >= self._config.max_tries:
+            logger.warning(
+                "source check %s: repository host did not answer; recorded failed after %d "
+                "tries: %s",
+                row.id,
+                row.tries,
+                exc.diagnostics(),
+                extra=fields,
+            )
+            self._record_failure(row, exc, repository=url)
+            return
+        try:
+            deferred = self._store.defer_source_check(
+                row.id, self._config.worker, count_try=tried, repository=url
+            )
+        except RebuilderError as store_error:  # the database away too: retry as usual
+            logger.warning("source check %s: %s", row.id, store_error, extra=fields)
+            self._give_back(row.id)
+            raise RetryLaterError(f"source check {row.id}: {store_error}") from store_error
+        if not deferred:
+            logger.warning("source check %s: claim lost while deferring it", row.id, extra=fields)
+            return
+        if tried:
+            logger.warning(
+                "source check %s: %s; retrying in %.0f s (try %d of %d)",
+                row.id,
+                exc.diagnostics(),
+                wait,
+                row.tries,
+                self._config.max_tries,
+                extra=fields,
+            )
+        else:
+            logger.info("source check %s deferred: %s", row.id, exc.diagnostics(), extra=fields)
+        raise DeferredError(f"source check {row.id}: repository host away", delay=int(wait * 1000))
+
+    def _record_failure(
+        self, row: SourceCheckRow, error: BaseException, *, repository: str | None = None
+    ) -> None:
         detail = error.diagnostics() if isinstance(error, RebuilderError) else repr(error)
-        outcome = SourceOutcome.failed(f"the worker could not finish this source check: {detail}")
+        outcome = SourceOutcome.failed(
+            f"the worker could not finish this source check: {detail}", repository=repository
+        )
         try:
             self._record(row, outcome, None, [])
         except Exception:
@@ -231,11 +305,22 @@ class SourceCheckRunner:
             logger.exception("source check %s: could not give it back; it will go stale", check_id)
 
     def _heartbeat(self, check_id: int) -> AbstractContextManager[None]:
+        # Two beats: the check's claim, and the worker's own row, which the health check
+        # and ``rebuilder status`` read (a worker busy with a long check is not dead).
         def beat() -> None:
             if not self._store.source_heartbeat(check_id, self._config.worker):
                 logger.warning("source check %s: our claim was taken back", check_id)
+            self._presence.worker_beat(self._config.worker, None)
+
+        self._beat_worker()
 
         return beating(beat, self._config.heartbeat_seconds, f"source-heartbeat-{check_id}")
+
+    def _beat_worker(self) -> None:
+        try:
+            self._presence.worker_beat(self._config.worker, None)
+        except RebuilderError as exc:
+            logger.warning("worker heartbeat failed: %s", exc)
 
 
 def _sdist(row: SourceCheckRow, files: Sequence[FileRow]) -> FileRow:

@@ -40,10 +40,11 @@ from rebuilder.store.projects import normalize
 from rebuilder.store.records import (
     AttemptStatus,
     FileRow,
+    diagnosis_from_json,
     differences_from_json,
     stabilizers_from_json,
 )
-from rebuilder.verdict import Difference, StabilizerUse, Verdict
+from rebuilder.verdict import Diagnosis, Difference, Risk, StabilizerUse, Verdict, file_risk
 from rebuilder.worker.queue import Priority
 from scheduler.campaigns import CampaignError
 
@@ -82,6 +83,22 @@ class Finding:
     def fails_audit(self) -> bool:
         """A lock whose hash differs from the index's is as bad as a mismatch."""
         return self.kind is FindingKind.LOCK_HASH
+
+    def disowns(self, filename: str, note: str | None) -> bool:
+        """True when this lock-hash finding means the lock does not vouch for the file.
+
+        The file the index serves was judged in place of bytes the lock names (its hash
+        differs, or none of the release's hashes matched): whatever the fleet found about
+        it, it is not the file the lock pins.
+        """
+        if self.kind is not FindingKind.LOCK_HASH:
+            return False
+        return self.subject == filename or (note is not None and self.detail in note)
+
+
+def not_vouched(filename: str, note: str | None, findings: Sequence[Finding]) -> bool:
+    """True when a lock-hash finding disowns the file (never show it as verified)."""
+    return any(f.disowns(filename, note) for f in findings)
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,8 @@ class CampaignFileRow:
     evidence: str | None = None
     finished_at: datetime | None = None
     attested: bool = False
+    diagnosis: tuple[Diagnosis, ...] = ()
+    risk: Risk | None = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -140,6 +159,9 @@ class CampaignFileRow:
             put(self, "reason_class", FailureReason(self.reason_class))
         put(self, "stabilizers", stabilizers_from_json(self.stabilizers or ()))
         put(self, "differences", differences_from_json(self.differences or ()))
+        put(self, "diagnosis", diagnosis_from_json(self.diagnosis or ()))
+        if self.risk is not None:
+            put(self, "risk", Risk(self.risk))
 
 
 @dataclass(frozen=True)
@@ -455,7 +477,7 @@ class PostgresCampaignStore:
                     a.verdict, a.reason_class, a.reason, a.stabilizers, a.differences,
                     a.rebuilt_sha256, a.evidence, a.finished_at,
                     EXISTS (SELECT 1 FROM attestations t WHERE t.attempt_id = a.id)
-                        AS attested
+                        AS attested, COALESCE(a.diagnosis, '[]'::jsonb) AS diagnosis, a.risk
                 FROM files f
                 JOIN releases r ON r.id = f.release_id
                 CROSS JOIN LATERAL (
@@ -526,7 +548,7 @@ class PostgresCampaignStore:
                     a.reason, a.stabilizers, a.differences, a.rebuilt_sha256,
                     a.evidence, a.finished_at,
                     EXISTS (SELECT 1 FROM attestations t WHERE t.attempt_id = a.id)
-                        AS attested
+                        AS attested, COALESCE(a.diagnosis, '[]'::jsonb) AS diagnosis, a.risk
                 FROM campaign_files cf
                 JOIN files f ON f.id = cf.file_id
                 JOIN releases r ON r.id = f.release_id
@@ -625,10 +647,14 @@ class MemoryAttempt:
     evidence: str | None = None
     finished_at: datetime | None = None
     dispatched: bool = False
+    diagnosis: tuple[Diagnosis, ...] = ()
 
 
 class MemoryCampaignStore:
-    """A :class:`CampaignStore` in memory, with helpers to stage verdicts. Tests only."""
+    """A :class:`CampaignStore` in memory, with helpers to stage verdicts.
+
+    For tests, and for ``audit --local``, whose empty store knows no file (no database).
+    """
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -661,6 +687,7 @@ class MemoryCampaignStore:
         image: str | None = None,
         differences: tuple[Difference, ...] = (),
         reason: str | None = None,
+        diagnosis: tuple[Diagnosis, ...] = (),
     ) -> int:
         with self._lock:
             attempt = MemoryAttempt(
@@ -671,7 +698,9 @@ class MemoryCampaignStore:
                 image=image,
             )
             self.attempts[attempt.id] = attempt
-        self.finish(attempt.id, verdict, differences=differences, reason=reason)
+        self.finish(
+            attempt.id, verdict, differences=differences, reason=reason, diagnosis=diagnosis
+        )
         return attempt.id
 
     def finish(
@@ -681,6 +710,7 @@ class MemoryCampaignStore:
         *,
         differences: tuple[Difference, ...] = (),
         reason: str | None = None,
+        diagnosis: tuple[Diagnosis, ...] = (),
     ) -> None:
         failed = verdict is Verdict.FAILED
         with self._lock:
@@ -690,6 +720,7 @@ class MemoryCampaignStore:
                 verdict=verdict,
                 finished_at=self._clock(),
                 differences=differences,
+                diagnosis=diagnosis,
                 reason=reason or ("build failed" if failed else None),
                 reason_class=FailureReason.BUILD if failed else None,
                 evidence=f"evidence/{attempt_id}",
@@ -939,4 +970,6 @@ def _memory_row(f: FileRow, a: MemoryAttempt | None, note: str | None) -> Campai
         rebuilt_sha256=None if a is None else a.rebuilt_sha256,
         evidence=None if a is None else a.evidence,
         finished_at=None if a is None else a.finished_at,
+        diagnosis=() if a is None else a.diagnosis,
+        risk=None if a is None or a.verdict is None else file_risk(a.verdict, a.diagnosis),
     )

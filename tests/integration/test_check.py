@@ -8,6 +8,7 @@ a mismatch naming the file.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import zipfile
@@ -77,6 +78,55 @@ def test_genuine_release_is_reproducible(
     assert main(verify) == 0
 
 
+def test_rerun_reproduces_a_fresh_bundle_from_the_provenance_alone(
+    tmp_path: Path,
+    index: FixtureIndex,
+    sandbox_image: ImageRef,
+    sandbox: DockerSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # rich wraps at 80 columns when not a terminal
+    release = maintainer_build(tmp_path, sandbox_image, sandbox, "1.1", {})
+    publish(index, release)
+    code, results = _check("demo==1.1", index, tmp_path, monkeypatch, capsys)
+    wheel = next(r for r in results if r["filename"].endswith(".whl"))
+    assert (code, wheel["verdict"]) == (0, "reproducible"), wheel
+    key = tmp_path / "cache" / "keys" / "signing-key.pub"
+    # the consumer's view: the whole release by spec, its files bound through the index
+    spec = ["verify", "demo==1.1", "--attestations", str(tmp_path / "out"), "--key", str(key)]
+    assert main([*spec, "--index-url", index.url]) == 0
+    assert "NOT REBUILT demo-1.1.tar.gz" in capsys.readouterr().out
+    bundle = next((tmp_path / "out" / "pypi" / "demo" / "1.1").glob("*.whl/rebuild.intoto.jsonl"))
+    provenance = json.loads(
+        base64.b64decode(json.loads(bundle.read_text().splitlines()[0])["payload"])
+    )
+    deps = provenance["predicate"]["buildDefinition"]["resolvedDependencies"]
+    roles = {d["annotations"]["role"] for d in deps}
+    assert {"image-packages", "image-recipe", "sandbox-driver", "stabilizer-code"} <= roles
+    packages = next(d for d in deps if d["annotations"]["role"] == "image-packages")
+    assert any(p.startswith("python3=") for p in packages["annotations"]["packages"])
+    # OSS Rebuild's layout beside ours: one statement of each of its build types
+    oss = tmp_path / "out" / "oss-rebuild" / bundle.relative_to(tmp_path / "out")
+    build_types = [
+        json.loads(base64.b64decode(json.loads(line)["payload"]))["predicate"]["buildDefinition"][
+            "buildType"
+        ]
+        for line in oss.read_text().splitlines()
+    ]
+    assert sorted(build_types) == [
+        "https://docs.oss-rebuild.dev/builds/ArtifactEquivalence@v0.1",
+        "https://docs.oss-rebuild.dev/builds/Rebuild@v0.1",
+    ]
+    # another host: an empty cache, nothing but the bundle, the key and the image
+    monkeypatch.setenv("REBUILDER_CACHE_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("REBUILDER_INDEX_URL", "http://127.0.0.1:9/simple/")  # never asked
+    assert main(["rerun", str(bundle), "--key", str(key)]) == 0
+    out = capsys.readouterr().out
+    assert f"SAME {release.wheel.name} sha256={wheel['rebuilt_sha256']}" in out
+    assert wheel["rebuilt_sha256"] == hashlib.sha256(release.wheel.read_bytes()).hexdigest()
+
+
 def test_tampered_wheel_is_a_mismatch_naming_the_file(
     tmp_path: Path,
     index: FixtureIndex,
@@ -96,6 +146,14 @@ def test_tampered_wheel_is_a_mismatch_naming_the_file(
     assert {"path": "demo/__init__.py", "kind": "content"} in wheel["differences"]
     assert code == 1
     assert (Path(wheel["evidence"]) / "diffoscope.html").is_file()
+    # The diagnosis names the changed module as code, and the file must be reviewed.
+    assert wheel["risk"] == "review"
+    why = {d["path"]: d for d in wheel["diagnosis"]}
+    assert (why["demo/__init__.py"]["cause"], why["demo/__init__.py"]["risk"]) == (
+        "code",
+        "review",
+    )
+    assert "demo/__init__.py" in (Path(wheel["evidence"]) / "differences.diff").read_text()
     downloaded = tmp_path / "downloaded" / release.wheel.name
     downloaded.parent.mkdir()
     downloaded.write_bytes(tampered)

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from rebuilder.cli import main
+from tests.support.postgres import fresh_database
 
 
 def test_migrate_watch_and_status(
@@ -43,3 +44,35 @@ def test_unreachable_database_is_a_clear_error(
     monkeypatch.setenv("REBUILDER_DATABASE_URL", "postgresql://127.0.0.1:9/none?connect_timeout=2")
     assert main(["status"]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_status_names_the_source_check_a_worker_is_running(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    with fresh_database() as url:
+        monkeypatch.setenv("REBUILDER_DATABASE_URL", url)
+        assert main(["db", "migrate"]) == 0
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO projects (name) VALUES ('demo')")
+            conn.execute("INSERT INTO releases (project, version) VALUES ('demo', '1.0')")
+            conn.execute(
+                "INSERT INTO files (release_id, filename, kind, url, sha256, size) "
+                "SELECT id, 'demo-1.0.tar.gz', 'sdist', 'http://127.0.0.1:9/d', %s, 1 "
+                "FROM releases",
+                ("a" * 64,),
+            )
+            check = conn.execute(
+                "INSERT INTO source_checks (release_id, sdist_id, status, worker, started_at, "
+                "heartbeat_at, tries) SELECT release_id, id, 'running', 'w-1', now(), now(), 1 "
+                "FROM files RETURNING id"
+            ).fetchone()
+            assert check is not None
+            conn.execute(
+                "INSERT INTO workers (name, host, pid, version) VALUES "
+                "('w-1', 'host', 1, 'test'), ('w-2', 'host', 2, 'test')"
+            )
+        capsys.readouterr()
+        assert main(["status"]) == 0
+        out = capsys.readouterr().out
+    assert f"w-1 on source check {check[0]}" in out
+    assert "w-2 idle" in out

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -74,11 +74,19 @@ class Fleet:
         self.logs = logs
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        name: str,
+        *args: str,
+        wrap: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start ``rebuilder ARGS`` as ``name``; ``wrap`` prefixes the command (e.g. to run
+        it in another network namespace), ``env`` replaces variables for this process."""
         with (self.logs / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "rebuilder", "-v", *args],
-                env={**self.env, "REBUILDER_WORKER_NAME": name},
+                [*wrap, sys.executable, "-m", "rebuilder", "-v", *args],
+                env={**self.env, **(env or {}), "REBUILDER_WORKER_NAME": name},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

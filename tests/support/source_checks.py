@@ -100,7 +100,13 @@ class MemorySourceChecks:
     # -- SourceCheckQueue ---------------------------------------------------------
 
     def request_missing_source_checks(
-        self, *, new_priority: int, backfill_priority: int, after_release: int, limit: int
+        self,
+        *,
+        new_priority: int,
+        backfill_priority: int,
+        after_release: int,
+        limit: int,
+        newest_per_project: int | None = None,
     ) -> list[tuple[int, int]]:
         self._maybe_fail()
         made: list[tuple[int, int]] = []
@@ -109,6 +115,17 @@ class MemorySourceChecks:
             for release in sorted(self._releases.values(), key=lambda r: -r.id):
                 if len(made) >= limit:
                     break
+                newer = sum(
+                    1
+                    for r in self._releases.values()
+                    if r.project == release.project and r.id > release.id
+                )
+                if (
+                    newest_per_project is not None
+                    and not release.attempt_priorities
+                    and newer >= newest_per_project
+                ):
+                    continue
                 sdists = sorted(
                     (f for f in release.files if f.kind is FileKind.SDIST and not f.yanked),
                     key=lambda f: (not f.filename.endswith(".tar.gz"), f.filename),
@@ -257,6 +274,26 @@ class MemorySourceChecks:
             if row is None or row.status is not AttemptStatus.RUNNING or row.worker != worker:
                 return False
             self._requeue(check_id)
+            return True
+
+    def defer_source_check(
+        self, check_id: int, worker: str, *, count_try: bool, repository: str | None
+    ) -> bool:
+        self._maybe_fail()
+        with self._lock:
+            row = self._checks.get(check_id)
+            if row is None or row.status is not AttemptStatus.RUNNING or row.worker != worker:
+                return False
+            self._checks[check_id] = replace(
+                row,
+                status=AttemptStatus.QUEUED,
+                worker=None,
+                started_at=None,
+                heartbeat_at=None,
+                tries=row.tries if count_try else row.tries - 1,
+                repository=repository or row.repository,
+            )
+            self._dispatched.add(check_id)
             return True
 
     # -- inside the lock --------------------------------------------------------

@@ -109,32 +109,42 @@ def add_done(
     stabilizers: list[dict[str, object]] | None = None,
     manifest: dict[str, str] | None = None,
     rebuilt_sha256: str | None = None,
+    diagnosis: list[dict[str, str]] | None = None,
+    risk: str | None = None,
+    minutes_ago: int = 0,
 ) -> int:
+    # The diagnosis columns only when asked for: earlier schemas (migration tests) lack them.
+    extra_columns = ", diagnosis, risk" if diagnosis is not None or risk is not None else ""
+    extra_values = ", %s, %s" if extra_columns else ""
+    params: list[object] = [
+        file_id,
+        days_ago,
+        days_ago,
+        days_ago,
+        minutes_ago,
+        verdict,
+        reason_class,
+        reason,
+        json.dumps(differences or []),
+        json.dumps(stabilizers or []),
+        None if manifest is None else json.dumps(manifest),
+        rebuilt_sha256,
+        json.dumps({"command": ["python", "-m", "build", "--wheel"], "env": {"TZ": "UTC"}}),
+    ]
+    if extra_columns:
+        params += [json.dumps(diagnosis or []), risk]
     row = conn.execute(
-        """
+        f"""
         INSERT INTO attempts (file_id, status, priority, requested_at, started_at, finished_at,
             worker, verdict, reason_class, reason, differences, stabilizers, evidence_manifest,
-            rebuilt_sha256, strategy, seconds)
+            rebuilt_sha256, strategy, seconds{extra_columns})
         VALUES (%s, 'done', 5, now() - make_interval(days => %s) - interval '1 hour',
             now() - make_interval(days => %s) - interval '50 minutes',
-            now() - make_interval(days => %s), 'worker-1', %s, %s, %s, %s, %s, %s, %s,
-            %s, 42.5)
+            now() - make_interval(days => %s, mins => %s), 'worker-1', %s, %s, %s, %s, %s,
+            %s, %s, %s, 42.5{extra_values})
         RETURNING id
-        """,
-        (
-            file_id,
-            days_ago,
-            days_ago,
-            days_ago,
-            verdict,
-            reason_class,
-            reason,
-            json.dumps(differences or []),
-            json.dumps(stabilizers or []),
-            None if manifest is None else json.dumps(manifest),
-            rebuilt_sha256,
-            json.dumps({"command": ["python", "-m", "build", "--wheel"], "env": {"TZ": "UTC"}}),
-        ),
+        """,  # noqa: S608 - only fixed column names are formatted in
+        params,
     ).fetchone()
     assert row is not None
     return int(row[0])
@@ -326,6 +336,59 @@ def _fill_sources(url: str, pool: Pool, blobs: BlobStore, files: dict[str, int])
             SELECT id, release_id, 0, 'source-check', %s, %s FROM source_checks WHERE id = %s
             """,
             (ORIGIN, entry.index, consistent),
+        )
+
+
+RISKY = "risky-1.0-py3-none-any.whl"
+BENIGN = "benign-1.0-py3-none-any.whl"
+RISKY_DIFF = (
+    "--- published/risky/__init__.py\n+++ rebuilt/risky/__init__.py\n"
+    "-</pre><script>alert('d')</script>\n+x = 1\n"
+)
+
+
+def add_risk_mismatches(data: Fixture) -> None:
+    """Two more mismatches today: a benign packaging one (the newest) and one to review
+    (an hour older), with diagnoses and, for the risky one, a hostile unified diff."""
+    blobs = BlobStore(data.blob_dir)
+    diff_sha = blobs.put_bytes(RISKY_DIFF.encode())
+    with psycopg.connect(data.url, autocommit=True) as conn:
+        data.files[RISKY] = add_file(conn, "risky", "1.0", RISKY)
+        data.attempts["risky"] = add_done(
+            conn,
+            data.files[RISKY],
+            "mismatch",
+            minutes_ago=60,
+            differences=[{"path": HOSTILE_PATH, "kind": "content"}],
+            diagnosis=[
+                {
+                    "path": HOSTILE_PATH,
+                    "kind": "content",
+                    "cause": "code",
+                    "detail": "module differs <b>bold</b>",
+                    "risk": "review",
+                }
+            ],
+            risk="review",
+            manifest={"differences.diff": diff_sha},
+        )
+        data.files[BENIGN] = add_file(conn, "benign", "1.0", BENIGN)
+        data.attempts["benign"] = add_done(
+            conn,
+            data.files[BENIGN],
+            "mismatch",
+            minutes_ago=5,
+            differences=[{"path": "benign-1.0.dist-info/METADATA", "kind": "metadata"}],
+            diagnosis=[
+                {
+                    "path": "benign-1.0.dist-info/METADATA",
+                    "kind": "metadata",
+                    "cause": "line-endings",
+                    "detail": "METADATA: only CRLF/LF line endings differ",
+                    "risk": "packaging",
+                }
+            ],
+            risk="packaging",
         )
 
 

@@ -45,9 +45,24 @@ def _compose_binary() -> list[str]:
     raise AssertionError  # unreachable
 
 
-def _bridge_ip(docker_client: Any) -> str:
-    network = docker_client.networks.get("bridge")
-    return str(network.attrs["IPAM"]["Config"][0]["Gateway"])
+def _host_address(docker_client: Any, image: str) -> str:
+    """The host's address as the engine's containers reach it: the ``host-gateway`` alias.
+
+    The engine resolves the alias itself (to its default bridge's address unless told
+    otherwise) whatever its state; the bridge network's IPAM ``Gateway`` is filled in on
+    some starts of the engine and left out on others, so it is not read.
+    """
+    hosts = docker_client.containers.run(
+        image,
+        ["getent", "hosts", "rebuilder-test-host"],
+        extra_hosts={"rebuilder-test-host": "host-gateway"},
+        network_mode="bridge",
+        remove=True,
+    )
+    address = hosts.decode().split()[0]
+    with socket.socket() as probe:  # the fixture index listens there: it must be ours
+        probe.bind((address, 0))
+    return address
 
 
 def _free_port() -> int:
@@ -109,7 +124,7 @@ def test_compose_runs_the_fleet(
     docker_client: Any,
 ) -> None:
     compose = _compose_binary()
-    with FixtureIndex(host=_bridge_ip(docker_client)) as index:
+    with FixtureIndex(host=_host_address(docker_client, sandbox_image.image_id)) as index:
         load_into(index, only=[SETUPTOOLS])
         release = maintainer_build(tmp_path, sandbox_image, sandbox, "1.0", SDE)
         publish(index, release)

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from rebuilder.errors import SandboxError
-from rebuilder.sandbox.docker import ROLE_BUILD, ROLE_LABEL, DockerSandbox, remove_orphans
+from rebuilder.sandbox.docker import (
+    ROLE_BUILD,
+    ROLE_LABEL,
+    DockerSandbox,
+    build_command,
+    container_options,
+    remove_orphans,
+    stage_driver,
+)
 from rebuilder.sandbox.image import ImageRef
 from rebuilder.sandbox.model import BuildRequest, BuildStatus
 from tests.integration.sandbox.conftest import SMALL_LIMITS
@@ -246,19 +256,81 @@ def test_filling_the_output_folder_is_stopped(
     sandbox: DockerSandbox, make_request: MakeRequest
 ) -> None:
     prelude = """\
-with open("/out/junk", "wb") as f:
-    for _ in range(400):
-        f.write(bytes(1024 * 1024))
-        f.flush()
-        time.sleep(0.05)
+try:
+    with open("/out/junk", "wb") as f:
+        for _ in range(400):
+            f.write(bytes(1024 * 1024))
+            f.flush()
+except OSError as exc:
+    print("junk refused:", exc, flush=True)
 """
     request = make_request(build_prelude=prelude)
 
     outcome = sandbox.run(request)
 
-    assert outcome.status is BuildStatus.SANDBOX
+    assert outcome.status is BuildStatus.SANDBOX, outcome.log
     assert "output over the limit" in outcome.detail
-    assert (request.output_dir / "junk").stat().st_size < 100 * 1024**2
+    assert not (request.output_dir / "junk").exists()  # /out is the container's own
+
+
+def _free(path: Path) -> tuple[int, int]:
+    """(bytes, inodes) free on the filesystem holding ``path``."""
+    fs = os.statvfs(path)
+    return fs.f_bavail * fs.f_frsize, fs.f_favail
+
+
+def test_an_unlinked_file_cannot_write_past_the_output_limit(
+    sandbox: DockerSandbox, make_request: MakeRequest, tmp_path: Path
+) -> None:
+    # The escape of issue 17: a file opened in /out, unlinked, then written to. No
+    # folder walk sees it; the tmpfs counts its blocks all the same.
+    prelude = """\
+hidden = open("/out/hidden", "wb")
+os.unlink("/out/hidden")
+written = 0
+try:
+    for _ in range(2048):  # 2 GiB
+        hidden.write(bytes(1024 * 1024))
+        hidden.flush()
+        written += 1
+except OSError as exc:
+    print("write refused after", written, "MiB:", exc.strerror, flush=True)
+time.sleep(5)
+"""
+    before = _free(tmp_path)[0]
+    request = make_request(build_prelude=prelude)
+
+    outcome = sandbox.run(request)
+
+    assert outcome.status is BuildStatus.SANDBOX, outcome.log
+    assert f"output over the limit of {SMALL_LIMITS.output_bytes} bytes" in outcome.detail
+    assert "MiB: No space left on device" in outcome.log  # refused by the kernel
+    assert before - _free(tmp_path)[0] < 512 * 1024**2  # the host's disk: untouched
+
+
+def test_many_empty_files_hit_the_output_inode_limit(
+    sandbox: DockerSandbox, make_request: MakeRequest, tmp_path: Path
+) -> None:
+    prelude = """\
+made = 0
+try:
+    for i in range(200_000):
+        open(f"/out/empty-{i}", "w").close()
+        made += 1
+except OSError as exc:
+    print("file refused after", made, "files:", exc.strerror, flush=True)
+time.sleep(5)
+"""
+    before = _free(tmp_path)[1]
+    request = make_request(build_prelude=prelude)
+
+    outcome = sandbox.run(request)
+
+    assert outcome.status is BuildStatus.SANDBOX, outcome.log
+    assert f"output over the limit of {SMALL_LIMITS.output_files} files" in outcome.detail
+    assert "No space left on device" in outcome.log
+    assert before - _free(tmp_path)[1] < 100_000  # the host's inodes: untouched
+    assert list(request.output_dir.iterdir()) == []
 
 
 def test_a_missing_image_is_a_sandbox_error(
@@ -364,3 +436,55 @@ def test_the_clock_map_reaches_a_backend_that_stamps_from_fstat(
     found = entries(outcome)
     assert found["demo-1.0.dist-info/METADATA"].date_time == (2020, 9, 13, 12, 26, 38)
     assert found["demo-1.0.dist-info/WHEEL"].date_time == CLOCK_TIME
+
+
+def test_the_container_ends_itself_at_its_deadline_with_nobody_watching(
+    docker_client: Any, make_request: MakeRequest
+) -> None:
+    # What `check` killed with SIGKILL leaves: a started build and no one to stop it.
+    # The warden (PID 1) kills every process at the deadline, SIGTERM-proof spinners
+    # included, and the container stops.
+    spin = "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass"
+    limits = replace(SMALL_LIMITS, timeout_seconds=4.0)
+    request = make_request(build_prelude=f"import signal\n{spin}", limits=limits)
+    request.output_dir.mkdir()
+    staged = stage_driver(request)
+    container = docker_client.containers.create(
+        request.image, build_command(request), **container_options(request, staged)
+    )
+    try:
+        container.start()
+        started = time.monotonic()
+        time.sleep(2.0)
+        container.reload()
+        assert container.attrs["State"]["Running"]
+        while container.attrs["State"]["Running"]:
+            assert time.monotonic() - started < limits.timeout_seconds + 5.0
+            time.sleep(0.2)
+            container.reload()
+        assert container.attrs["State"]["ExitCode"] == 124
+        assert b"[rebuilder-warden] timeout: wall-clock limit of 4s hit" in container.logs()
+    finally:
+        container.remove(force=True)
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def test_scratch_space_counts_against_the_memory_budget(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    # /scratch (1 GiB here) is a tmpfs: its pages are charged to the container's memory
+    # cgroup, so scratch and memory together stay within the memory limit (256 MiB).
+    prelude = """\
+with open("/scratch/fill", "wb") as f:
+    for _ in range(600):
+        f.write(bytes(1024 * 1024))
+        f.flush()
+print("WROTE 600 MiB of scratch", flush=True)
+"""
+    limits = replace(SMALL_LIMITS, scratch_bytes=1024**3, timeout_seconds=60.0)
+
+    outcome = sandbox.run(make_request(build_prelude=prelude, limits=limits))
+
+    assert outcome.status is BuildStatus.SANDBOX, outcome.log
+    assert "memory limit" in outcome.detail
+    assert "WROTE" not in outcome.log

@@ -110,7 +110,7 @@ def test_release_from_a_tagged_repository_is_consistent_and_rebuilds_from_git(
     source = next(r["source"] for r in lines if "source" in r)
     assert source["verdict"] == "consistent", source
     assert (source["tag"], source["commit"]) == ("v1.2.3", commit)
-    assert {e["rule"] for e in source["explained"]} >= {"pkg-info@1", "egg-info@1"}
+    assert {e["rule"] for e in source["explained"]} >= {"pkg-info@2", "egg-info@2"}
     assert source["repo_only"] == [".github/workflows/ci.yml"]  # not packaged by setuptools
     assert source["repo_only_count"] == 1
     from_git = {b["filename"]: b for b in source["from_git"]}
@@ -119,4 +119,46 @@ def test_release_from_a_tagged_repository_is_consistent_and_rebuilds_from_git(
     assert from_git["demo-1.2.3.tar.gz"]["verdict"] in {"reproducible", "equivalent"}, from_git
     evidence = Path(source["evidence"])
     assert json.loads((evidence / "report.json").read_text())["commit"] == commit
+    assert code == 0
+
+
+def test_a_wheel_built_from_the_checkout_takes_the_git_tag_route(
+    tmp_path: Path,
+    index: FixtureIndex,
+    sandbox_image: ImageRef,
+    sandbox: DockerSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """The maintainer built the wheel from the checkout, where a module lives that the
+    sdist leaves out (MANIFEST.in): the sdist route cannot reproduce it and says the
+    sdist lacks the module; the wheel rebuilt from the tagged tree becomes the strategy."""
+    repo = GitRepo(tmp_path / "demo")
+    files = project_files()
+    files["src/demo/extra.py"] = b"EXTRA = 1\n"
+    files["MANIFEST.in"] = b"exclude src/demo/extra.py\n"
+    commit = repo.commit(files, "release 1.2.3")
+    repo.tag("v1.2.3")
+    tar = tmp_path / "tagged.tar"
+    subprocess.run(
+        ["git", "archive", "--format=tar", "--prefix=demo-1.2.3/", "-o", str(tar), "v1.2.3"],
+        cwd=repo.path,
+        check=True,
+    )
+    tree = extract_sdist(tar, tmp_path / "tagged")
+    sdist = _build(sandbox, sandbox_image, tree, tmp_path / "sdist-out", "sdist")
+    wheel_path = _build(sandbox, sandbox_image, tree, tmp_path / "whl", "wheel")
+    now = datetime.now(UTC)
+    for path in (sdist, wheel_path):
+        index.add_file("demo", path.name, path.read_bytes(), now)
+    code, lines = _check(index, repo, tmp_path, monkeypatch, capsys)
+    wheel = next(r for r in lines if r.get("filename", "").endswith(".whl"))
+    opinion = wheel["second_opinion"]
+    assert opinion["route"] == "git", wheel
+    assert (opinion["tag"], opinion["commit"]) == ("v1.2.3", commit)
+    assert opinion["sdist_lacks"] == ["demo/extra.py"]
+    assert opinion["built_from"] == "tree"
+    assert wheel["verdict"] == "reproducible", wheel
+    assert wheel["rebuilt_sha256"] == wheel["upstream_sha256"]
+    assert "the sdist lacks (demo/extra.py)" in wheel["reason"]
     assert code == 0

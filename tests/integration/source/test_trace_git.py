@@ -2,7 +2,9 @@
 
 No Docker here: the sdist is written by the test, the repository is real, fetched through
 the real cloner into a real cache, and reached through the mirror setting as an
-operator's internal mirror would be.
+operator's internal mirror would be. The sandbox's regeneration of the generated files is
+stood in for by a test double giving what setuptools writes for the tree (the real one
+runs in test_tamper.py); without it, generated files are ``unexplained``.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from rebuilder.cli import main
 from rebuilder.errors import FailureReason
 from rebuilder.source.clone import CloneLimits, GitCloner
 from rebuilder.source.errors import RepositoryUnreachableError
+from rebuilder.source.rebuild import FromGit
 from rebuilder.source.result import SourceResult
-from rebuilder.source.trace import SourceConfig, trace_release
+from rebuilder.source.rules import Regeneration
+from rebuilder.source.trace import FromGitStep, SourceConfig, trace_release
 from tests.integration.source.gitrepo import GitRepo, pkg_info, project_files
 from tests.support.dists import SdistMember, SdistSpec, write_sdist
 from tests.support.index_server import FixtureIndex
@@ -49,12 +53,29 @@ def _genuine(files: dict[str, bytes], version: str = "1.2.3") -> dict[str, bytes
     }
 
 
+def _generated(version: str = "1.2.3", **extra: bytes) -> dict[str, bytes]:
+    """The files setuptools generates for the tree of ``project_files`` (and ``extra``)."""
+    genuine = _genuine(project_files(version=version), version)
+    return {k: genuine[k] for k in genuine if "egg-info" in k or k in {"PKG-INFO", "setup.cfg"}}
+
+
+def _regenerated(files: dict[str, bytes]) -> FromGitStep:
+    """A test double of the from-git rebuild: it "regenerates" ``files``."""
+
+    def from_git(tar: Path, subdir: str, commit_time: int | None) -> FromGit:
+        del tar, subdir, commit_time
+        return FromGit((), Regeneration(files, "the backend (a test double)", ""))
+
+    return from_git
+
+
 def _trace(
     tmp: Path,
     repo: GitRepo,
     sdist: Path,
     version: str = "1.2.3",
     limits: CloneLimits | None = None,
+    regenerated: dict[str, bytes] | None = None,
 ) -> SourceResult:
     # the metadata names the upstream forge; the operator's mirror maps it to the local repo
     config = SourceConfig(mirrors={"https://github.com/example/demo": repo.url})
@@ -66,6 +87,7 @@ def _trace(
         config=config,
         work_dir=tmp / "work",
         evidence_dir=tmp / "evidence" / "source",
+        from_git=_regenerated(_generated(version) if regenerated is None else regenerated),
     )
 
 
@@ -88,11 +110,11 @@ def test_clean_release_is_consistent_with_every_generated_file_explained(
     assert not result.differing
     rules = {e.path: e.rule for e in result.explained}
     assert rules == {
-        "PKG-INFO": "pkg-info@1",
-        "setup.cfg": "setup-cfg-egg-info@1",
-        "src/demo.egg-info/PKG-INFO": "egg-info@1",
-        "src/demo.egg-info/SOURCES.txt": "egg-info@1",
-        "src/demo.egg-info/top_level.txt": "egg-info@1",
+        "PKG-INFO": "pkg-info@2",
+        "setup.cfg": "setup-cfg-egg-info@2",
+        "src/demo.egg-info/PKG-INFO": "egg-info@2",
+        "src/demo.egg-info/SOURCES.txt": "egg-info@2",
+        "src/demo.egg-info/top_level.txt": "egg-info@2",
     }
     assert result.repo_only == (".github/workflows/ci.yml", "tests/test_demo.py")
     report = json.loads((tmp_path / "evidence" / "source" / "report.json").read_text())
@@ -185,10 +207,56 @@ def test_setuptools_scm_version_file_is_explained(tmp_path: Path, repo: GitRepo)
         b"__version__ = version = '1.2.3'\n__version_tuple__ = version_tuple = (1, 2, 3)\n"
     )
     published = {**_genuine(files), "src/demo/_version.py": version_file}
-    result = _trace(tmp_path, repo, _sdist(tmp_path, published))
+    regenerated = {**_generated(), "src/demo/_version.py": version_file}
+    result = _trace(tmp_path, repo, _sdist(tmp_path, published), regenerated=regenerated)
     assert result.verdict.value == "consistent", result.differing
-    assert {"path": "src/demo/_version.py", "rule": "scm-version-file@1"} in [
-        e.to_json() for e in result.explained
+    assert {
+        "path": "src/demo/_version.py",
+        "rule": "scm-version-file@2",
+        "reproduced": "the same as regenerated (the backend (a test double))",
+    } in [e.to_json() for e in result.explained]
+    # the malicious twin: code added to the file, the version string still in it
+    published["src/demo/_version.py"] = version_file + b"import os; os.system('id')\n"
+    result = _trace(tmp_path, repo, _sdist(tmp_path, published), regenerated=regenerated)
+    assert [(d.path, d.kind.value) for d in result.differing] == [
+        ("src/demo/_version.py", "content")
+    ]
+
+
+def test_a_folder_symlink_copied_into_the_sdist_is_consistent(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    files = {**project_files(), "tests/certs/expired/ca/ca.pem": b"pem\n"}
+    (repo.path / "tests/certs/valid").mkdir(parents=True)
+    repo.symlink("tests/certs/valid/ca", "../expired/ca")
+    repo.commit(files)
+    repo.tag("v1.2.3")
+    copies = {"tests/certs/expired/ca/ca.pem": b"pem\n", "tests/certs/valid/ca/ca.pem": b"pem\n"}
+    result = _trace(tmp_path, repo, _sdist(tmp_path, {**_genuine(files), **copies}))
+    assert result.verdict.value == "consistent", result.differing
+    assert {
+        "path": "tests/certs/valid/ca/ca.pem",
+        "rule": "git-symlink@1",
+        "reproduced": "a copy of ../expired/ca/ca.pem, a symlink in git inside the tree",
+    } in [e.to_json() for e in result.explained]
+    # the malicious twin: other bytes in the copy
+    copies["tests/certs/valid/ca/ca.pem"] = b"attacker\n"
+    result = _trace(tmp_path, repo, _sdist(tmp_path, {**_genuine(files), **copies}))
+    assert [(d.path, d.kind.value) for d in result.differing] == [
+        ("tests/certs/valid/ca/ca.pem", "content")
+    ]
+
+
+def test_a_folder_symlink_out_of_the_tree_is_refused(tmp_path: Path, repo: GitRepo) -> None:
+    files = project_files()
+    (repo.path / "tests").mkdir()
+    repo.symlink("tests/ssl", "/etc/ssl")
+    repo.commit(files)
+    repo.tag("v1.2.3")
+    published = {**_genuine(files), "tests/ssl/openssl.cnf": b"anything\n"}
+    result = _trace(tmp_path, repo, _sdist(tmp_path, published))
+    assert [(d.path, d.kind.value) for d in result.differing] == [
+        ("tests/ssl/openssl.cnf", "sdist-only")
     ]
 
 
@@ -258,7 +326,15 @@ def test_check_source_cli_reports_an_injected_file_and_signs_it(
     assert (source["verdict"], source["commit"], source["found_in"]) == (
         "inconsistent", commit, "override",
     )  # fmt: skip
-    assert source["differing"] == [{"path": "src/demo/_evil.py", "kind": "sdist-only"}]
+    # no wheel to take a build strategy from: nothing regenerated, so the generated
+    # files are unexplained (with why) and never taken on trust
+    assert {"path": "src/demo/_evil.py", "kind": "sdist-only"} in source["differing"]
+    unexplained = {
+        d["path"]: d["detail"] for d in source["differing"] if d["kind"] == "unexplained"
+    }
+    assert sorted(unexplained) == ["PKG-INFO", "setup.cfg", *(f"src/demo.egg-info/{n}" for n in
+                                   ("PKG-INFO", "SOURCES.txt", "top_level.txt"))]  # fmt: skip
+    assert "no pure wheel to take the build strategy from" in unexplained["PKG-INFO"]
     assert source["from_git"][0]["verdict"] == "unsupported"
     bundle = out / "pypi" / "demo" / "1.2.3" / sdist.name / "source.intoto.jsonl"
     payloads = [json.loads(line) for line in bundle.read_text().splitlines()]
@@ -285,3 +361,23 @@ def test_an_unreachable_repository_is_an_outage_not_a_verdict(
             work_dir=tmp_path / "work",
         )
     assert caught.value.reason is FailureReason.INFRASTRUCTURE  # retried by the fleet
+
+
+def test_a_missing_repository_is_no_source_with_gits_error_on_one_line(
+    tmp_path: Path, repo: GitRepo
+) -> None:
+    files = project_files()
+    repo.commit(files)
+    sdist = _sdist(tmp_path, _genuine(files))
+    result = trace_release(
+        project="demo",
+        version="1.2.3",
+        sdist_path=sdist,
+        cloner=GitCloner(tmp_path / "cache"),
+        config=SourceConfig(overrides={"demo": (tmp_path / "nowhere.git").as_uri()}),
+        work_dir=tmp_path / "work",
+    )
+    assert result.verdict.value == "no-source"
+    assert result.reason is not None
+    assert "nowhere.git" in result.reason
+    assert "\n" not in result.reason

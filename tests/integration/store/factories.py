@@ -7,7 +7,16 @@ from datetime import UTC, datetime
 
 from rebuilder.errors import FailureReason
 from rebuilder.index.model import FileKind, IndexFile
-from rebuilder.verdict import Difference, DifferenceKind, FileResult, StabilizerUse, Verdict
+from rebuilder.verdict import (
+    Cause,
+    Diagnosis,
+    Difference,
+    DifferenceKind,
+    FileResult,
+    Risk,
+    StabilizerUse,
+    Verdict,
+)
 
 
 def sha(text: str) -> str:
@@ -54,4 +63,11 @@ def result_for(file: IndexFile | str, verdict: Verdict = Verdict.REPRODUCIBLE) -
         seconds=12.5,
         evidence=f"evidence/{filename}",
         timings={"build": 10.25, "compare": 2.0},
+        diagnosis=(
+            Diagnosis(
+                "pkg/__init__.py", DifferenceKind.CONTENT, Cause.CODE, "module differs", Risk.REVIEW
+            ),
+        )
+        if verdict is Verdict.MISMATCH
+        else (),
     )

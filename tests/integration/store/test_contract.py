@@ -13,7 +13,7 @@ from rebuilder.errors import FailureReason, UsageError
 from rebuilder.store import StoreError
 from rebuilder.store.model import Store
 from rebuilder.store.records import AttemptStatus
-from rebuilder.verdict import Difference, DifferenceKind, StabilizerUse, Verdict
+from rebuilder.verdict import Difference, DifferenceKind, Risk, StabilizerUse, Verdict
 
 from .factories import index_file, result_for, wheel
 
@@ -190,6 +190,8 @@ def test_finish_records_failures_and_mismatches(store: Store) -> None:
     assert mismatch_row is not None
     assert (failed_row.reason_class, failed_row.reason) == (FailureReason.BUILD, "backend crashed")
     assert mismatch_row.differences == (Difference("pkg/__init__.py", DifferenceKind.CONTENT),)
+    assert mismatch_row.diagnosis == result_for(files[1], Verdict.MISMATCH).diagnosis
+    assert (mismatch_row.risk, failed_row.risk) == (Risk.REVIEW, None)
 
 
 def test_an_outcome_is_recorded_once(store: Store) -> None:

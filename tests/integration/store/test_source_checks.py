@@ -146,6 +146,27 @@ def test_a_claim_given_back_or_gone_stale_is_queued_and_unsent(checks: Checks) -
     assert not _record(c, check, "w2", "late")  # the silent worker's outcome is refused
 
 
+def test_a_deferred_check_waits_for_the_broker_and_keeps_what_the_worker_found(
+    checks: Checks,
+) -> None:
+    c = checks
+    check = c.store.request_source_check(c.add_release("demo", "1.0"), 5)
+    assert check is not None
+    assert c.store.start_source_check(check, "w1") is not None
+    url = "https://forge.example/demo"
+    assert not c.store.defer_source_check(check, "w2", count_try=True, repository=url)
+    assert c.store.defer_source_check(check, "w1", count_try=True, repository=url)
+    row = c.store.source_check(check)
+    assert row is not None and row.status is AttemptStatus.QUEUED and row.worker is None
+    assert (row.tries, row.repository) == (1, url)
+    # still marked sent: the scheduler does not send a second message
+    assert c.store.undispatched_source_checks(timedelta(seconds=-1)) == []
+    assert c.store.start_source_check(check, "w1") is not None
+    assert c.store.defer_source_check(check, "w1", count_try=False, repository=None)
+    row = c.store.source_check(check)
+    assert row is not None and (row.tries, row.repository) == (1, url)  # no try counted
+
+
 def test_only_releases_with_an_sdist_and_no_check_are_requested(
     pg_store: PostgresStore, pg_checks: PostgresSourceChecks
 ) -> None:
@@ -200,6 +221,39 @@ def test_only_releases_with_an_sdist_and_no_check_are_requested(
         new_priority=5, backfill_priority=1, after_release=newer - 1, limit=100
     )
     assert len(fresh) == 1
+
+
+def test_only_rebuilt_or_newest_releases_are_requested_when_limited(
+    pg_store: PostgresStore, pg_checks: PostgresSourceChecks
+) -> None:
+    add = _pg_add(pg_store)
+    big = [add("big", f"1.{n}") for n in range(6)]  # recorded oldest first, like a poll
+    solo = [
+        pg_store.record_release(
+            "solo", f"0.{n}", [index_file("solo", f"0.{n}", f"solo-0.{n}.tar.gz")]
+        )[0].release_id
+        for n in range(4)
+    ]
+    with pg_checks.connection() as conn:
+        conn.execute(
+            "INSERT INTO attempts (file_id, priority) SELECT id, 1 FROM files "
+            "WHERE release_id = ANY(%s) AND kind = 'wheel'",
+            ([big[0], big[5]],),
+        )
+    made = pg_checks.request_missing_source_checks(
+        new_priority=5, backfill_priority=1, after_release=0, limit=100, newest_per_project=2
+    )
+    released = set()
+    for check, _ in made:
+        row = pg_checks.source_check(check)
+        assert row is not None
+        released.add(row.release_id)
+    # big: the two newest, and the oldest (it has a rebuild); solo: its two newest.
+    assert released == {big[0], big[4], big[5], solo[2], solo[3]}
+    rest = pg_checks.request_missing_source_checks(
+        new_priority=5, backfill_priority=1, after_release=0, limit=100
+    )
+    assert len(rest) == 5  # None: the whole history
 
 
 def test_the_outcome_and_its_log_entries_commit_together(

@@ -108,6 +108,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             config=SourceRunnerConfig(
                 worker="w1", log_origin=ORIGIN, work_root=tmp_path / "work", heartbeat_seconds=1
             ),
+            presence=PostgresStore(pool),
         )
         try:
             yield World(

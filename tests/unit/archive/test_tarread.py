@@ -313,3 +313,39 @@ def test_read_sdist_text_still_checks_names(tmp_path: Path) -> None:
     path = write_tar(tmp_path / "x.tar.gz", [(member("../evil"), b"x")])
     with pytest.raises(ArchiveError):
         read_sdist_text(path, "evil")
+
+
+def test_a_git_tree_keeps_folder_links_inside_it_as_relative_links(tmp_path: Path) -> None:
+    path = sdist(
+        tmp_path,
+        SdistMember("certs/expired/ca/ca.pem", b"pem"),
+        SdistMember("certs/valid/ca", type=tarfile.SYMTYPE, linkname="../expired/ca"),
+        SdistMember("certs/again", type=tarfile.SYMTYPE, linkname="valid/ca"),
+    )
+    with pytest.raises(ArchiveError, match="directory"):  # an sdist: refused as before
+        extract_sdist(path, tmp_path / "sdist")
+    root = extract_sdist(path, tmp_path / "git", directory_links=True)
+    assert (root / "certs/valid/ca").readlink() == Path("../expired/ca")
+    assert (root / "certs/again").readlink() == Path("expired/ca")  # the chain, to its end
+    assert (root / "certs/valid/ca/ca.pem").read_bytes() == b"pem"
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "message"),
+    [
+        ("certs/up", "..", "outside|holding it"),
+        ("certs/self", "../certs", "holding it"),
+        ("certs/out", "../../../etc", "outside"),
+        ("certs/abs", "/etc", "absolute"),
+    ],
+)
+def test_a_git_tree_refuses_folder_links_out_of_it_or_to_their_parents(
+    tmp_path: Path, name: str, target: str, message: str
+) -> None:
+    path = sdist(
+        tmp_path,
+        SdistMember("certs/ca.pem", b"pem"),
+        SdistMember(name, type=tarfile.SYMTYPE, linkname=target),
+    )
+    with pytest.raises(ArchiveError, match=message):
+        extract_sdist(path, tmp_path / "git", directory_links=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,8 +58,9 @@ def test_reproducible_file_verifies_offline(tmp_path: Path, strategy: Strategy) 
         clock=lambda: NOW,
     )
     attestor.attest(_result(tmp_path, sha, Verdict.REPRODUCIBLE, strategy))
-    bundle, digest = bundle_for_file(path, tmp_path / "out")
-    checked = verify_bundle(bundle, Keyring.of([signer.public_key]), sha256=digest, filename=WHEEL)
+    bundle, expected = bundle_for_file(path, tmp_path / "out")
+    assert (expected.sha256, expected.filename) == (sha, WHEEL)
+    checked = verify_bundle(bundle, Keyring.of([signer.public_key]), expected)
     assert checked.passed
     assert (checked.verdict, checked.key_ids) == ("reproducible", (signer.key_id,))
     assert bundles_for_release("demo.pkg", "1.0+local", tmp_path / "out") == [bundle]
@@ -82,8 +84,8 @@ def test_equivalent_names_its_stabilizers_and_mismatch_fails(
             stabilizers=(StabilizerUse("zip-timestamps", 1),),
         )
     )
-    bundle, _ = bundle_for_file(path, tmp_path / "out")
-    assert verify_bundle(bundle, keyring, sha256=sha).stabilizers == ("zip-timestamps@1",)
+    bundle, expected = bundle_for_file(path, tmp_path / "out")
+    assert verify_bundle(bundle, keyring, expected).stabilizers == ("zip-timestamps@1",)
     attestor.attest(
         _result(
             tmp_path,
@@ -93,7 +95,7 @@ def test_equivalent_names_its_stabilizers_and_mismatch_fails(
             differences=(Difference("demo/x.py", DifferenceKind.CONTENT),),
         )
     )
-    checked = verify_bundle(bundle, keyring, sha256=sha)
+    checked = verify_bundle(bundle, keyring, expected)
     assert (checked.passed, checked.result, checked.differences) == (
         False,
         "FAILED",
@@ -115,8 +117,8 @@ def test_failed_rebuild_is_attested_but_never_passes(tmp_path: Path) -> None:
             reason_class=FailureReason.BUILD,
         )
     )
-    bundle, _ = bundle_for_file(path, tmp_path / "out")
-    checked = verify_bundle(bundle, Keyring.of([signer.public_key]), sha256=sha)
+    bundle, expected = bundle_for_file(path, tmp_path / "out")
+    checked = verify_bundle(bundle, Keyring.of([signer.public_key]), expected)
     assert (checked.passed, checked.verdict, checked.reason) == (False, "failed", "backend crashed")
 
 
@@ -128,18 +130,18 @@ def test_other_file_wrong_key_and_edited_bundle_are_refused(
     Attestor(signer=signer, builder_id="https://example.invalid/b", root=tmp_path / "out").attest(
         _result(tmp_path, sha, Verdict.REPRODUCIBLE, strategy)
     )
-    bundle, _ = bundle_for_file(path, tmp_path / "out")
+    bundle, expected = bundle_for_file(path, tmp_path / "out")
     keyring = Keyring.of([signer.public_key])
     with pytest.raises(VerificationError):
-        verify_bundle(bundle, keyring, sha256="00" * 32)
+        verify_bundle(bundle, keyring, replace(expected, sha256="00" * 32))
     with pytest.raises(VerificationError):
-        verify_bundle(bundle, Keyring.of([generate_key().public_key]), sha256=sha)
+        verify_bundle(bundle, Keyring.of([generate_key().public_key]), expected)
     lines = bundle.read_text().splitlines()
     envelope = json.loads(lines[1])
     envelope["payload"] = envelope["payload"][:-8] + "AAAAAAA="
     bundle.write_text(lines[0] + "\n" + json.dumps(envelope) + "\n")
     with pytest.raises((VerificationError, AttestationError)):
-        verify_bundle(bundle, keyring, sha256=sha)
+        verify_bundle(bundle, keyring, expected)
 
 
 def test_signing_key_is_made_once_and_kept_private(tmp_path: Path) -> None:

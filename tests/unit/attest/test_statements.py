@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import rebuilder
 from rebuilder.attest.dsse import open_statement, sign_statement
+from rebuilder.attest.environment import build_environment, source_commit
 from rebuilder.attest.errors import AttestationError, VerificationError
 from rebuilder.attest.keys import Keyring, LocalKeySigner
 from rebuilder.attest.statements import (
@@ -28,10 +32,12 @@ from rebuilder.attest.statements import (
     pypi_purl,
     rfc3339,
     statement_digest,
+    strategy_from_provenance,
     validate_statement,
     verification_summary_statement,
 )
 from rebuilder.plan.strategy import Strategy
+from rebuilder.sandbox.image import ImageDescription
 from rebuilder.verdict import Verdict
 
 from .conftest import FILENAME, PUBLISHED, REBUILT, make_result
@@ -46,7 +52,12 @@ def test_provenance_names_the_rebuilt_file_and_every_input(
     assert statement["subject"] == [{"name": FILENAME, "digest": {"sha256": REBUILT}}]
     definition = statement["predicate"]["buildDefinition"]
     assert definition["buildType"] == BUILD_TYPE
-    assert Strategy.from_json(definition["externalParameters"]) == strategy
+    # the inputs are resolved dependencies, not parameters; together they are the strategy
+    assert (
+        not {"source", "requirements", "image", "image_digest"}
+        & definition["externalParameters"].keys()
+    )
+    assert strategy_from_provenance(statement["predicate"]) == strategy
     deps = definition["resolvedDependencies"]
     roles = [d["annotations"]["role"] for d in deps]
     assert roles == ["source", "build-image", "build-dependency", "build-dependency"]
@@ -67,6 +78,59 @@ def test_provenance_names_the_rebuilt_file_and_every_input(
         "startedOn": "2025-01-02T03:04:05Z",
         "finishedOn": "2025-01-02T03:09:05.123000Z",
     }
+    assert details["byproducts"] == []
+
+
+def test_the_environment_makes_the_provenance_re_runnable(
+    strategy: Strategy, run: BuildRun, tmp_path: Path
+) -> None:
+    (tmp_path / "build.log").write_text("built\n")
+    image = ImageDescription(
+        image_id="sha256:" + "ab" * 32,
+        tags=("pypi-rebuilder-sandbox:0123456789abcdef",),
+        base="pypi-rebuilder-base:bookworm",
+        packages=("bash=5.2.15-2+b7", "python3=3.11.2-1+b1"),
+        recipe=(("Dockerfile", "cd" * 32),),
+        archive_sha256="ef" * 32,
+    )
+    environment = build_environment(strategy.image, evidence=tmp_path, describe=lambda _: image)
+    statement = provenance_statement(make_result(), strategy, run, environment=environment)
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    by_role: dict[str, list[dict[str, Any]]] = {}
+    for dep in deps:
+        by_role.setdefault(dep["annotations"]["role"], []).append(dep)
+    (built_in,) = by_role["build-image"]
+    assert built_in["uri"] == (
+        "pkg:oci/pypi-rebuilder-sandbox@sha256%3A" + "ab" * 32 + "?tag=0123456789abcdef"
+    )
+    assert built_in["annotations"]["ociReference"] == "pypi-rebuilder-sandbox@sha256:" + "ab" * 32
+    assert built_in["annotations"]["reference"] == strategy.image  # what the build ran by
+    assert {d["name"] for d in by_role["sandbox-driver"]} == {
+        "rebuilder/sandbox/driver.py",
+        "rebuilder/sandbox/clockreplay/sitecustomize.py",
+    }
+    driver = next(d for d in by_role["sandbox-driver"] if d["name"].endswith("driver.py"))
+    source = Path(rebuilder.__file__).parent / "sandbox" / "driver.py"
+    assert driver["digest"]["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert "zip-timestamps@1" in by_role["stabilizer-code"][0]["annotations"]["stabilizers"]
+    assert by_role["image-recipe"][0]["name"] == "images/sandbox/Dockerfile"
+    (packages,) = by_role["image-packages"]
+    assert packages["annotations"]["packages"] == ["bash=5.2.15-2+b7", "python3=3.11.2-1+b1"]
+    assert packages["digest"]["sha256"] == image.packages_sha256
+    assert by_role["image-archive"][0]["digest"] == {"sha256": "ef" * 32}
+    details = statement["predicate"]["runDetails"]
+    log_digest = hashlib.sha256(b"built\n").hexdigest()
+    assert details["byproducts"] == [
+        {"name": "build.log", "mediaType": "text/plain", "digest": {"sha256": log_digest}}
+    ]
+    commit = source_commit()
+    if commit is not None:  # a git checkout: the commit is recorded twice
+        assert details["builder"]["version"]["pypi-rebuilder-commit"] == commit[0]
+        assert by_role["rebuilder-source"][0]["digest"] == {"gitCommit": commit[0]}
+    else:
+        assert "rebuilder-source" not in by_role
+    # still the same strategy when read back
+    assert strategy_from_provenance(statement["predicate"]) == strategy
 
 
 @pytest.mark.parametrize(
@@ -103,6 +167,9 @@ def test_vsa_is_about_the_published_file(
     assert extension["rebuiltSha256"] == REBUILT
     if verdict is Verdict.EQUIVALENT:
         assert extension["stabilizers"] == [{"name": "zip-timestamps", "version": 2}]
+    assert extension["risk"] == (
+        "review" if verdict is Verdict.MISMATCH else "none"  # no diagnosis: review
+    )
     if verdict is Verdict.MISMATCH:
         assert extension["differences"] == [
             {"path": "demo/evil.py", "kind": "added"},
@@ -223,6 +290,7 @@ PREDICATE_BREAKAGES: dict[str, list[Callable[[Any], object]]] = {
         lambda p: p.update(verifiedLevels="FAILED"),
         lambda p: p["inputAttestations"][0]["digest"].update(sha256="zz"),
         lambda p: p[VSA_EXTENSION_KEY].update(verdict="fine"),
+        lambda p: p[VSA_EXTENSION_KEY].update(risk="harmless"),
     ],
     FAILURE_PREDICATE_TYPE: [
         lambda p: p.update(verdict="reproducible"),

@@ -130,6 +130,8 @@ def test_a_changed_proof_hash_fails(exported: Exported, capsys: pytest.CaptureFi
     assert exported.verify() == 1
     out = capsys.readouterr().out
     assert "log inclusion: FAILED" in out
+    assert out.startswith("FAILED")  # the headline says FAILED, and why
+    assert "decision: the log inclusion check failed" in out
     assert "bundle line 1: leaf 1 is not in the tree of size 4" in out
 
 

@@ -99,6 +99,7 @@ def test_names_and_versions_are_unique_and_stable() -> None:
         "zip-permissions@1",
         "zip-metadata@1",
         "wheel-record@1",
+        "metadata-field-order@1",
     ]
 
 

@@ -10,7 +10,7 @@ import pypi_simple
 import pytest
 
 from rebuilder.errors import IndexError_, NotFoundError
-from rebuilder.index.model import FileKind
+from rebuilder.index.model import FileKind, refused_name
 from rebuilder.index.simple import DEFAULT_INDEX_URL, SimpleIndex, classify, normalize_project
 
 PAGE_URL = "http://127.0.0.1:9/simple/demo-pkg/"
@@ -123,7 +123,17 @@ def test_hostile_entries_are_ignored(tmp_path: Path) -> None:
         ]
     )
     files = index(tmp_path)._parse_page("demo-pkg", body, JSON_TYPE, PAGE_URL)
+    # These name another project (or have a non-HTTP URL): not files of this release.
     assert [f.filename for f in files] == ["demo-pkg-2.0.tar.gz"]
+
+
+def test_an_unsafe_name_of_this_project_is_kept_in_its_release(tmp_path: Path) -> None:
+    body = page(
+        [entry("../../demo_pkg-1.0-py3-none-any.whl"), entry("demo_pkg-1.0-..-none-any.whl")]
+    )
+    files = index(tmp_path)._parse_page("demo-pkg", body, JSON_TYPE, PAGE_URL)
+    assert [(f.version, f.kind) for f in files] == [("1.0", FileKind.OTHER)] * 2
+    assert all(refused_name(f.filename) for f in files)
 
 
 def test_page_for_another_project_is_refused(tmp_path: Path) -> None:

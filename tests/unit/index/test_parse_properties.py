@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from rebuilder.errors import IndexError_
-from rebuilder.index.model import IndexFile
+from rebuilder.index.model import FileKind, IndexFile, refused_name
 from rebuilder.index.simple import HTML_CONTENT_TYPES, JSON_CONTENT_TYPE, SimpleIndex
 
 PAGE_URL = "http://127.0.0.1:9/simple/demo-pkg/"
@@ -76,7 +76,8 @@ def parse(body: bytes, content_type: str) -> list[IndexFile] | None:
             return None
     event(f"{len(files)} files")
     for f in files:
-        assert f.project == "demo-pkg" and "/" not in f.filename
+        assert f.project == "demo-pkg"
+        assert "/" not in f.filename or (refused_name(f.filename) and f.kind is FileKind.OTHER)
         assert f.url.startswith(("http://", "https://"))
         assert f.sha256 == "" or len(f.sha256) == 64
     return files

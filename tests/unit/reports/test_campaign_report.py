@@ -13,7 +13,7 @@ import pytest
 from rebuilder.errors import UsageError
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store.records import AttemptStatus
-from rebuilder.verdict import Difference, DifferenceKind, Verdict
+from rebuilder.verdict import Cause, Diagnosis, Difference, DifferenceKind, Risk, Verdict
 from reports.campaign_report import (
     CSV_COLUMNS,
     ReportFormat,
@@ -133,8 +133,8 @@ def test_markdown_escapes_markup_and_keeps_one_row_per_file(store: MemoryCampaig
     rows = [line for line in text.splitlines() if line.startswith("| ") and "whl" in line]
     assert len(rows) == 5  # the newline in the hostile path did not break a row
     evil = next(r for r in rows if "evil" in r)
-    # the "|" of the hostile path is escaped: the row keeps its 6 cells
-    assert len(re.findall(r"(?<!\\)\|", evil)) == 7
+    # the "|" of the hostile path is escaped: the row keeps its 7 cells (risk included)
+    assert len(re.findall(r"(?<!\\)\|", evil)) == 8
     assert not re.search(r"(?<!\\)\]\(javascript", evil)  # the "]" is escaped: no link
     assert md_escape("a|b") == "a\\|b"
 
@@ -153,3 +153,41 @@ def test_csv_parses_back_and_defuses_formulas(store: MemoryCampaignStore) -> Non
 def test_unknown_campaign_is_a_usage_error(store: MemoryCampaignStore) -> None:
     with pytest.raises(UsageError):
         build_report(store, 404)
+
+
+def test_mismatches_rank_by_risk_in_every_format(store: MemoryCampaignStore) -> None:
+    files = [wheel("benign", "1.0"), wheel("risky", "1.0")]
+    started = campaigns.start(
+        "risk", Selection(specs=("benign==1.0", "risky==1.0")), store=store,
+        index=FakeIndex(files), dispatcher=None,
+    )  # fmt: skip
+    ids = {f.filename: f.attempt_id for f in store.files(started.campaign_id)}
+    benign = Diagnosis(
+        "benign-1.0.dist-info/METADATA", DifferenceKind.METADATA, Cause.LINE_ENDINGS,
+        "only CRLF/LF line endings differ", Risk.PACKAGING,
+    )  # fmt: skip
+    risky = Diagnosis(
+        "risky/__init__.py", DifferenceKind.CONTENT, Cause.CODE, "module differs", Risk.REVIEW
+    )
+    for name, diagnosis in (("benign", benign), ("risky", risky)):
+        store.finish(
+            ids[f"{name}-1.0-py3-none-any.whl"],
+            Verdict.MISMATCH,
+            differences=(Difference(diagnosis.path, diagnosis.kind),),
+            diagnosis=(diagnosis,),
+        )
+    report = build_report(store, started.campaign_id)
+    assert (report.summary.mismatch_review, report.summary.mismatch_packaging) == (1, 1)
+    md = render(report, ReportFormat.MD)
+    assert md.index("risky-1.0") < md.index("benign-1.0")  # review first, not by name
+    assert "| review |" in md and "| packaging |" in md and "code (module differs)" in md
+    data = json.loads(render(report, ReportFormat.JSON))
+    risks = {f["filename"]: f["risk"] for f in data["files"]}
+    assert risks == {
+        "benign-1.0-py3-none-any.whl": "packaging",
+        "risky-1.0-py3-none-any.whl": "review",
+    }
+    rows = list(csv.DictReader(io.StringIO(render(report, ReportFormat.CSV))))
+    assert [r["risk"] for r in rows] == ["review", "packaging"]
+    html_text = render(report, ReportFormat.HTML)
+    assert html_text.index("risky-1.0") < html_text.index("benign-1.0")

@@ -43,7 +43,7 @@ def test_home_shows_counts_new_mismatches_queue_and_workers(client: TestClient) 
     assert f'<a href="/files/{DEMO_2}"' not in new  # linked by id, not by name
     assert DEMO_2 in new and "reproducible" in new  # what it was before
     assert DEMO_1 not in new
-    assert "1</strong> attempts queued" in text
+    assert "1</strong> rebuild attempts queued" in text
     assert "alive" in text and "silent" in text  # worker-1 beat now, the other an hour ago
     _no_raw(text, "worker-<i>2</i>")
     assert "<svg" in text and "Share of rebuilds verified" in text

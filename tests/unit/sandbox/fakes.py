@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebuilder.sandbox.docker import Container, Containers, DockerClient
+from rebuilder.sandbox.docker import CHANNEL_NAME, Container, Containers, DockerClient
+from rebuilder.sandbox.warden import send
 
 
 @dataclass
@@ -29,8 +29,15 @@ class FakeContainer:
         return {"State": self.state, "Created": self.created}
 
     @property
+    def driver_dir(self) -> Path:
+        return next(Path(m["Source"]) for m in self.options["mounts"] if m["Target"] == "/driver")
+
+    @property
     def output_dir(self) -> Path:
-        return next(Path(m["Source"]) for m in self.options["mounts"] if m["Target"] == "/out")
+        """The container's own /out (a tmpfs in a real one): never the host's folder."""
+        out = self.driver_dir.parent / f"fake-tmpfs-out-{self.id[-6:]}"
+        out.mkdir(exist_ok=True)
+        return out
 
     def start(self) -> None:
         self.events.append("start")
@@ -52,10 +59,27 @@ class FakeContainer:
         for start in range(0, len(self.log), 4096):
             yield self.log[start : start + 4096]
 
-    def finish(self, code: int, result: Mapping[str, Any] | None, *, oom: bool = False) -> None:
-        """End the run as the driver would, leaving ``result`` in /out."""
-        if result is not None:
-            (self.output_dir / "result.json").write_text(json.dumps(result))
+    def finish(
+        self,
+        code: int,
+        result: Mapping[str, Any] | None,
+        *,
+        oom: bool = False,
+        ending: str = "exited",
+        detail: str = "",
+    ) -> None:
+        """End the run as the driver and the warden would: ``result`` sent to the host."""
+        name = result.get("artifact") if result else None
+        artifact = self.output_dir / name if isinstance(name, str) else None
+        header = {
+            "ending": ending,
+            "exit_code": code,
+            "detail": detail,
+            "result": None if result is None else dict(result),
+            "artifact": name if artifact is not None and artifact.is_file() else None,
+            "size": artifact.stat().st_size if artifact is not None and artifact.is_file() else 0,
+        }
+        send(str(self.driver_dir / CHANNEL_NAME), header, artifact if header["artifact"] else None)
         self.state = {"Status": "exited", "ExitCode": code, "OOMKilled": oom}
 
 
@@ -85,9 +109,16 @@ class FakeContainers:
         ]
 
 
+SECCOMP_ONLY = {"SecurityOptions": ["name=seccomp,profile=default"], "CgroupVersion": "1"}
+
+
 @dataclass
 class FakeDocker:
     containers: Containers
+    engine_info: Mapping[str, Any] = field(default_factory=lambda: dict(SECCOMP_ONLY))
+
+    def info(self) -> Mapping[str, Any]:
+        return self.engine_info
 
     @classmethod
     def running(

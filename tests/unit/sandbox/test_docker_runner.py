@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,12 @@ from rebuilder.sandbox.docker import (
     ROLE_BUILD,
     ROLE_LABEL,
     DockerSandbox,
+    EngineProtections,
     LogCap,
     container_options,
     read_result,
     remove_orphans,
+    unpack_channel,
 )
 from rebuilder.sandbox.model import BuildRequest, BuildStatus, SandboxLimits
 from tests.unit.sandbox.fakes import FakeContainer, FakeContainers, FakeDocker
@@ -50,7 +54,7 @@ def request_(tmp_path: Path) -> BuildRequest:
 
 def run(request: BuildRequest, behaviour: Any) -> tuple[Any, FakeContainer]:
     client, containers = FakeDocker.running(behaviour)
-    outcome = DockerSandbox(client=client, poll_seconds=0.01).run(request)
+    outcome = DockerSandbox(client=client, poll_seconds=0.01, grace_seconds=0.2).run(request)
     return outcome, containers.created[0]
 
 
@@ -163,8 +167,8 @@ def test_a_missing_image_is_a_sandbox_error(request_: BuildRequest) -> None:
         DockerSandbox(client=FakeDocker(containers)).run(request_)
 
 
-def test_the_container_walls(request_: BuildRequest) -> None:
-    options = container_options(request_)
+def test_the_container_walls(request_: BuildRequest, tmp_path: Path) -> None:
+    options = container_options(request_, tmp_path / "staged")
 
     assert options["network_mode"] == "none"
     assert options["read_only"] is True
@@ -175,8 +179,11 @@ def test_the_container_walls(request_: BuildRequest) -> None:
     assert options["pids_limit"] == request_.limits.pids
     assert options["labels"][ROLE_LABEL] == ROLE_BUILD
     assert options["labels"]["org.pypi-rebuilder.file"] == "demo-1.0-py3-none-any.whl"
-    writable = [m["Target"] for m in options["mounts"] if not m["ReadOnly"]]
-    assert writable == ["/out"]
+    assert [m["Target"] for m in options["mounts"] if not m["ReadOnly"]] == []
+    out = options["tmpfs"]["/out"]  # the output: the kernel counts bytes and inodes
+    assert "size=1049576," in out  # 1000 bytes and a MiB for result.json
+    assert f"nr_inodes={request_.limits.output_files + 16}," in out
+    assert options["init"] is False  # the warden is PID 1
     assert options["log_config"]["Type"] == "json-file"
 
 
@@ -243,12 +250,97 @@ def test_the_driver_is_mounted_from_a_staged_copy_beside_the_output(
     assert staged.parent == request_.output_dir.parent  # in the worker's shared work tree
     assert (staged / "driver.py").read_bytes().startswith(b'"""')
     assert (staged / "clockreplay" / "sitecustomize.py").is_file()
-    assert all(p.stat().st_mode & 0o004 for p in staged.rglob("*"))  # the build user reads
+    readable = [p for p in staged.rglob("*") if p.name != "channel"]
+    assert all(p.stat().st_mode & 0o004 for p in readable)  # the build user reads
+    assert (staged / "warden.py").is_file()
+    assert stat.S_ISFIFO((staged / "channel").stat().st_mode)
     mounts = {m["Target"]: m["Source"] for m in container_options(request_, staged)["mounts"]}
-    assert mounts["/driver/driver.py"] == str(staged / "driver.py")
-    assert mounts["/driver/clockreplay"] == str(staged / "clockreplay")
+    assert mounts["/driver"] == str(staged)
 
 
 def test_the_staged_driver_is_removed_after_the_build(request_: BuildRequest) -> None:
     run(request_, write_wheel_and_finish)
     assert not list(request_.output_dir.parent.glob(".driver-*"))
+
+
+def test_a_timeout_reported_by_the_warden_is_a_timeout(request_: BuildRequest) -> None:
+    outcome, _ = run(request_, lambda c: c.finish(124, None, ending="timeout"))
+
+    assert outcome.status is BuildStatus.TIMEOUT
+    assert "wall-clock limit of 5s hit" in outcome.detail
+
+
+def test_an_output_limit_reported_by_the_warden_is_a_sandbox_outcome(
+    request_: BuildRequest,
+) -> None:
+    detail = "output over the limit of 1000 files (at least 1001 made)"
+    outcome, _ = run(request_, lambda c: c.finish(125, None, ending="output-limit", detail=detail))
+
+    assert outcome.status is BuildStatus.SANDBOX
+    assert outcome.detail == detail
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"",
+        b"not json\n",
+        b'{"ending": "exited", "result": null, "artifact": "../x.whl", "size": 1}\nx',
+        b'{"ending": "exited", "result": null, "artifact": "a.whl", "size": 9}\nshort',
+        b'{"ending": "exited", "result": null, "artifact": "a.whl", "size": 1}\nxEXTRA',
+        b'{"ending": "whatever", "result": null, "artifact": null, "size": 0}\n',
+    ],
+    ids=["empty", "junk", "traversal", "short", "extra", "unknown-ending"],
+)
+def test_a_tampered_channel_delivers_nothing(tmp_path: Path, stream: bytes) -> None:
+    (tmp_path / "received").write_bytes(stream)
+    (tmp_path / "out").mkdir()
+
+    assert unpack_channel(tmp_path / "received", tmp_path / "out") is None
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_build_that_floods_the_channel_is_not_believed(request_: BuildRequest) -> None:
+    def flood(c: FakeContainer) -> None:
+        fd = os.open(c.driver_dir / "channel", os.O_WRONLY)
+        for _ in range(600):  # 600 * 64 KiB, past the reader's cap of 2 MiB + 1000 bytes
+            os.write(fd, b"z" * 65536)
+        os.close(fd)
+        write_wheel_and_finish(c)
+
+    outcome, _ = run(request_, flood)
+
+    assert outcome.status is BuildStatus.FAILED
+    assert outcome.artifact is None
+    assert sum(f.stat().st_size for f in request_.output_dir.iterdir()) == 0
+
+
+def test_the_engine_protections_are_read_from_docker_info() -> None:
+    info = {
+        "SecurityOptions": ["name=seccomp,profile=default", "name=cgroupns"],
+        "CgroupVersion": "2",
+    }
+    found = EngineProtections.from_info(info)
+
+    assert (found.seccomp, found.apparmor, found.selinux) == ("default", False, False)
+    assert found.summary() == (
+        "the engine enforces seccomp (default) (cgroup v2); not offered: AppArmor, SELinux"
+    )
+    both = EngineProtections.from_info(
+        {"SecurityOptions": ["name=apparmor", "name=seccomp,profile=builtin"]}
+    )
+    assert both.apparmor and both.seccomp == "builtin"
+
+
+@pytest.mark.parametrize(
+    "options", [[], ["name=apparmor"], ["name=seccomp,profile=unconfined"]], ids=str
+)
+def test_an_engine_without_seccomp_runs_no_build(
+    request_: BuildRequest, options: list[str]
+) -> None:
+    client, containers = FakeDocker.running(write_wheel_and_finish)
+    client.engine_info = {"SecurityOptions": options}
+
+    with pytest.raises(SandboxError, match="no seccomp profile"):
+        DockerSandbox(client=client).run(request_)
+    assert containers.created == []

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from rebuilder.errors import IndexError_
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store.model import MemoryStore
 from rebuilder.store.records import AttemptStatus
 from rebuilder.worker.queue import Priority
+from scheduler.errors import SchedulerError
 from scheduler.loop import Scheduler, SchedulerConfig
 
 
@@ -178,6 +182,35 @@ def test_a_silent_workers_attempt_is_requeued_and_sent_again() -> None:
     assert row is not None and row.status is AttemptStatus.QUEUED
 
 
+def test_an_attempt_taken_back_is_sent_again_in_the_same_tick() -> None:
+    base = datetime(2025, 1, 1, tzinfo=UTC)
+    now = {"t": base}
+    store = MemoryStore(clock=lambda: now["t"])
+    index, dispatcher, clock = FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["demo"] = release("demo", "1.0")
+    store.watch_add(["demo"])
+    scheduler = Scheduler(
+        store=store,
+        index=index,
+        dispatcher=dispatcher,
+        config=SchedulerConfig(
+            stale_after=timedelta(seconds=6), redispatch_after=timedelta(seconds=30)
+        ),
+        clock=clock,
+        rng=random.Random(1),
+    )
+    scheduler.tick()
+    ((attempt, priority),) = dispatcher.sent
+    assert store.start_attempt(attempt, "worker-cut-off") is not None
+    now["t"] = base + timedelta(seconds=10)  # silent past the claim, requested 10 s ago
+    report = scheduler.tick()
+    assert report.requeued == 1
+    assert dispatcher.sent == [(attempt, priority), (attempt, priority)]
+    now["t"] = base + timedelta(seconds=50)
+    scheduler.tick()
+    assert len(dispatcher.sent) == 2  # marked as sent: not a third time
+
+
 def test_unwatched_projects_are_not_polled() -> None:
     store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
     index.pages["demo"] = release("demo", "1.0")
@@ -261,3 +294,39 @@ def test_releases_recorded_by_the_firehose_do_not_make_a_later_watch_rebuild_his
     # a first poll: backfill (2 newest unrecorded), not every old version at new priority
     assert versions == ["1.1", "1.2"]
     assert {p for _, p in dispatcher.sent} == {Priority.NEW_RELEASE, Priority.BACKFILL}
+
+
+class UnreachableLeader:
+    """A scheduler cut off from PostgreSQL: it cannot lead, nor even ask."""
+
+    def __init__(self, stop: threading.Event, tries: int) -> None:
+        self.stop = stop
+        self.tries = tries
+        self.asked = 0
+        self.released = False
+
+    def is_leader(self) -> bool:
+        return False
+
+    def try_acquire(self) -> bool:
+        self.asked += 1
+        if self.asked >= self.tries:
+            self.stop.set()
+        raise SchedulerError("cannot reach PostgreSQL for the scheduler lock: timeout")
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_a_scheduler_cut_off_from_the_database_waits_instead_of_dying(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
+    index.pages["demo"] = release("demo", "1.0")
+    store.watch_add(["demo"])
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda timeout=None: stop.is_set())
+    leader = UnreachableLeader(stop, tries=3)
+    make(store, index, dispatcher, clock).run(leader, stop)  # returns: no exception
+    assert leader.asked == 3 and leader.released
+    assert index.calls == [] and dispatcher.sent == []  # it never acted without the lock

@@ -32,7 +32,13 @@ class SpyStore(MemorySourceChecks):
         self.scans: list[int] = []
 
     def request_missing_source_checks(
-        self, *, new_priority: int, backfill_priority: int, after_release: int, limit: int
+        self,
+        *,
+        new_priority: int,
+        backfill_priority: int,
+        after_release: int,
+        limit: int,
+        newest_per_project: int | None = None,
     ) -> list[tuple[int, int]]:
         self.scans.append(after_release)
         return super().request_missing_source_checks(
@@ -40,6 +46,7 @@ class SpyStore(MemorySourceChecks):
             backfill_priority=backfill_priority,
             after_release=after_release,
             limit=limit,
+            newest_per_project=newest_per_project,
         )
 
 
@@ -138,3 +145,34 @@ def test_a_full_batch_means_a_full_scan_next_time() -> None:
     assert len(step.request()) == 1  # the oldest, left over by the first batch
     assert store.scans == [0, 0]
     assert len(broker.sent) == 3
+
+
+def _history(store: MemorySourceChecks) -> dict[str, list[int]]:
+    """A project first polled with 10 releases (the newest 3 rebuilt) and an sdist-only one."""
+    releases: dict[str, list[int]] = {"big": [], "solo": []}
+    for n in range(10):
+        rebuilt = [int(Priority.BACKFILL)] if n >= 7 else []
+        releases["big"].append(store.add_release("big", f"1.{n}", attempt_priorities=rebuilt))
+    for n in range(5):
+        releases["solo"].append(store.add_release("solo", f"0.{n}", (FileKind.SDIST,)))
+    return releases
+
+
+def test_source_checks_follow_the_newest_plus_backfill_policy() -> None:
+    store = MemorySourceChecks()
+    releases = _history(store)
+    SourceCheckStep(store, FakeDispatcher(), NOW_CONFIG)()
+    checked = {r for rs in releases.values() for r in rs if store.checks_of(r)}
+    assert checked == set(releases["big"][7:]) | set(releases["solo"][2:])
+    # A release of the history a campaign rebuilds later is checked then.
+    old = store.add_release("big", "0.1", attempt_priorities=[int(Priority.CAMPAIGN)])
+    SourceCheckStep(store, FakeDispatcher(), NOW_CONFIG)()
+    assert [c.priority for c in store.checks_of(old)] == [int(Priority.CAMPAIGN)]
+
+
+def test_the_whole_history_is_checked_when_configured() -> None:
+    store = MemorySourceChecks()
+    releases = _history(store)
+    config = SourceCheckConfig(redispatch_after=timedelta(seconds=-1), newest_per_project=None)
+    SourceCheckStep(store, FakeDispatcher(), config)()
+    assert all(store.checks_of(r) for rs in releases.values() for r in rs)

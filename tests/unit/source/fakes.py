@@ -38,6 +38,9 @@ class FakeRepository:
                 tar.addfile(info, io.BytesIO(data))
         return target
 
+    def blob(self, commit: str, path: str) -> bytes | None:
+        return self.commits[commit].get(path)
+
 
 @dataclass
 class FakeCloner:

@@ -13,7 +13,13 @@ import pytest
 
 from rebuilder.errors import IndexError_
 from rebuilder.index.model import FileKind, IndexFile
-from rebuilder.source.fleet import RecordedReleaseTracer
+from rebuilder.source.errors import RepositoryUnreachableError
+from rebuilder.source.fleet import (
+    BackoffPolicy,
+    HostBackoff,
+    HostOutageError,
+    RecordedReleaseTracer,
+)
 from rebuilder.source.result import SourceVerdict
 from rebuilder.source.trace import SourceConfig
 from tests.support.dists import SdistMember, SdistSpec, write_sdist
@@ -69,7 +75,10 @@ def test_the_recorded_sdist_is_traced_with_evidence_where_asked(tmp_path: Path) 
     downloads = FakeDownloads({sdist.filename: path})
     evidence = tmp_path / "evidence" / "source"
     result = _tracer(tmp_path, downloads, cloner).trace(sdist, [sdist], evidence)
-    assert result.verdict is SourceVerdict.CONSISTENT
+    # no rebuild from git here: the generated PKG-INFO is not taken on trust
+    assert result.verdict is SourceVerdict.INCONSISTENT
+    assert [(d.path, d.kind.value) for d in result.differing] == [("PKG-INFO", "unexplained")]
+    assert "no rebuild from git was asked for" in result.differing[0].detail
     assert (result.commit, result.sdist, result.sdist_sha256) == (
         COMMIT,
         sdist.filename,
@@ -117,3 +126,62 @@ def test_releases_of_one_project_are_traced_one_at_a_time(tmp_path: Path) -> Non
         t.join()
     assert most == 1
     assert len(cloner.opened) == 3
+
+
+@dataclass
+class UnreachableCloner(FakeCloner):
+    """A forge with no route to it: every open fails like git's 'Could not resolve host'."""
+
+    down: bool = True
+
+    def open(self, url: str) -> FakeRepository:
+        self.opened.append(url)
+        if self.down:
+            raise RepositoryUnreachableError(f"git ls-remote {url}: Could not resolve host")
+        return FakeRepository(url, {COMMIT: TREE}, {"v1.0": COMMIT})
+
+
+def test_a_host_that_does_not_answer_is_backed_off_per_host(tmp_path: Path) -> None:
+    sdist, path = _published(tmp_path)
+    other = IndexFile(
+        project="demo",
+        version="0.9",
+        filename=sdist.filename,
+        url=sdist.url,
+        sha256=sdist.sha256,
+        kind=FileKind.SDIST,
+        upload_time=None,
+    )
+    now = [0.0]
+    backoff = HostBackoff(BackoffPolicy(first=60, longest=600), clock=lambda: now[0])
+    cloner = UnreachableCloner()
+    downloads = FakeDownloads({sdist.filename: path})
+    tracer = RecordedReleaseTracer(
+        index=downloads,
+        cloner=cloner,
+        config=SourceConfig(),
+        work_root=tmp_path / "work",
+        backoff=backoff,
+    )
+    with pytest.raises(HostOutageError) as first:
+        tracer.trace(sdist, [sdist], tmp_path / "ev1")
+    assert first.value.tried and first.value.retry_after == 60
+    assert (first.value.host, first.value.url) == ("github.com", URL)
+    # Another release on the same host: deferred before its sdist is even downloaded.
+    with pytest.raises(HostOutageError) as second:
+        tracer.trace(other, [other], tmp_path / "ev2")
+    assert not second.value.tried and 0 < second.value.retry_after <= 60
+    assert (len(downloads.asked), len(cloner.opened)) == (1, 1)
+    # After the wait the host is tried again; still down, the wait doubles.
+    now[0] = 61
+    with pytest.raises(HostOutageError) as third:
+        tracer.trace(other, [other], tmp_path / "ev3")
+    assert third.value.tried and third.value.retry_after == 120
+    assert len(cloner.opened) == 2
+    # Back up: the check runs and the backoff is forgotten.
+    now[0] = 200
+    cloner.down = False
+    result = tracer.trace(sdist, [sdist], tmp_path / "ev4")
+    # a verdict, not an outage (no rebuild from git here, so PKG-INFO stays unexplained)
+    assert result.commit == COMMIT and result.verdict is SourceVerdict.INCONSISTENT
+    assert backoff.remaining("github.com") == 0 and backoff.failures("github.com") == 0

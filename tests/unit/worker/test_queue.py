@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -79,3 +80,56 @@ def test_what_counts_as_transient() -> None:
     assert is_transient(ConnectionError())
     assert not is_transient(ResolveError("unsatisfiable"))
     assert not is_transient(ValueError("a bug"))
+
+
+def test_a_deferred_job_is_always_retried_without_an_error_line() -> None:
+    from rebuilder.worker.queue import DeferredError, _retry_when  # noqa: PLC0415
+
+    assert _retry_when(1000, DeferredError("host away", delay=60_000))
+    assert not _retry_when(1000, ConnectionError("broker away"))
+
+
+def test_a_job_given_back_is_retried_a_bounded_number_of_times_without_a_traceback() -> None:
+    import dramatiq  # noqa: PLC0415
+
+    from rebuilder.worker.queue import MAX_RETRIES, _retry_when  # noqa: PLC0415
+    from rebuilder.worker.runner import RetryLaterError  # noqa: PLC0415
+
+    error = RetryLaterError("attempt 3: the Docker engine is restarting")
+    assert isinstance(error, dramatiq.Retry)  # dramatiq logs no traceback for it
+    assert error.delay is None  # dramatiq's own backoff
+    assert str(error) == error.diagnostics() == "attempt 3: the Docker engine is restarting"
+    assert _retry_when(0, error) and not _retry_when(MAX_RETRIES, error)
+
+
+def test_dramatiq_retries_a_given_back_job_with_no_error_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import dramatiq  # noqa: PLC0415
+    from dramatiq.brokers.stub import StubBroker  # noqa: PLC0415
+
+    from rebuilder.worker.queue import declare_source_actor  # noqa: PLC0415
+    from rebuilder.worker.runner import RetryLaterError  # noqa: PLC0415
+
+    runs: list[int] = []
+
+    class Flaky:
+        def run(self, attempt_id: int) -> None:
+            runs.append(attempt_id)
+            if len(runs) == 1:
+                raise RetryLaterError(f"source check {attempt_id}: the index answered 503")
+
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    actor = declare_source_actor(broker, Flaky, queue_name="flaky")
+    actor.options["min_backoff"] = 10
+    worker = dramatiq.Worker(broker, worker_timeout=50)
+    worker.start()
+    try:
+        actor.send(7)
+        broker.join("flaky", timeout=10_000)
+        worker.join()
+    finally:
+        worker.stop()
+    assert runs == [7, 7]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

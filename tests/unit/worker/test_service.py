@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from rebuilder.worker.service import (
+from rebuilder.sandbox.owners import (
     OWNER_HOST_LABEL,
     OWNER_PID_LABEL,
     dead_owners,

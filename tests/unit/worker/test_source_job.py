@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,13 +17,17 @@ from rebuilder.attest.dsse import open_statement, parse_envelope
 from rebuilder.attest.keys import KeyAlgorithm, Keyring, generate_key
 from rebuilder.attest.statements import SOURCE_CHECK_PREDICATE_TYPE
 from rebuilder.errors import IndexError_
+from rebuilder.fleetcli import live_workers
 from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.source.fleet import HostOutageError
 from rebuilder.source.result import ExplainedFile, SourceResult, SourceVerdict
 from rebuilder.store import StoreError
+from rebuilder.store.model import MemoryStore
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptStatus
 from rebuilder.store.source_store import SourceCheckJobs
 from rebuilder.store.sources import SourceCheckVerdict
+from rebuilder.worker.queue import DeferredError
 from rebuilder.worker.runner import RetryLaterError
 from rebuilder.worker.source_job import (
     SourceAttestor,
@@ -99,6 +105,8 @@ class Harness:
         self.signer = FakeSigner()
         self.keeper = FakeKeeper()
         self.work = tmp_path / "work"
+        self.workers = MemoryStore()
+        self.workers.announce_worker(worker, "host-1", 1, "test")
         self.runner = SourceCheckRunner(
             store=jobs,
             tracer=self.tracer,
@@ -107,6 +115,7 @@ class Harness:
             config=SourceRunnerConfig(
                 worker=worker, log_origin="test/log", work_root=self.work, heartbeat_seconds=0.01
             ),
+            presence=self.workers,
         )
 
     def request(self) -> int:
@@ -189,6 +198,62 @@ def test_index_trouble_is_retried_then_recorded_failed(tmp_path: Path) -> None:
     assert h.store.logged == []  # a failed check signs nothing
 
 
+def _outage(tried: bool) -> HostOutageError:
+    return HostOutageError(
+        "git ls-remote https://forge.example/demo: the host did not answer",
+        url="https://forge.example/demo",
+        host="forge.example",
+        retry_after=120.0,
+        tried=tried,
+    )
+
+
+def test_a_repository_outage_is_a_warning_line_and_a_delayed_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = Harness(tmp_path, [_outage(True), _outage(False), _outage(False), _outage(True)])
+    h.tracer.outcomes += [_outage(True)]
+    check = h.request()
+    caplog.set_level(logging.INFO)
+    tries = []
+    for _ in range(4):
+        with pytest.raises(DeferredError) as raised:
+            h.runner.run(check)
+        assert raised.value.delay == 120_000  # the host's backoff, not dramatiq's
+        row = h.store.source_check(check)
+        assert row is not None and row.status is AttemptStatus.QUEUED
+        assert row.repository == "https://forge.example/demo"
+        # still marked sent: the broker's delayed retry brings it back, not the scheduler
+        assert h.store.undispatched_source_checks(timedelta(seconds=-1)) == []
+        tries.append(row.tries)
+    assert tries == [1, 1, 1, 2]  # a backed-off host costs no try
+    h.runner.run(check)  # the third real try: recorded failed, with the URL the worker knew
+    row = h.store.source_check(check)
+    assert row is not None and row.verdict is SourceCheckVerdict.FAILED and row.tries == 3
+    assert row.repository == "https://forge.example/demo"
+    assert row.reason is not None and "did not answer" in row.reason
+    records = [r for r in caplog.records if r.name == "rebuilder.worker.source_job"]
+    assert not [r for r in records if r.levelno >= logging.ERROR or r.exc_info]
+    assert sum(r.levelno == logging.WARNING for r in records) == 3  # one line per real try
+
+
+def test_the_database_away_while_deferring_an_outage_gives_the_check_back(
+    tmp_path: Path,
+) -> None:
+    h = Harness(tmp_path, [_outage(True)])
+    check = h.request()
+
+    def database_goes_away() -> None:
+        h.store.fail_next.append(StoreError("the database is away"))
+
+    h.tracer.during.append(database_goes_away)
+    with pytest.raises(RetryLaterError):
+        h.runner.run(check)
+    row = h.store.source_check(check)
+    assert row is not None and row.status is AttemptStatus.QUEUED and row.worker is None
+    assert h.store.undispatched_source_checks(timedelta(seconds=-1)) == [(check, 5)]
+
+
 def test_a_bug_is_recorded_failed_at_once(tmp_path: Path) -> None:
     h = Harness(tmp_path, [ValueError("boom")])
     check = h.request()
@@ -248,6 +313,27 @@ def test_the_claim_is_kept_alive_while_tracing(tmp_path: Path) -> None:
     h.tracer.during.append(slow)
     h.runner.run(check)
     assert beats[0] is not None and beats[1] is not None and beats[1] > beats[0]
+
+
+def test_a_worker_busy_with_a_long_source_check_stays_healthy(tmp_path: Path) -> None:
+    # The health check's threshold (the claim timeout, 120 s by default) shrunk to 0.3 s;
+    # the check is held three times as long. The worker's own row must keep beating.
+    h = Harness(tmp_path, [SourceVerdict.CONSISTENT])
+    check = h.request()
+    limit = 0.3
+    seen: list[list[str]] = []
+
+    def long_check() -> None:
+        deadline = time.monotonic() + 3 * limit
+        while time.monotonic() < deadline:
+            time.sleep(limit / 3)
+            now = datetime.now(UTC)
+            seen.append([w.name for w in live_workers(h.workers.workers(), "host-1", limit, now)])
+
+    h.tracer.during.append(long_check)
+    h.runner.run(check)
+    assert len(seen) >= 6
+    assert all(names == ["w1"] for names in seen), seen
 
 
 def test_the_attestor_signs_a_source_check_statement_about_the_sdist(tmp_path: Path) -> None:

@@ -1,0 +1,146 @@
+"""A second opinion from git for a mismatch, and the git-tag route for wheels built from
+a checkout.
+
+When the sdist route gives ``mismatch`` and the release traces to a git tag (the source
+check, ``rebuilder.source``), the wheel rebuilt from that tag is reported beside the
+verdict ("reproducible from git tag v1.0 @ abc123"); the verdict stays about the sdist.
+
+One case changes the strategy: the published wheel holds files the sdist does not contain
+(diagnosed ``only-published``, proven by content: no file of the sdist has those bytes),
+so no build from the sdist can reproduce it, and the wheel rebuilt from the tag is
+reproducible or equivalent. Then the git route *is* the strategy: the verdict is the one
+of the rebuild from the tag, recorded as such (``route: git``, repository, tag, commit),
+and the output says which files the sdist lacks. Nothing here is decided by a name.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from rebuilder.source.result import GitBuild, SourceResult
+from rebuilder.verdict import Cause, FileResult, StabilizerUse, Verdict
+
+logger = logging.getLogger(__name__)
+
+_GOOD = {Verdict.REPRODUCIBLE.value, Verdict.EQUIVALENT.value}
+
+
+@dataclass(frozen=True)
+class SecondOpinion:
+    """The wheel rebuilt from the traced tag, beside the sdist route's verdict."""
+
+    verdict: str
+    repository: str | None
+    tag: str | None
+    commit: str | None
+    rebuilt_sha256: str | None = None
+    stabilizers: tuple[str, ...] = ()
+    differences: tuple[str, ...] = ()
+    reason: str | None = None
+    route: str = "sdist"  # "git": the rebuild from the tag became the strategy
+    sdist_lacks: tuple[str, ...] = ()
+    built_from: str = "sdist"  # the wheel from git was built from its sdist or the tree
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": "git",
+            "verdict": self.verdict,
+            "repository": self.repository,
+            "tag": self.tag,
+            "commit": self.commit,
+            "rebuilt_sha256": self.rebuilt_sha256,
+            "stabilizers": list(self.stabilizers),
+            "differences": list(self.differences),
+            "reason": self.reason,
+            "route": self.route,
+            "sdist_lacks": list(self.sdist_lacks),
+            "built_from": self.built_from,
+        }
+
+    def line(self) -> str:
+        """``reproducible from git tag v1.0 @ abc123`` (one line for the text output)."""
+        where = f"git tag {self.tag} @ {(self.commit or '?')[:12]}" if self.tag else "git"
+        text = f"{self.verdict} from {where}"
+        if self.reason:
+            text += f" ({self.reason})"
+        return text
+
+
+def sdist_lacks(result: FileResult) -> tuple[str, ...]:
+    """Files of the published wheel that no file of the sdist holds (by the diagnosis)."""
+    return tuple(
+        d.path
+        for d in result.diagnosis
+        if d.cause is Cause.ONLY_PUBLISHED and "sdist does not contain" in d.detail
+    )
+
+
+def _git_build(result: FileResult, source: SourceResult) -> GitBuild | None:
+    return next((b for b in source.from_git if b.filename == result.filename), None)
+
+
+def with_second_opinion(result: FileResult, source: SourceResult) -> FileResult:
+    """``result`` with the opinion of the rebuild from git, if there is one to give.
+
+    Only a mismatch gets one; the git-tag route replaces the verdict only as the module
+    documentation says.
+    """
+    if result.verdict is not Verdict.MISMATCH:
+        return result
+    build = _git_build(result, source)
+    if build is None:
+        reason = source.reason or "no wheel was rebuilt from git"
+        opinion = SecondOpinion("not checked", source.repository, source.tag, source.commit,
+                                reason=reason)  # fmt: skip
+        return replace(result, second_opinion=opinion.to_json())
+    lacking = sdist_lacks(result)
+    opinion = SecondOpinion(
+        build.verdict,
+        source.repository,
+        source.tag,
+        source.commit,
+        build.rebuilt_sha256,
+        build.stabilizers,
+        build.differences,
+        build.reason,
+        built_from=build.built_from,
+    )
+    if not (lacking and build.verdict in _GOOD and source.tag and source.commit):
+        return replace(result, second_opinion=opinion.to_json())
+    routed = replace(opinion, route="git", sdist_lacks=lacking)
+    logger.info("%s: rebuilt from git tag %s: the sdist lacks %s", result.filename,
+                source.tag, ", ".join(lacking))  # fmt: skip
+    shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+    return replace(
+        result,
+        verdict=Verdict(build.verdict),
+        rebuilt_sha256=build.rebuilt_sha256,
+        stabilizers=tuple(_stabilizer(s) for s in build.stabilizers),
+        differences=(),
+        diagnosis=(),
+        reason=(
+            f"built from git tag {source.tag} @ {source.commit[:12]}: the published wheel "
+            f"holds files the sdist lacks ({shown}); the sdist route gave mismatch"
+        ),
+        second_opinion=routed.to_json(),
+    )
+
+
+def _stabilizer(text: str) -> StabilizerUse:
+    name, _, version = text.partition("@")
+    return StabilizerUse(name, int(version) if version.isdigit() else 0)
+
+
+def opinion_line(result: FileResult) -> str | None:
+    """The text output's line for a second opinion, if the result has one."""
+    data = result.second_opinion
+    if not data:
+        return None
+    route = " (the strategy: git route)" if data.get("route") == "git" else ""
+    tag = data.get("tag")
+    commit = str(data.get("commit") or "?")[:12]
+    where = f"git tag {tag} @ {commit}" if tag else "git"
+    reason = f" ({data['reason']})" if data.get("reason") else ""
+    return f"second opinion: {data.get('verdict')} from {where}{reason}{route}"
