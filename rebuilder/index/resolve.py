@@ -188,6 +188,9 @@ class UvResolver:
             "compile",
             "-",
             "--no-config",
+            # Resolving for a Python the host lacks must not fetch one: the version and
+            # platform given below are all the resolution needs.
+            "--no-python-downloads",
             "--index-url",
             self.index_url,
             "--python-version",
