@@ -422,12 +422,16 @@ class ImageDescription:
         )
 
 
-def recipe_digests(context: Path | None = None) -> tuple[tuple[str, str], ...]:
-    """sha256 of every recipe file of ``images/sandbox`` that exists."""
+def recipe_digests(
+    context: Path | None = None, tools: str = DEFAULT_TOOLS
+) -> tuple[tuple[str, str], ...]:
+    """sha256 of every recipe file of ``images/sandbox`` that exists (``tools`` is the
+    pinned tools file the image installed, recorded under its own name)."""
     context = context or default_context()
+    names = [tools if name == DEFAULT_TOOLS else name for name in RECIPE_FILES]
     return tuple(
         (name, hashlib.sha256((context / name).read_bytes()).hexdigest())
-        for name in RECIPE_FILES
+        for name in names
         if (context / name).is_file()
     )
 
@@ -462,9 +466,11 @@ def describe_image(
     tags = tuple(sorted(str(t) for t in image.tags))
     context = context or default_context()
     recipe: tuple[tuple[str, str], ...] = ()
-    built_here = base and all((context / n).is_file() for n in _CONTEXT_FILES)
-    if built_here and local_tag(context, str(base)) in tags:  # built from these very files
-        recipe = recipe_digests(context)
+    for tools in (DEFAULT_TOOLS, LEGACY_TOOLS):
+        built_here = base and all(p.is_file() for p in _sources(context, tools).values())
+        if built_here and local_tag(context, str(base), tools) in tags:  # these very files
+            recipe = recipe_digests(context, tools)
+            break
     description = ImageDescription(
         image_id=str(image.id),
         tags=tags,
