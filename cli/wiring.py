@@ -8,9 +8,18 @@ from collections.abc import Mapping
 from rebuilder.index.resolve import UvResolver
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.pipeline import Rebuilder
+from rebuilder.plan.interpreter import MATRIX, Interpreter
 from rebuilder.plan.planner import ImageChoice
 from rebuilder.sandbox.docker import DockerSandbox
-from rebuilder.sandbox.image import DEFAULT_BASE, ImageRef, build_image, ensure_image
+from rebuilder.sandbox.image import (
+    DEFAULT_BASE,
+    DEFAULT_TOOLS,
+    LEGACY_TOOLS,
+    ImageRef,
+    build_image,
+    ensure_image,
+    suite_base,
+)
 from rebuilder.sandbox.model import SandboxLimits
 from rebuilder.sandbox.owners import owner_labels, remove_dead_owners
 from rebuilder.settings import Settings
@@ -43,6 +52,18 @@ def image_choice(settings: Settings) -> ImageChoice:
     )
 
 
+def interpreter_image(interpreter: Interpreter) -> ImageChoice:
+    """The local sandbox image of one interpreter of the matrix, built on first need."""
+    tools = DEFAULT_TOOLS if interpreter.key >= (3, 10) else LEGACY_TOOLS
+    ref = ensure_image(base=suite_base(interpreter.suite), tools=tools)
+    return ImageChoice(
+        reference=ref.image_id,
+        digest=ref.digest,
+        python_version=interpreter.version,
+        glibc_minor=int(interpreter.glibc.split(".")[1]),
+    )
+
+
 def production_rebuilder(
     settings: Settings,
     *,
@@ -54,9 +75,13 @@ def production_rebuilder(
     cache = settings.cache_dir
     return Rebuilder(
         index=SimpleIndex(url, cache / "index", page_ttl_seconds=settings.page_ttl),
-        resolver=UvResolver(url, cache / "uv"),
+        resolver=UvResolver(
+            url, cache / "uv", platforms={i.version: i.python_platform for i in MATRIX}
+        ),
         sandbox=DockerSandbox(),
         image=lambda: image_choice(settings),
+        # An operator's own image (or base) is the one interpreter there is.
+        interpreter_image=None if settings.image or settings.image_base else interpreter_image,
         evidence_root=settings.out_dir,
         work_root=cache / "work",
         limits=sandbox_limits(settings),

@@ -8,6 +8,7 @@ campaigns). It never raises for one file's trouble: every published file ends wi
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,8 +19,8 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from rebuilder.archive.tarread import extract_sdist
-from rebuilder.archive.wheelfile import read_wheel_info
-from rebuilder.archive.zipread import read_zip
+from rebuilder.archive.wheelfile import WheelInfo, read_wheel_info
+from rebuilder.archive.zipread import ZipArchive, read_zip
 from rebuilder.compare.diagnose import SourceFiles
 from rebuilder.compare.diffoscope import run_diffoscope
 from rebuilder.compare.judge import compare_files
@@ -33,6 +34,13 @@ from rebuilder.errors import (
 )
 from rebuilder.evidence import Evidence
 from rebuilder.index.model import FileKind, Index, IndexFile, Resolver, refused_name
+from rebuilder.plan.interpreter import (
+    DEFAULT,
+    Interpreter,
+    InterpreterChoice,
+    choose_interpreter,
+    older_than,
+)
 from rebuilder.plan.planner import ImageChoice, plan_wheel
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
 from rebuilder.verdict import FileResult, Verdict
@@ -95,7 +103,10 @@ class Rebuilder:
         diffoscope_timeout: float = 120.0,
         labels: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        interpreter_image: Callable[[Interpreter], ImageChoice] | None = None,
     ) -> None:
+        self._interpreter_image = interpreter_image
+        self._interpreter_images: dict[str, ImageChoice] = {}
         self._index = index
         self._resolver = resolver
         self._sandbox = sandbox
@@ -254,56 +265,51 @@ class Rebuilder:
                     raise UnusableSourceError(
                         f"the sdist {sdist.filename} cannot be used safely: {exc.diagnostics()}"
                     ) from None
-            image = self._image_choice()
-            extra: tuple[str, ...] = ()
-            for _ in range(MAX_REQUIREMENT_ROUNDS):
-                progress(wheel.filename, "resolve")
-                with timer("resolve"):
-                    strategy = plan_wheel(
-                        wheel=wheel,
-                        sdist=sdist,
-                        generator=info.generator,
-                        tags=info.tags,
-                        entries=archive.entries,
-                        source_dir=source_dir,
-                        image=image,
-                        resolver=self._resolver,
-                        index=self._index,
-                        wheelhouse=work / "wheelhouse",
-                        extra_requires=extra,
-                    )
-                evidence.write_strategy(strategy)
-                progress(wheel.filename, "build")
-                out = work / "out"
-                out.mkdir(exist_ok=True)
-                request = BuildRequest(
-                    image=strategy.image,
-                    source_dir=source_dir,
-                    wheelhouse=work / "wheelhouse",
-                    requirements=tuple(r.spec for r in strategy.requirements),
-                    distribution="wheel",
-                    env=strategy.env,
-                    output_dir=out,
-                    umask=strategy.archive.umask,
-                    build_clock=strategy.archive.build_clock,
-                    source_mtime=strategy.archive.source_mtime,
-                    source_mode_mask=strategy.archive.source_mode_mask,
-                    config_settings=dict(strategy.config_settings),
-                    clock_map=dict(strategy.archive.generated_times),
-                    limits=self._limits,
-                    labels={**self._labels, "org.pypi-rebuilder.file": wheel.filename[:200]},
+            choice = (
+                choose_interpreter(archive.entries, wheel.upload_time)
+                if self._interpreter_image is not None
+                else None
+            )
+            image, why = self._image_for(choice)
+            outcome: BuildOutcome | None
+            try:
+                outcome = self._build(
+                    wheel=wheel, sdist=sdist, info=info, archive=archive,
+                    source_dir=source_dir, work=work, image=image, why=why,
+                    evidence=evidence, timer=timer, progress=progress,
+                )  # fmt: skip
+                failed = outcome.status is BuildStatus.FAILED
+                failure = (outcome.detail or "the build failed") if failed else None
+            except ResolveError as exc:
+                failure, outcome = exc.diagnostics(), None
+                if not self._may_retry(choice, image):
+                    raise
+            if failure is not None and choice is not None and self._may_retry(choice, image):
+                # A backend too old for this interpreter (or requirements with no wheel
+                # for it): one more try, with the next older interpreter of the matrix
+                # (or the default one, when the upload date chose the oldest).
+                other = _retry_interpreter(choice)
+                first = failure.splitlines()[0][:200] if failure else "failed"
+                retry_why = f"Python {image.python_version} failed ({first}); tried next"
+                retry_image, retry_why = self._image_for(
+                    InterpreterChoice(other, retry_why), fallback=other == DEFAULT
                 )
-                with timer("sandbox"):
-                    outcome = self._sandbox.run(request)
-                evidence.write_log(outcome.log)
-                for stage, seconds in outcome.timings.items():
-                    timer.spent[f"sandbox.{stage}"] = seconds
-                if outcome.status is not BuildStatus.MISSING_REQUIREMENTS:
-                    break
-                new = tuple(r for r in outcome.missing if r not in extra)
-                if not new:
-                    break
-                extra = (*extra, *new)
+                if retry_image.python_version == other.version:
+                    shutil.rmtree(work / "wheelhouse", ignore_errors=True)
+                    try:
+                        outcome = self._build(
+                            wheel=wheel, sdist=sdist, info=info, archive=archive,
+                            source_dir=source_dir, work=work, image=retry_image,
+                            why=retry_why, evidence=evidence, timer=timer, progress=progress,
+                        )  # fmt: skip
+                    except ResolveError as exc:
+                        # The first answer stands (its evidence is what was written).
+                        logger.info(
+                            "%s: the retry with Python %s did not resolve: %s",
+                            wheel.filename, other.version, exc.diagnostics(),
+                        )  # fmt: skip
+            if outcome is None:
+                raise ResolveError(failure or "resolution failed")
             return self._judge_outcome(
                 outcome=outcome,
                 published=published,
@@ -313,6 +319,110 @@ class Rebuilder:
                 progress=progress,
                 source_dir=source_dir,
             )
+
+    def _image_for(
+        self, choice: InterpreterChoice | None, *, fallback: bool = True
+    ) -> tuple[ImageChoice, str]:
+        """The image of the chosen interpreter (built on first need) and why it was chosen.
+
+        An image that cannot be made falls back to the default one (``fallback``), and
+        the strategy says so.
+        """
+        default = self._image_choice()
+        if choice is None or self._interpreter_image is None:
+            return default, "the configured sandbox image"
+        version = choice.interpreter.version
+        if version == default.python_version:
+            return default, choice.note
+        if version not in self._interpreter_images:
+            try:
+                self._interpreter_images[version] = self._interpreter_image(choice.interpreter)
+            except RebuilderError as exc:
+                logger.warning("no image for Python %s: %s", version, exc.diagnostics())
+                if not fallback:
+                    return default, choice.note
+                return default, (
+                    f"{choice.note}; but its image could not be made "
+                    f"({exc.diagnostics()[:200]}): the default image"
+                )
+        return self._interpreter_images[version], choice.note
+
+    def _may_retry(self, choice: InterpreterChoice | None, image: ImageChoice) -> bool:
+        """An older interpreter is tried when no trace in the wheel named this one."""
+        if choice is None or choice.traced is not None or self._interpreter_image is None:
+            return False
+        return image.python_version == choice.interpreter.version and (
+            _retry_interpreter(choice) != choice.interpreter
+        )
+
+    def _build(
+        self,
+        *,
+        wheel: IndexFile,
+        sdist: IndexFile,
+        info: WheelInfo,
+        archive: ZipArchive,
+        source_dir: Path,
+        work: Path,
+        image: ImageChoice,
+        why: str,
+        evidence: Evidence,
+        timer: _Timer,
+        progress: Progress,
+    ) -> BuildOutcome:
+        """Plan and build with ``image``, adding dynamic requirements for a few rounds."""
+        extra: tuple[str, ...] = ()
+        for _ in range(MAX_REQUIREMENT_ROUNDS):
+            progress(wheel.filename, "resolve")
+            with timer("resolve"):
+                strategy = plan_wheel(
+                    wheel=wheel,
+                    sdist=sdist,
+                    generator=info.generator,
+                    tags=info.tags,
+                    entries=archive.entries,
+                    source_dir=source_dir,
+                    image=image,
+                    resolver=self._resolver,
+                    index=self._index,
+                    wheelhouse=work / "wheelhouse",
+                    extra_requires=extra,
+                    interpreter_reason=why,
+                )
+            evidence.write_strategy(strategy)
+            progress(wheel.filename, "build")
+            out = work / "out"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            request = BuildRequest(
+                image=strategy.image,
+                source_dir=source_dir,
+                wheelhouse=work / "wheelhouse",
+                requirements=tuple(r.spec for r in strategy.requirements),
+                distribution="wheel",
+                env=strategy.env,
+                output_dir=out,
+                umask=strategy.archive.umask,
+                build_clock=strategy.archive.build_clock,
+                source_mtime=strategy.archive.source_mtime,
+                source_mode_mask=strategy.archive.source_mode_mask,
+                config_settings=dict(strategy.config_settings),
+                clock_map=dict(strategy.archive.generated_times),
+                limits=self._limits,
+                labels={**self._labels, "org.pypi-rebuilder.file": wheel.filename[:200]},
+            )
+            with timer("sandbox"):
+                outcome = self._sandbox.run(request)
+            evidence.write_log(outcome.log)
+            for stage, seconds in outcome.timings.items():
+                timer.spent[f"sandbox.{stage}"] = seconds
+            if outcome.status is not BuildStatus.MISSING_REQUIREMENTS:
+                break
+            new = tuple(r for r in outcome.missing if r not in extra)
+            if not new:
+                break
+            extra = (*extra, *new)
+        return outcome
 
     def _judge_outcome(
         self,
@@ -358,6 +468,12 @@ class Rebuilder:
                 )
             logger.info("diffoscope for %s: %s", base.filename, report.status)
         return result
+
+
+def _retry_interpreter(choice: InterpreterChoice) -> Interpreter:
+    """The interpreter tried after ``choice`` failed: the next older, else the default."""
+    older = older_than(choice.interpreter)
+    return older[0] if older else DEFAULT
 
 
 def _usable_sdists(files: Sequence[IndexFile]) -> list[IndexFile]:

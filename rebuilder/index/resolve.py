@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -167,12 +167,16 @@ class UvResolver:
         *,
         uv: str | None = None,
         python_platform: str = DEFAULT_PYTHON_PLATFORM,
+        platforms: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.index_url = index_url
         self.cache_dir = cache_dir
         self.uv = uv
         self.python_platform = python_platform
+        # The platform tags of each interpreter's image ("3.9" -> its glibc), so that
+        # wheels are chosen for the interpreter that builds; others use python_platform.
+        self.platforms = dict(platforms or {})
         self.timeout = timeout
 
     def command(self, *, as_of: datetime | None, python_version: str) -> list[str]:
@@ -184,12 +188,15 @@ class UvResolver:
             "compile",
             "-",
             "--no-config",
+            # Resolving for a Python the host lacks must not fetch one: the version and
+            # platform given below are all the resolution needs.
+            "--no-python-downloads",
             "--index-url",
             self.index_url,
             "--python-version",
             python_version,
             "--python-platform",
-            self.python_platform,
+            self.platforms.get(python_version, self.python_platform),
             "--only-binary",
             ":all:",
             "--generate-hashes",

@@ -77,6 +77,7 @@ class BuildSystem:
     backend: str
     declared: bool  # False when the defaults were used (no pyproject.toml or table)
     in_tree: bool = False  # ``backend-path`` given: the backend is imported from the source
+    backend_path: tuple[str, ...] = ()  # the ``backend-path`` folders, as written
 
 
 def read_build_system(pyproject_text: str | None) -> BuildSystem:
@@ -99,9 +100,41 @@ def read_build_system(pyproject_text: str | None) -> BuildSystem:
     if not isinstance(backend, str):
         msg = "pyproject.toml: build-system.build-backend must be a string"
         raise ValueError(msg)  # noqa: TRY004 - a malformed file, reported as a value error
+    paths = table.get("backend-path") or []
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        msg = "pyproject.toml: build-system.backend-path must be a list of strings"
+        raise ValueError(msg)
     return BuildSystem(
-        tuple(requires), backend, declared=True, in_tree=bool(table.get("backend-path"))
+        tuple(requires), backend, declared=True, in_tree=bool(paths), backend_path=tuple(paths)
     )
+
+
+def alias_through_requirements(pin: BackendPin, system: BuildSystem) -> BackendPin:
+    """Map a Generator name to the distribution the sdist itself requires for it.
+
+    Some backends write the name of their import package, not of their distribution,
+    as Generator (``poetry 1.0.7`` from ``poetry-core``). When the sdist's
+    ``build-backend`` is imported from that package, the Generator's distribution is
+    not among the sdist's requirements, and exactly one requirement is named
+    ``<name>-...``, that requirement is the distribution to pin at the Generator's
+    version.
+    """
+    if pin.distribution is None or pin.version is None or not system.declared:
+        return pin
+    name = canonicalize_name(pin.distribution)
+    top = canonicalize_name(system.backend.split(":", 1)[0].split(".", 1)[0])
+    if top != name:
+        return pin
+    try:
+        required = {canonicalize_name(Requirement(r).name) for r in system.requires}
+    except InvalidRequirement:
+        return pin
+    if name in required:
+        return pin
+    candidates = sorted(r for r in required if r.startswith(f"{name}-"))
+    if len(candidates) != 1:
+        return pin
+    return BackendPin(pin.generator, candidates[0], pin.version)
 
 
 def build_requirements(

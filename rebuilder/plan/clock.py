@@ -12,10 +12,11 @@ from __future__ import annotations
 import calendar
 import stat
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from rebuilder.plan.strategy import ArchiveInputs
+from rebuilder.plan.zone import ZoneRule, infer_zone
 
 ZIP_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can hold
 _UNIX = 3  # zip "version made by" host system of Unix
@@ -71,7 +72,9 @@ def posix_tz(offset_seconds: int) -> str:
 
 
 def infer_archive_inputs(
-    entries: Sequence[TimedEntry], source_mtimes: Mapping[str, float] | None = None
+    entries: Sequence[TimedEntry],
+    source_mtimes: Mapping[str, float] | None = None,
+    zones: Iterable[ZoneRule] | None = None,
 ) -> ArchiveInputs:
     """How to set clock, time zone and umask so the rebuild writes the same metadata.
 
@@ -82,6 +85,9 @@ def infer_archive_inputs(
     zone the original build wrote local times in, or all set to one time when the
     published sources show one time the sdist does not; the build clock is replayed
     from the generated entries (their most common time, the later one on a tie).
+    When the sources show two offsets (files from both seasons of a zone with summer
+    time), the zone is inferred from ``zones`` (the host's database by default; see
+    :mod:`rebuilder.plan.zone`).
     """
     files = [e for e in entries if not e.name.endswith("/")]
     umask = infer_umask(files)
@@ -106,26 +112,42 @@ def infer_archive_inputs(
         build_clock = record[0]
     sources = [e for e in files if not is_generated(e.name)]
     pairs = _pair_with_sdist(sources, source_mtimes or {})
-    offset = _tz_offset(pairs)
+    zone = infer_zone(pairs, zones)
+    offset_at: Callable[[float], int]
+    if zone is not None:
+        tz, offset_at = zone.posix, zone.offset_at
+    else:
+        offset = _tz_offset(pairs)
+        tz, offset_at = posix_tz(offset), _fixed(offset)
     source_mtime = None
     source_times = {zip_epoch(e.date_time) for e in sources}
-    if len(source_times) == 1 and not _agree(pairs, offset):
+    if len(source_times) == 1 and not _agree(pairs, offset_at):
         source_mtime = source_times.pop()
-        offset = 0
+        tz, offset_at = posix_tz(0), _fixed(0)
     return ArchiveInputs(
         source_date_epoch=None,
         build_clock=build_clock,
         umask=umask,
-        tz=posix_tz(offset),
+        tz=tz,
         source_mtime=source_mtime,
-        generated_times=_generated_times(files, source_mtimes or {}, offset, source_mtime),
+        generated_times=_generated_times(files, source_mtimes or {}, offset_at, source_mtime),
     )
+
+
+def _fixed(offset: int) -> Callable[[float], int]:
+    """The offset function of a zone without summer time."""
+
+    def offset_at(when: float) -> int:
+        del when
+        return offset
+
+    return offset_at
 
 
 def _generated_times(
     files: Sequence[TimedEntry],
     source_mtimes: Mapping[str, float],
-    offset: int,
+    offset_at: Callable[[float], int],
     source_mtime: int | None,
 ) -> tuple[tuple[str, int], ...]:
     """Each generated entry's published time: the original build clock when it wrote it.
@@ -142,7 +164,7 @@ def _generated_times(
         and (
             zip_epoch(e.date_time) == source_mtime
             or any(
-                zip_epoch(e.date_time) == zip_floor(source_mtimes[p] + offset)
+                zip_epoch(e.date_time) == zip_floor(source_mtimes[p] + offset_at(source_mtimes[p]))
                 for p in _sdist_candidates(by_name, e.name)
             )
         )
@@ -195,11 +217,11 @@ def _tz_offset(pairs: Sequence[tuple[int, float]]) -> int:
     return offset if count * 2 > len(pairs) else 0
 
 
-def _agree(pairs: Sequence[tuple[int, float]], offset: int) -> bool:
+def _agree(pairs: Sequence[tuple[int, float]], offset_at: Callable[[float], int]) -> bool:
     """True when most published source times are the sdist's mtimes (after the offset)."""
     if not pairs:
         return False
-    same = sum(1 for published, mtime in pairs if published == zip_floor(mtime + offset))
+    same = sum(1 for published, mtime in pairs if published == zip_floor(mtime + offset_at(mtime)))
     return same * 2 > len(pairs)
 
 

@@ -15,8 +15,9 @@ from packaging.utils import canonicalize_name
 
 from rebuilder.errors import NotFoundError, RebuilderError, ResolveError
 from rebuilder.index.model import BuildRequirement, Index, IndexFile, PinnedFile, Resolver
-from rebuilder.index.wheelhouse import fetch_wheelhouse
+from rebuilder.index.wheelhouse import fetch_wheelhouse, manylinux_platforms
 from rebuilder.plan.backend import (
+    alias_through_requirements,
     build_requirements,
     infer_config_settings,
     parse_generator,
@@ -24,7 +25,8 @@ from rebuilder.plan.backend import (
 )
 from rebuilder.plan.clock import TimedEntry, infer_archive_inputs
 from rebuilder.plan.modes import infer_source_mode_mask, source_modes
-from rebuilder.plan.strategy import Strategy
+from rebuilder.plan.pureswitch import pure_switches
+from rebuilder.plan.strategy import BackendPin, Strategy
 from rebuilder.plan.wheeltool import installed_wheel
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,7 @@ class ImageChoice:
     reference: str
     digest: str
     python_version: str
+    glibc_minor: int | None = None  # the image's glibc (2.N), when not the default's
 
 
 def unknown_projects(index: Index, requirements: Sequence[str]) -> list[str]:
@@ -99,6 +102,19 @@ def source_mtimes(root: Path) -> dict[str, float]:
     return found
 
 
+def _names_pinned(requirement: str, pin: BackendPin) -> bool:
+    """True when ``requirement`` is on the distribution the Generator pins exactly."""
+    if pin.distribution is None or pin.version is None:
+        return False
+    try:
+        name = Requirement(requirement).name
+    except InvalidRequirement:
+        return False
+    return canonicalize_name(name) == canonicalize_name(pin.distribution) and (
+        requirement != pin.requirement
+    )
+
+
 def plan_wheel(
     *,
     wheel: IndexFile,
@@ -112,6 +128,7 @@ def plan_wheel(
     index: Index,
     wheelhouse: Path,
     extra_requires: Sequence[str] = (),
+    interpreter_reason: str = "",
 ) -> Strategy:
     """Infer everything needed to rebuild ``wheel`` from ``sdist``.
 
@@ -119,17 +136,25 @@ def plan_wheel(
     (only its ``pyproject.toml`` is read here; nothing from it is executed). Build
     requirements are resolved as of the wheel's upload time and their wheels fetched
     into ``wheelhouse``. ``extra_requires`` are requirements the backend asked for
-    dynamically in an earlier attempt.
+    dynamically in an earlier attempt. ``interpreter_reason`` says why ``image``'s
+    interpreter was chosen (see :mod:`rebuilder.plan.interpreter`).
     """
     pin = parse_generator(generator)
+    notes: list[str] = []
     pyproject = source_dir / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8", errors="replace") if pyproject.is_file() else None
     try:
         system = read_build_system(text)
+        aliased = alias_through_requirements(pin, system)
+        if aliased != pin:
+            notes.append(
+                f"Generator {pin.distribution} is imported from {aliased.distribution}, "
+                "the distribution the sdist requires for it: pinned at the Generator's version"
+            )
+            pin = aliased
         requires = build_requirements(system, pin, wheel.project)
     except ValueError as exc:
         raise ResolveError(str(exc)) from None
-    notes: list[str] = []
     record = dist_info_entry(entries, "RECORD")
     wheel_tool = installed_wheel(
         pin, published_metadata(entries), record.external_attr if record else None
@@ -137,7 +162,10 @@ def plan_wheel(
     writer = (wheel_tool.requirement,) if wheel_tool else ()
     if wheel_tool:
         notes.append(f"{pin.generator} used {wheel_tool.note}")
-    requires = (*requires, *(r for r in (*writer, *extra_requires) if r not in requires))
+    # The Generator's exact pin wins over any range asked for later (the backend's own
+    # dynamic requirements repeating the sdist's loose one).
+    later = [r for r in (*writer, *extra_requires) if not _names_pinned(r, pin)]
+    requires = (*requires, *(r for r in later if r not in requires))
     as_of = wheel.upload_time
     if as_of is None:
         notes.append("the index gave no upload time: build requirements resolved as of now")
@@ -152,13 +180,23 @@ def plan_wheel(
         raise ResolveError(
             f"{exc.diagnostics()}\nthe index has no project named {', '.join(unknown)}"
         ) from exc
-    resolved: tuple[BuildRequirement, ...] = fetch_wheelhouse(index, pins, wheelhouse)
+    # Wheels for the image's own interpreter and glibc, as the resolver chose them.
+    platforms = manylinux_platforms(image.glibc_minor) if image.glibc_minor else None
+    resolved: tuple[BuildRequirement, ...] = fetch_wheelhouse(
+        index, pins, wheelhouse, python_version=image.python_version, platforms=platforms
+    )
     archive = infer_archive_inputs(entries, source_mtimes(source_dir))
     mask = infer_source_mode_mask(entries, source_modes(source_dir), archive.umask)
     if mask:
         archive = replace(archive, source_mode_mask=mask)
     setuptools = next((r.version for r in resolved if r.name == "setuptools"), None)
     config_settings = infer_config_settings(pin, tags, setuptools)
+    switches = pure_switches(source_dir, tags, system.backend_path)
+    if switches:
+        notes.append(
+            "the published wheel is pure and the sdist has extension sources: built with "
+            "the switch its build code reads (" + ", ".join(f"{k}={v}" for k, v in switches) + ")"
+        )
     return Strategy(
         project=wheel.project,
         version=wheel.version,
@@ -171,8 +209,10 @@ def plan_wheel(
         image=image.reference,
         image_digest=image.digest,
         python_version=image.python_version,
+        interpreter_reason=interpreter_reason,
         resolved_as_of=as_of.isoformat() if as_of else None,
         build_requires=tuple(requires),
         config_settings=config_settings,
         notes=tuple(notes),
+        build_env=switches,
     )

@@ -75,15 +75,19 @@ class Strategy:
     image_digest: str
     python_version: str
     resolved_as_of: str | None  # ISO 8601 upload time used for --exclude-newer
+    interpreter_reason: str = ""  # why python_version was chosen (the traces read)
     build_requires: tuple[str, ...] = ()  # the requirement specs before resolution
     config_settings: tuple[tuple[str, tuple[str, ...]], ...] = ()  # PEP 517, as pairs
     schema: int = STRATEGY_SCHEMA
     notes: tuple[str, ...] = field(default=())
+    # variables the build code documents as its pure switch (see plan.pureswitch)
+    build_env: tuple[tuple[str, str], ...] = ()
 
     @property
     def env(self) -> dict[str, str]:
         """The environment variables the build runs with."""
-        env = {"TZ": self.archive.tz, "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"}
+        env = dict(self.build_env)
+        env.update({"TZ": self.archive.tz, "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0"})
         if self.archive.source_date_epoch is not None:
             env["SOURCE_DATE_EPOCH"] = str(self.archive.source_date_epoch)
         return env
@@ -117,12 +121,14 @@ class Strategy:
             image=data["image"],
             image_digest=data["image_digest"],
             python_version=data["python_version"],
+            interpreter_reason=str(data.get("interpreter_reason", "")),
             resolved_as_of=data["resolved_as_of"],
             build_requires=tuple(data.get("build_requires", ())),
             config_settings=tuple(
                 (str(k), tuple(str(x) for x in v)) for k, v in data.get("config_settings", ())
             ),
             notes=tuple(data.get("notes", ())),
+            build_env=tuple((str(k), str(v)) for k, v in data.get("build_env", ())),
         )
 
 

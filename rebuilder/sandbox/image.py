@@ -33,9 +33,13 @@ from rebuilder.sandbox.model import IMAGE_REPOSITORY, ImageDescription
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE = "pypi-rebuilder-base:bookworm"
+BASE_REPOSITORY = "pypi-rebuilder-base"
 DEFAULT_SUITE = "bookworm"
+DEFAULT_BASE = f"{BASE_REPOSITORY}:{DEFAULT_SUITE}"
 _CONTEXT_FILES = ("Dockerfile", "tools.txt")
+DEFAULT_TOOLS = "tools.txt"
+#: The tools of bases whose python3 is older than 3.10 (``build`` 1.3 needs 3.10).
+LEGACY_TOOLS = "tools-py39.txt"
 _BOOTSTRAP_SCRIPT = "bootstrap-base.sh"
 #: Engine architecture -> the manylinux platform tag pip downloads uv's wheel for.
 _PLATFORMS = {
@@ -60,8 +64,15 @@ def default_context() -> Path:
     return Path(__file__).resolve().parents[2] / "images" / "sandbox"
 
 
-def _check_context(context: Path) -> None:
-    missing = [name for name in _CONTEXT_FILES if not (context / name).is_file()]
+def _sources(context: Path, tools: str) -> dict[str, Path]:
+    """The image's build files by their name in the build context."""
+    return {name: context / (tools if name == DEFAULT_TOOLS else name) for name in _CONTEXT_FILES}
+
+
+def _check_context(context: Path, tools: str = DEFAULT_TOOLS) -> None:
+    if "/" in tools or not tools.endswith(".txt"):
+        raise SandboxError(f"not a tools file name: {tools!r}")
+    missing = [p.name for p in _sources(context, tools).values() if not p.is_file()]
     if missing:
         raise SandboxError(
             f"the sandbox image's build files ({', '.join(missing)}) are not in {context}; "
@@ -69,12 +80,15 @@ def _check_context(context: Path) -> None:
         )
 
 
-def local_tag(context: Path, base: str) -> str:
-    """The tag of the image built from ``context`` on ``base``: a hash of all its inputs."""
-    _check_context(context)
+def local_tag(context: Path, base: str, tools: str = DEFAULT_TOOLS) -> str:
+    """The tag of the image built from ``context`` on ``base``: a hash of all its inputs.
+
+    ``tools`` is the pinned tools file to install (it goes in as ``tools.txt``).
+    """
+    _check_context(context, tools)
     digest = hashlib.sha256()
-    for name in _CONTEXT_FILES:
-        data = (context / name).read_bytes()
+    for name, path in _sources(context, tools).items():
+        data = path.read_bytes()
         digest.update(f"{name}\0{len(data)}\0".encode())
         digest.update(data)
     digest.update(f"base\0{base}".encode())
@@ -168,7 +182,9 @@ def bootstrap_base(
     _stream(["bash", str(script), tag, mirror, suite], "bootstrap")
 
 
-def download_tools(context: Path, wheelhouse: Path, architecture: str) -> None:
+def download_tools(
+    context: Path, wheelhouse: Path, architecture: str, tools: str = DEFAULT_TOOLS
+) -> None:
     """Fetch the hash-pinned tool wheels with the host's pip (and its configuration)."""
     platform = _PLATFORMS.get(architecture.lower())
     if platform is None:
@@ -179,7 +195,7 @@ def download_tools(context: Path, wheelhouse: Path, architecture: str) -> None:
     _stream(
         [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
          "--only-binary=:all:", "--no-deps", "--require-hashes", "--platform", platform,
-         "--dest", str(wheelhouse), "-r", str(context / "tools.txt")],
+         "--dest", str(wheelhouse), "-r", str(context / tools)],
         "tools",
     )  # fmt: skip
 
@@ -218,12 +234,32 @@ def _pull(client: Any, reference: str) -> Any:  # noqa: ANN401 - the SDK is unty
         ) from None
 
 
+def suite_base(suite: str) -> str:
+    """The local base image bootstrapped from the Debian ``suite``."""
+    if not suite.isalnum():
+        raise SandboxError(f"not a Debian suite name: {suite!r}")
+    return f"{BASE_REPOSITORY}:{suite}"
+
+
+def _bootstrapped_suite(base: str) -> str | None:
+    """The suite of a locally bootstrapped base tag, None for any other image."""
+    repository, _, suite = base.partition(":")
+    if repository == BASE_REPOSITORY and suite.isalnum():
+        return suite
+    return None
+
+
 def _ensure_base(client: Any, base: str, context: Path) -> None:  # noqa: ANN401
     if _find(client, base) is not None:
         return
-    if base == DEFAULT_BASE:
-        logger.info("base image %s missing: bootstrapping it with debootstrap", base)
-        bootstrap_base(base, context=context)
+    suite = _bootstrapped_suite(base)
+    if suite is not None:
+        logger.warning(
+            "base image %s missing: bootstrapping Debian %s with debootstrap (a few minutes)",
+            base,
+            suite,
+        )
+        bootstrap_base(base, suite=suite, context=context)
     else:
         _pull(client, base)
 
@@ -244,6 +280,7 @@ def build_image(
     base: str = DEFAULT_BASE,
     context: Path | None = None,
     client: Any = None,  # noqa: ANN401 - the SDK is untyped
+    tools: str = DEFAULT_TOOLS,
 ) -> ImageRef:
     """Build the sandbox image now (bootstrapping or pulling its base when missing).
 
@@ -253,14 +290,14 @@ def build_image(
     import docker  # noqa: PLC0415
 
     context = context or default_context()
-    tag = local_tag(context, base)
+    tag = local_tag(context, base, tools)
     client = client or _docker()
     _ensure_base(client, base, context)
     with tempfile.TemporaryDirectory(prefix="rebuilder-image-") as tmp:
         build_dir = Path(tmp)
-        for name in _CONTEXT_FILES:
-            shutil.copy2(context / name, build_dir / name)
-        download_tools(context, build_dir / "wheelhouse", str(client.info()["Architecture"]))
+        for name, path in _sources(context, tools).items():
+            shutil.copy2(path, build_dir / name)
+        download_tools(context, build_dir / "wheelhouse", str(client.info()["Architecture"]), tools)
         logger.info("building %s on %s", tag, base)
         try:
             error = _build_log(
@@ -294,6 +331,7 @@ def ensure_image(
     base: str = DEFAULT_BASE,
     context: Path | None = None,
     client: Any = None,  # noqa: ANN401 - the SDK is untyped
+    tools: str = DEFAULT_TOOLS,
 ) -> ImageRef:
     """The sandbox image to build in, built on first use.
 
@@ -306,24 +344,34 @@ def ensure_image(
         image = _find(client, reference) or _pull(client, reference)
         return image_ref(reference, image)
     context = context or default_context()
-    tag = local_tag(context, base)
+    tag = local_tag(context, base, tools)
     image = _find(client, tag)
     if image is not None:
         return image_ref(tag, image)
-    logger.info("sandbox image %s is not built yet: building it (about a minute)", tag)
-    return build_image(base=base, context=context, client=client)
+    # Shown without -v: a first use waits minutes for this (-v shows each step).
+    logger.warning(
+        "sandbox image %s on %s is not built yet: building it (a few minutes; -v shows "
+        "the progress)",
+        tag,
+        base,
+    )
+    return build_image(base=base, context=context, client=client, tools=tools)
 
 
 RECIPE_FILES = (*_CONTEXT_FILES, _BOOTSTRAP_SCRIPT)
 """The files of ``images/sandbox`` an image is built from (recorded by digest)."""
 
 
-def recipe_digests(context: Path | None = None) -> tuple[tuple[str, str], ...]:
-    """sha256 of every recipe file of ``images/sandbox`` that exists."""
+def recipe_digests(
+    context: Path | None = None, tools: str = DEFAULT_TOOLS
+) -> tuple[tuple[str, str], ...]:
+    """sha256 of every recipe file of ``images/sandbox`` that exists (``tools`` is the
+    pinned tools file the image installed, recorded under its own name)."""
     context = context or default_context()
+    names = [tools if name == DEFAULT_TOOLS else name for name in RECIPE_FILES]
     return tuple(
         (name, hashlib.sha256((context / name).read_bytes()).hexdigest())
-        for name in RECIPE_FILES
+        for name in names
         if (context / name).is_file()
     )
 
@@ -358,9 +406,11 @@ def describe_image(
     tags = tuple(sorted(str(t) for t in image.tags))
     context = context or default_context()
     recipe: tuple[tuple[str, str], ...] = ()
-    built_here = base and all((context / n).is_file() for n in _CONTEXT_FILES)
-    if built_here and local_tag(context, str(base)) in tags:  # built from these very files
-        recipe = recipe_digests(context)
+    for tools in (DEFAULT_TOOLS, LEGACY_TOOLS):
+        built_here = base and all(p.is_file() for p in _sources(context, tools).values())
+        if built_here and local_tag(context, str(base), tools) in tags:  # these very files
+            recipe = recipe_digests(context, tools)
+            break
     description = ImageDescription(
         image_id=str(image.id),
         tags=tags,

@@ -12,9 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from rebuilder.errors import FailureReason, NotFoundError
+from rebuilder.errors import (
+    FailureReason,
+    NotFoundError,
+    ResolveError,
+    SandboxError,
+)
 from rebuilder.index.model import FileKind, IndexFile, ResolvedPin
 from rebuilder.pipeline import Rebuilder, is_pure_wheel
+from rebuilder.plan.interpreter import Interpreter
 from rebuilder.plan.planner import ImageChoice
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, SandboxLimits
 from rebuilder.verdict import DifferenceKind, Verdict
@@ -283,3 +289,109 @@ def test_garbage_published_wheel_fails_clearly(tmp_path: Path) -> None:
     result, _ = _wheel_result(world)
     assert result.verdict is Verdict.FAILED
     assert "published wheel cannot be read safely" in (result.reason or "")
+
+
+def _matrix_world(tmp_path: Path, published: list[WheelEntry] | None = None) -> tuple[World, list]:
+    """A world whose rebuilder can make an image per interpreter (recording each ask)."""
+    world = _world(tmp_path, published_entries=published, rebuilt_entries=published)
+    asked: list = []
+
+    def interpreter_image(interpreter: Interpreter) -> ImageChoice:
+        asked.append(interpreter.version)
+        digest = "sha256:" + interpreter.version.replace(".", "").ljust(64, "a")
+        return ImageChoice(digest, digest, interpreter.version)
+
+    world.rebuilder._interpreter_image = interpreter_image
+    return world, asked
+
+
+def test_a_nspkg_trace_builds_with_that_interpreter_and_says_why(tmp_path: Path) -> None:
+    entries = wheel_entries(
+        files={
+            "demo/__init__.py": b"",
+            "demo-1.0-py3.9-nspkg.pth": b"import sys\n",
+        }
+    )
+    world, asked = _matrix_world(tmp_path, entries)
+    result, _ = _wheel_result(world)
+    assert result.verdict is Verdict.REPRODUCIBLE
+    assert asked == ["3.9"]
+    assert world.sandbox.requests[0].image.startswith("sha256:39")
+    strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
+    assert strategy["python_version"] == "3.9"
+    assert "namespace .pth files name Python 3.9" in strategy["interpreter_reason"]
+
+
+def test_a_traced_interpreter_that_fails_is_not_second_guessed(tmp_path: Path) -> None:
+    entries = wheel_entries(files={"demo-1.0-py3.9-nspkg.pth": b""})
+    world, _ = _matrix_world(tmp_path, entries)
+    world.sandbox.statuses = [BuildOutcome(BuildStatus.FAILED, None, "log", detail="boom")]
+    result, _ = _wheel_result(world)
+    assert (result.verdict, result.reason) == (Verdict.FAILED, "boom")
+    assert len(world.sandbox.requests) == 1
+
+
+def test_an_untraced_build_that_fails_gets_one_older_interpreter(tmp_path: Path) -> None:
+    world, asked = _matrix_world(tmp_path)
+    world.sandbox.statuses = [
+        BuildOutcome(BuildStatus.FAILED, None, "log", detail="backend: no attribute 'unescape'")
+    ]
+    result, _ = _wheel_result(world)
+    assert result.verdict is Verdict.REPRODUCIBLE
+    assert asked == ["3.9"]
+    first, second = world.sandbox.requests
+    assert first.image == "sha256:" + "0" * 64  # the default image first (uploaded 2024)
+    assert second.image.startswith("sha256:39")
+    strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
+    assert strategy["python_version"] == "3.9"
+    assert (
+        "Python 3.11 failed (backend: no attribute 'unescape')" in (strategy["interpreter_reason"])
+    )
+
+
+def test_a_timeout_is_not_retried_with_another_interpreter(tmp_path: Path) -> None:
+    world, asked = _matrix_world(tmp_path)
+    world.sandbox.statuses = [BuildOutcome(BuildStatus.TIMEOUT, None, "log", detail="killed")]
+    result, _ = _wheel_result(world)
+    assert result.reason_class is FailureReason.TIMEOUT
+    assert (asked, len(world.sandbox.requests)) == ([], 1)
+
+
+def test_an_image_that_cannot_be_made_falls_back_to_the_default_and_says_so(
+    tmp_path: Path,
+) -> None:
+    entries = wheel_entries(files={"demo-1.0-py3.9-nspkg.pth": b""})
+    world, _ = _matrix_world(tmp_path, entries)
+
+    def broken(interpreter: Interpreter) -> ImageChoice:
+        raise SandboxError(f"debootstrap of {interpreter.suite} failed")
+
+    world.rebuilder._interpreter_image = broken
+    result, _ = _wheel_result(world)
+    assert result.verdict is Verdict.REPRODUCIBLE
+    strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
+    assert strategy["python_version"] == "3.11"
+    assert "could not be made (debootstrap of bullseye failed)" in strategy["interpreter_reason"]
+
+
+def test_a_retry_that_cannot_resolve_keeps_the_first_failure(tmp_path: Path) -> None:
+    world, asked = _matrix_world(tmp_path)
+    world.sandbox.statuses = [BuildOutcome(BuildStatus.FAILED, None, "log", detail="boom")]
+    calls: list[str] = []
+    original = world.resolver.resolve
+
+    def resolve(
+        requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+    ) -> Sequence[ResolvedPin]:
+        calls.append(python_version)
+        if python_version == "3.9":
+            raise ResolveError("no wheel for 3.9")
+        return original(requirements, as_of=as_of, python_version=python_version)
+
+    world.resolver.resolve = resolve  # type: ignore[method-assign]
+    result, _ = _wheel_result(world)
+    assert (result.verdict, result.reason) == (Verdict.FAILED, "boom")
+    assert calls == ["3.11", "3.9"]
+    assert asked == ["3.9"]
+    strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
+    assert strategy["python_version"] == "3.11"

@@ -8,9 +8,11 @@ original build's clock, while files copied from the sdist keep their own mtimes.
 So ``os.stat``, ``os.lstat`` and ``os.fstat`` report ``REBUILDER_BUILD_CLOCK`` as the
 mtime of anything modified since ``REBUILDER_BUILD_START_NS`` (and not in the future:
 an sdist may carry future mtimes, which must stay as they are). ``time.time`` and
-``time.time_ns`` run from the build clock, starting when this process started, so a
-backend that stamps an entry with "now" (``wheel`` does so for RECORD) lands within a
-second or two of it. Durations are unchanged; ``time.monotonic`` is left alone.
+``time.time_ns`` run from the build clock, starting when this process started, and
+``SLOWDOWN`` times slower than real time, so a backend that stamps an entry with "now"
+at the end of its build (``wheel`` does so for RECORD) lands on the build clock within
+the zip's two-second resolution for builds of up to a minute. ``time.monotonic`` and
+``time.sleep`` are left alone (so are timeouts measured with them).
 
 ``os.fstat`` finds the path of its descriptor through ``/proc/self/fd``. Not covered:
 ``os.DirEntry.stat`` (a C type that cannot be wrapped) and C code that calls
@@ -31,6 +33,8 @@ _CLOCK_ENV = "REBUILDER_BUILD_CLOCK"
 _START_ENV = "REBUILDER_BUILD_START_NS"
 _MAP_ENV = "REBUILDER_BUILD_CLOCK_MAP"  # JSON {archive path: time the original wrote it}
 _NS = 1_000_000_000
+#: How much slower than real time the replayed wall clock runs.
+SLOWDOWN = 32
 
 
 def replay_stat(st: os.stat_result, clock: int, start_ns: int, now_ns: int) -> os.stat_result:
@@ -88,30 +92,50 @@ def clock_for(path: object, clock: int, clock_map: dict[str, int]) -> int:
     return clock
 
 
+class _ReplayedStat:
+    """A stat function with the build clock replayed.
+
+    An instance, not a function: pathlib before Python 3.11 stores ``os.stat`` as a
+    class attribute of its accessor, where a plain function would be bound as a method
+    and get the accessor as its first argument.
+    """
+
+    def __init__(
+        self,
+        real: Callable[..., os.stat_result],
+        clock: int,
+        start_ns: int,
+        clock_map: dict[str, int],
+    ) -> None:
+        self.real = real
+        self.clock = clock
+        self.start_ns = start_ns
+        self.clock_map = clock_map
+        self.real_time_ns = time.time_ns
+        self.__name__ = real.__name__
+        self.__doc__ = real.__doc__
+
+    def __call__(self, *args: object, **kwargs: object) -> os.stat_result:
+        target = args[0] if args else kwargs.get("path", kwargs.get("fd"))
+        when = clock_for(target, self.clock, self.clock_map)
+        return replay_stat(self.real(*args, **kwargs), when, self.start_ns, self.real_time_ns())
+
+
 def _wrap(
     real: Callable[..., os.stat_result], clock: int, start_ns: int, clock_map: dict[str, int]
 ) -> Callable[..., os.stat_result]:
-    real_time_ns = time.time_ns
-
-    def stat(*args: object, **kwargs: object) -> os.stat_result:
-        target = args[0] if args else kwargs.get("path", kwargs.get("fd"))
-        when = clock_for(target, clock, clock_map)
-        return replay_stat(real(*args, **kwargs), when, start_ns, real_time_ns())
-
-    stat.__name__ = real.__name__
-    stat.__doc__ = real.__doc__
-    return stat
+    return _ReplayedStat(real, clock, start_ns, clock_map)
 
 
 def install(clock: int, start_ns: int, clock_map: dict[str, int] | None = None) -> None:
     """Replace the stat functions and the wall clock of this process."""
-    offset_ns = clock * _NS - time.time_ns()
     real_time_ns = time.time_ns
+    started_ns = real_time_ns()
     for name in ("stat", "lstat", "fstat"):
         setattr(os, name, _wrap(getattr(os, name), clock, start_ns, clock_map or {}))
 
     def time_ns() -> int:
-        return real_time_ns() + offset_ns
+        return clock * _NS + (real_time_ns() - started_ns) // SLOWDOWN
 
     def time_s() -> float:
         return time_ns() / _NS

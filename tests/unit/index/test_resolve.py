@@ -94,6 +94,7 @@ def test_command_line(tmp_path: Path) -> None:
     joined = " ".join(cmd)
     for expected in (
         "--no-config",
+        "--no-python-downloads",
         "--index-url http://127.0.0.1:9/simple/",
         "--python-version 3.11",
         "--python-platform x86_64-manylinux_2_36",
@@ -157,3 +158,17 @@ def test_resolve_timeout(tmp_path: Path) -> None:
 def test_no_requirements_needs_no_uv(tmp_path: Path) -> None:
     resolver = UvResolver("http://127.0.0.1:9/simple/", tmp_path, uv=str(tmp_path / "absent"))
     assert resolver.resolve([], as_of=None, python_version="3.11") == ()
+
+
+def test_each_interpreter_resolves_with_its_own_platform(tmp_path: Path) -> None:
+    uv = fake_uv(tmp_path, 'echo "  --system-certs   Whether to load TLS certificates"\n')
+    resolver = UvResolver(
+        "http://127.0.0.1:9/simple/",
+        tmp_path / "cache",
+        uv=uv,
+        platforms={"3.9": "x86_64-manylinux_2_31"},
+    )
+    older = " ".join(resolver.command(as_of=None, python_version="3.9"))
+    default = " ".join(resolver.command(as_of=None, python_version="3.11"))
+    assert "--python-version 3.9 --python-platform x86_64-manylinux_2_31" in older
+    assert "--python-version 3.11 --python-platform x86_64-manylinux_2_36" in default

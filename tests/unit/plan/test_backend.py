@@ -4,6 +4,8 @@ import pytest
 
 from rebuilder.plan.backend import (
     LEGACY_BACKEND,
+    BuildSystem,
+    alias_through_requirements,
     build_requirements,
     infer_config_settings,
     parse_generator,
@@ -127,3 +129,29 @@ def test_python3_only_or_other_backends_need_no_settings() -> None:
 def test_a_versionless_generator_adds_no_requirement() -> None:
     system = read_build_system('[build-system]\nrequires = []\nbuild-backend = "backend"\n')
     assert build_requirements(system, parse_generator("in-tree")) == ()
+
+
+def _system(requires: list[str], backend: str) -> BuildSystem:
+    return BuildSystem(tuple(requires), backend, declared=True)
+
+
+def test_a_generator_naming_the_backend_package_maps_to_the_required_distribution() -> None:
+    pin = parse_generator("poetry 1.0.7")
+    system = _system(["poetry-core>=1.0.0a9"], "poetry.core.masonry.api")
+    aliased = alias_through_requirements(pin, system)
+    assert (aliased.distribution, aliased.version) == ("poetry-core", "1.0.7")
+    assert build_requirements(system, aliased) == ("poetry-core==1.0.7",)
+
+
+def test_a_generator_that_is_its_own_distribution_is_not_remapped() -> None:
+    pin = parse_generator("poetry 1.0.7")
+    # the sdist requires the Generator's distribution itself
+    assert alias_through_requirements(pin, _system(["poetry>=1"], "poetry.masonry.api")) == pin
+    # the backend is imported from another package
+    assert alias_through_requirements(pin, _system(["poetry-core"], "other.api")) == pin
+    # two candidates: no guess
+    two = _system(["poetry-core", "poetry-dynamic"], "poetry.core.masonry.api")
+    assert alias_through_requirements(pin, two) == pin
+    # no version on the Generator: nothing to pin
+    bare = parse_generator("poetry")
+    assert alias_through_requirements(bare, _system(["poetry-core"], "poetry.core.api")) == bare

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -53,7 +54,10 @@ class EmptyIndex:
 
 
 def _plan(
-    tmp_path: Path, entries: list[WheelEntry], members: list[SdistMember]
+    tmp_path: Path,
+    entries: list[WheelEntry],
+    members: list[SdistMember],
+    extra_requires: Sequence[str] = (),
 ) -> tuple[Strategy, RecordingResolver]:
     published = write_wheel(tmp_path / "demo-1.0-py3-none-any.whl", entries)
     source = write_tree(tmp_path / "src", members)
@@ -80,6 +84,8 @@ def _plan(
         resolver=resolver,
         index=EmptyIndex(),
         wheelhouse=tmp_path / "wheelhouse",
+        tags=("py3-none-any",),
+        extra_requires=extra_requires,
     )
     return strategy, resolver
 
@@ -164,3 +170,101 @@ def test_a_resolve_failure_names_the_projects_the_index_does_not_have(tmp_path: 
             wheelhouse=tmp_path / "wheelhouse",
         )
     assert "only dep[x]<0.1.2 is available" in str(caught.value)
+
+
+def test_a_pure_wheel_of_an_sdist_with_extensions_builds_with_its_pure_switch(
+    tmp_path: Path,
+) -> None:
+    members = [
+        *setuptools_sdist_members(),
+        SdistMember("setup.py", b'import os\nif os.environ.get("DEMO_NO_EXTENSIONS"): pass\n'),
+        SdistMember("src/demo/_speed.c", b"int x;\n"),
+    ]
+    strategy, _ = _plan(tmp_path, wheel_entries(generator="setuptools (75.1.0)"), members)
+    assert strategy.build_env == (("DEMO_NO_EXTENSIONS", "1"),)
+    assert strategy.env["DEMO_NO_EXTENSIONS"] == "1"
+    assert any("DEMO_NO_EXTENSIONS=1" in note for note in strategy.notes)
+    assert Strategy.from_json(strategy.to_json()) == strategy
+
+
+def test_the_generator_pin_wins_over_a_range_asked_for_later(tmp_path: Path) -> None:
+    entries = wheel_entries(generator="setuptools (75.1.0)")
+    strategy, resolver = _plan(
+        tmp_path, entries, setuptools_sdist_members(), extra_requires=("setuptools>=40", "dep")
+    )
+    assert strategy.build_requires == ("setuptools==75.1.0", "dep")
+    assert resolver.calls == [("setuptools==75.1.0", "dep")]
+
+
+@dataclass
+class TwoWheelIndex:
+    """An index with one release of ``tool`` built for CPython 3.9 and for 3.11."""
+
+    root: Path
+    url: str = "http://127.0.0.1:9/simple/"
+    files: dict[str, tuple[IndexFile, Path]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for tag in ("cp39-cp39", "cp311-cp311"):
+            name = f"tool-1.0-{tag}-manylinux_2_17_x86_64.whl"
+            path = self.root / name
+            path.write_bytes(tag.encode())
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            file = IndexFile(
+                "tool", "1.0", name, f"http://127.0.0.1:9/{name}", digest, FileKind.WHEEL, UPLOADED
+            )
+            self.files[name] = (file, path)
+
+    def project_files(self, project: str) -> Sequence[IndexFile]:
+        return [f for f, _ in self.files.values()]
+
+    def release_files(self, project: str, version: str) -> Sequence[IndexFile]:
+        return [f for f, _ in self.files.values()]
+
+    def download(self, file: IndexFile) -> Path:
+        return self.files[file.filename][1]
+
+
+@dataclass
+class PinningResolver:
+    index: TwoWheelIndex
+    versions: list[str] = field(default_factory=list)
+
+    def resolve(
+        self, requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+    ) -> Sequence[ResolvedPin]:
+        self.versions.append(python_version)
+        digests = tuple(sorted(f.sha256 for f, _ in self.index.files.values()))
+        return [ResolvedPin("tool", "1.0", digests)]
+
+
+@pytest.mark.parametrize(("python", "expected"), [("3.9", "cp39"), ("3.11", "cp311")])
+def test_build_requirements_are_wheels_for_the_images_interpreter(
+    tmp_path: Path, python: str, expected: str
+) -> None:
+    (tmp_path / "idx").mkdir()
+    index = TwoWheelIndex(tmp_path / "idx")
+    resolver = PinningResolver(index)
+    entries = wheel_entries(generator="setuptools (75.1.0)")
+    published = write_wheel(tmp_path / "demo-1.0-py3-none-any.whl", entries)
+    wheel = IndexFile(
+        "demo", "1.0", published.name, "http://127.0.0.1:9/w", "0" * 64, FileKind.WHEEL, UPLOADED
+    )
+    sdist = replace(wheel, filename="demo-1.0.tar.gz", kind=FileKind.SDIST)
+    strategy = plan_wheel(
+        wheel=wheel,
+        sdist=sdist,
+        generator="setuptools (75.1.0)",
+        entries=read_zip(published).entries,
+        source_dir=write_tree(tmp_path / "src", setuptools_sdist_members()),
+        image=ImageChoice("sha256:" + "0" * 64, "sha256:" + "0" * 64, python, 31),
+        resolver=resolver,
+        index=index,
+        wheelhouse=tmp_path / "wheelhouse",
+        interpreter_reason="a test",
+    )
+    assert resolver.versions == [python]
+    [requirement] = strategy.requirements
+    assert requirement.file.filename.startswith(f"tool-1.0-{expected}-")
+    assert strategy.python_version == python
+    assert strategy.interpreter_reason == "a test"

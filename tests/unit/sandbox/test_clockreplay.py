@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from rebuilder.sandbox import driver
-from rebuilder.sandbox.clockreplay.sitecustomize import clock_for
+from rebuilder.sandbox.clockreplay.sitecustomize import SLOWDOWN, _wrap, clock_for
 
 CLOCK = 1_600_000_000
 CLOCK_TIME = [2020, 9, 13, 12, 26, 40]
@@ -105,3 +105,37 @@ def test_clock_map_gives_each_generated_file_its_own_time_by_path_suffix() -> No
     # setuptools writes metadata to X.egg-info and copies it into the .dist-info folder
     assert clock_for("/scratch/src/src/demo.egg-info/top_level.txt", 5, clock_map) == 1000
     assert clock_for("/scratch/src/demo.egg-info/SOURCES.txt", 5, clock_map) == 5
+
+
+def test_a_replayed_stat_kept_as_a_class_attribute_is_not_bound_as_a_method(
+    tmp_path: Path,
+) -> None:
+    # pathlib before Python 3.11 keeps os.stat on its accessor class and calls it
+    # through an instance: a plain function would receive the instance as the path.
+    written = tmp_path / "written.txt"
+    written.write_text("x")
+    replayed = _wrap(os.stat, CLOCK, time.time_ns() - 10**9, {})
+
+    class Accessor:
+        stat = replayed
+
+    assert Accessor().stat(str(written)).st_mtime == CLOCK
+    assert replayed.__name__ == "stat"
+
+
+def test_the_replayed_wall_clock_runs_slower_than_real_time(tmp_path: Path) -> None:
+    # RECORD is stamped with "now" at the end of a build of a few seconds: it must
+    # still land on the build clock's two-second slot.
+    script = "import time; a = time.time(); time.sleep(1.0); print(time.time() - a)"
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": str(driver.CLOCK_REPLAY),
+        "REBUILDER_BUILD_CLOCK": str(CLOCK),
+        "REBUILDER_BUILD_START_NS": str(time.time_ns()),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    advanced = float(completed.stdout)
+    assert 0 < advanced < 2.0 / SLOWDOWN

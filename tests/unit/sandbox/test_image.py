@@ -14,12 +14,15 @@ from rebuilder.errors import SandboxError
 from rebuilder.sandbox import image
 from rebuilder.sandbox.image import (
     DEFAULT_BASE,
+    DEFAULT_SUITE,
+    LEGACY_TOOLS,
     bootstrap_base,
     debian_mirror,
     default_context,
     ensure_image,
     image_ref,
     local_tag,
+    suite_base,
 )
 
 INDEXTARGETS = (
@@ -141,3 +144,38 @@ def test_bootstrap_without_debootstrap_says_how_to_install_it(
 
     with pytest.raises(SandboxError, match="apt-get install -y debootstrap"):
         bootstrap_base()
+
+
+def test_an_interpreter_image_has_its_own_tag_and_tools(tmp_path: Path) -> None:
+    context = copy_context(tmp_path)
+    default = local_tag(context, DEFAULT_BASE)
+    shutil.copy2(default_context() / LEGACY_TOOLS, context / LEGACY_TOOLS)
+    legacy = local_tag(context, suite_base("bullseye"), LEGACY_TOOLS)
+    assert legacy != default
+    assert local_tag(context, DEFAULT_BASE) == default  # the default image is unchanged
+    assert local_tag(context, suite_base("bullseye")) != legacy  # the tools count
+    with pytest.raises(SandboxError, match="not in"):
+        local_tag(context, DEFAULT_BASE, "tools-missing.txt")
+    with pytest.raises(SandboxError, match="not a tools file"):
+        local_tag(context, DEFAULT_BASE, "../tools.txt")
+
+
+def test_suite_bases_are_local_names_and_refuse_odd_suites() -> None:
+    assert suite_base("trixie") == "pypi-rebuilder-base:trixie"
+    assert suite_base(DEFAULT_SUITE) == DEFAULT_BASE
+    with pytest.raises(SandboxError, match="not a Debian suite"):
+        suite_base("trixie; rm -rf /")
+
+
+def test_a_missing_suite_base_is_bootstrapped_from_that_suite(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, str]] = []
+
+    def fake_bootstrap(tag: str, *, suite: str, context: Path) -> None:
+        calls.append((tag, suite))
+
+    monkeypatch.setattr(image, "bootstrap_base", fake_bootstrap)
+    client = FakeClient(FakeImages(present={}))
+    image._ensure_base(client, suite_base("bullseye"), default_context())
+    assert calls == [("pypi-rebuilder-base:bullseye", "bullseye")]

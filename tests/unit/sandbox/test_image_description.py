@@ -13,6 +13,7 @@ import pytest
 
 from rebuilder.errors import SandboxError
 from rebuilder.sandbox.image import (
+    LEGACY_TOOLS,
     ImageDescription,
     default_context,
     describe_image,
@@ -109,3 +110,17 @@ def test_export_records_the_tarball_digest(tmp_path: Path) -> None:
     again = describe_image(IMAGE_ID, tmp_path / "cache", client=client)
     assert again.archive_sha256 == exported.archive_sha256
     assert ImageDescription.from_json(again.to_json()) == again
+
+
+def test_an_older_interpreter_image_records_the_tools_file_it_installed(tmp_path: Path) -> None:
+    legacy = "pypi-rebuilder-base:bullseye"
+    client = _client([local_tag(default_context(), legacy, LEGACY_TOOLS)])
+    client.images.image.attrs["Config"]["Labels"]["org.pypi-rebuilder.base"] = legacy  # type: ignore[union-attr]
+    described = describe_image(IMAGE_ID, tmp_path, client=client)
+    assert [name for name, _ in described.recipe] == [
+        "Dockerfile",
+        LEGACY_TOOLS,
+        "bootstrap-base.sh",
+    ]
+    tools = (default_context() / LEGACY_TOOLS).read_bytes()
+    assert dict(described.recipe)[LEGACY_TOOLS] == hashlib.sha256(tools).hexdigest()
