@@ -10,6 +10,7 @@ from rebuilder.index.simple import SimpleIndex
 from rebuilder.pipeline import Rebuilder
 from rebuilder.plan.interpreter import MATRIX, Interpreter
 from rebuilder.plan.planner import ImageChoice
+from rebuilder.plan.writer import MetadataCache
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import (
     DEFAULT_BASE,
@@ -87,6 +88,7 @@ def production_rebuilder(
         limits=sandbox_limits(settings),
         diffoscope_timeout=settings.diffoscope_timeout,
         labels={**owner_labels(), **(labels or {})},
+        metadata_cache=MetadataCache(cache / "metadata"),
     )
 
 
