@@ -22,6 +22,7 @@ from rebuilder.index.model import FileKind, IndexFile, ResolvedPin
 from rebuilder.pipeline import Rebuilder, is_pure_wheel
 from rebuilder.plan.interpreter import Interpreter
 from rebuilder.plan.planner import ImageChoice
+from rebuilder.plan.writer import MetadataCache
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, SandboxLimits
 from rebuilder.verdict import DifferenceKind, Verdict
 from tests.support.dists import (
@@ -395,3 +396,104 @@ def test_a_retry_that_cannot_resolve_keeps_the_first_failure(tmp_path: Path) -> 
     assert asked == ["3.9"]
     strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
     assert strategy["python_version"] == "3.11"
+
+
+DRIFTED = wheel_entries()  # what today's setuptools writes: no Platform line
+ORIGINAL = wheel_entries(metadata_extra="Platform: UNKNOWN\n")  # the maintainer's older one
+WRITERS = {"61.0.0": "Platform: UNKNOWN\n", "65.0.0": "Platform: any\n"}
+
+
+@dataclass
+class WriterSandbox(FakeSandbox):
+    """Builds what the setuptools the last resolution pinned writes (none: today's)."""
+
+    resolver: FakeResolver | None = None
+    writes: dict[str, str] = field(default_factory=dict)
+    tmp: Path = Path()
+
+    def _pinned(self) -> str | None:
+        assert self.resolver is not None
+        asked = [r for r in self.resolver.calls[-1] if r.startswith("setuptools==")]
+        return asked[0].split("==")[1] if asked else None
+
+    def run(self, request: BuildRequest) -> BuildOutcome:
+        self.requests.append(request)
+        pinned = self._pinned()
+        extra = self.writes.get(pinned, "") if pinned else ""
+        entries = wheel_entries(metadata_extra=extra)
+        if request.distribution == "metadata":
+            if pinned not in self.writes:
+                return BuildOutcome(BuildStatus.FAILED, None, "", 1, (), "hook failed")
+            target = request.output_dir / "METADATA"
+            target.write_bytes(next(e.data for e in entries if e.name.endswith("/METADATA")))
+            return BuildOutcome(BuildStatus.OK, target, "", 0)
+        target = write_wheel(request.output_dir / WHEEL_NAME, entries)
+        return BuildOutcome(BuildStatus.OK, target, "built\n", exit_code=0)
+
+
+def _writer_world(tmp_path: Path, writes: dict[str, str]) -> tuple[World, WriterSandbox]:
+    world = _world(tmp_path, published_entries=ORIGINAL, rebuilt_entries=DRIFTED)
+    # the sdist asks for setuptools>=61 (and the wheel's era for <70.1): 50.0.0 is no
+    # candidate, and 71.0.0 is newer than the upload
+    for version in ("50.0.0", "61.0.0", "65.0.0", "70.0.0"):
+        name = f"setuptools-{version}-py3-none-any.whl"
+        path = write_wheel(tmp_path / "pub" / name, wheel_entries("setuptools", version))
+        add(world.index, path, FileKind.WHEEL, project="setuptools", version=version)
+    newer = write_wheel(
+        tmp_path / "pub" / "setuptools-71.0.0-py3-none-any.whl",
+        wheel_entries("setuptools", "71.0.0"),
+    )
+    add(world.index, newer, FileKind.WHEEL, project="setuptools", version="71.0.0")
+    world.index.files[-1] = replace(
+        world.index.files[-1], upload_time=datetime(2024, 4, 1, tzinfo=UTC)
+    )
+    sandbox = WriterSandbox(None, resolver=world.resolver, writes=writes)
+    world.rebuilder._sandbox = sandbox
+    world.rebuilder._metadata_cache = MetadataCache(tmp_path / "metadata")
+    return world, sandbox
+
+
+def test_the_setuptools_that_wrote_the_published_metadata_is_found_and_pinned(
+    tmp_path: Path,
+) -> None:
+    world, sandbox = _writer_world(tmp_path, WRITERS)
+
+    result, _ = _wheel_result(world)
+
+    assert result.verdict is Verdict.REPRODUCIBLE
+    kinds = [r.distribution for r in sandbox.requests]
+    assert kinds == ["wheel", "metadata", "metadata", "metadata", "wheel"]
+    strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
+    assert "setuptools==61.0.0" in strategy["build_requires"]
+    [note] = [n for n in strategy["notes"] if n.startswith("metadata writer")]
+    assert "setuptools==61.0.0 writes the published METADATA byte for byte" in note
+    assert "(tried 70.0.0 (metadata hook failed), 65.0.0 (differs), 61.0.0 (match))" in note
+
+
+def test_no_candidate_writing_it_keeps_the_planners_choice_and_says_what_was_tried(
+    tmp_path: Path,
+) -> None:
+    world, sandbox = _writer_world(tmp_path, {"65.0.0": "Platform: any\n"})
+
+    result, _ = _wheel_result(world)
+
+    assert result.verdict is Verdict.MISMATCH
+    assert [r.distribution for r in sandbox.requests].count("wheel") == 1
+    strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
+    assert not any(r.startswith("setuptools==") for r in strategy["build_requires"])
+    [note] = [n for n in strategy["notes"] if n.startswith("metadata writer")]
+    assert "no setuptools candidate wrote the published METADATA" in note
+    assert "the planner's choice kept" in note
+
+
+def test_a_mismatch_elsewhere_than_metadata_runs_no_candidate(tmp_path: Path) -> None:
+    world, sandbox = _writer_world(tmp_path, WRITERS)
+    tampered = wheel_entries(files={"demo/__init__.py": b"import os\n"})
+    (tmp_path / "t").mkdir()
+    path = write_wheel(tmp_path / "t" / WHEEL_NAME, tampered)
+    relist(world.index, WHEEL_NAME, path, sha256=_sha(path))
+
+    result, _ = _wheel_result(world)
+
+    assert result.verdict is Verdict.MISMATCH
+    assert [r.distribution for r in sandbox.requests] == ["wheel"]
