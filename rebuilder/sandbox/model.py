@@ -32,7 +32,7 @@ class BuildRequest:
     source_dir: Path  # the extracted sdist's project folder (holds pyproject.toml/setup.py)
     wheelhouse: Path  # folder of hash-checked wheels; the only package source in the box
     requirements: tuple[str, ...]  # "name==version" to install before building
-    distribution: str  # "wheel" or "sdist"
+    distribution: str  # "wheel", "sdist", or "metadata" (the wheel's METADATA alone)
     env: Mapping[str, str]
     output_dir: Path  # host folder that receives the built file
     umask: int = 0o022
