@@ -382,6 +382,7 @@ class Rebuilder:
             evidence.write_strategy(replace(strategy, notes=(*strategy.notes, found.note)))
             return result
         shutil.rmtree(work / "wheelhouse", ignore_errors=True)
+        evidence.set_aside("before-writer")  # the first build's log and reports
         try:
             second: BuildOutcome | None
             second, _ = self._build(
@@ -396,7 +397,10 @@ class Rebuilder:
             second = None
         if second is None or second.status is not BuildStatus.OK:
             # The first answer stands; the strategy says what was tried.
-            note = f"{found.note}; but the rebuild with it did not succeed: first result kept"
+            note = (
+                f"{found.note}; but the rebuild with it did not succeed: the first result "
+                "kept (its log and reports in before-writer/)"
+            )
             evidence.write_strategy(replace(strategy, notes=(*strategy.notes, note)))
             return result
         return self._judge_outcome(

@@ -468,6 +468,12 @@ def test_the_setuptools_that_wrote_the_published_metadata_is_found_and_pinned(
     [note] = [n for n in strategy["notes"] if n.startswith("metadata writer")]
     assert "setuptools==61.0.0 writes the published METADATA byte for byte" in note
     assert "(tried 70.0.0 (metadata hook failed), 65.0.0 (differs), 61.0.0 (match))" in note
+    # the first build's reports are set aside: none describes the reproducible rebuild
+    folder = Path(result.evidence or "")
+    assert not (folder / "diffoscope.txt").exists()
+    assert (folder / "before-writer" / "diffoscope.txt").exists()
+    assert (folder / "before-writer" / "build.log").exists()
+    assert (folder / "build.log").exists()
 
 
 def test_no_candidate_writing_it_keeps_the_planners_choice_and_says_what_was_tried(
