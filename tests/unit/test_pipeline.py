@@ -409,7 +409,7 @@ class WriterSandbox(FakeSandbox):
 
     resolver: FakeResolver | None = None
     writes: dict[str, str] = field(default_factory=dict)
-    tmp: Path = Path()
+    failing_builds: tuple[str, ...] = ()  # versions whose full build fails
 
     def _pinned(self) -> str | None:
         assert self.resolver is not None
@@ -427,6 +427,8 @@ class WriterSandbox(FakeSandbox):
             target = request.output_dir / "METADATA"
             target.write_bytes(next(e.data for e in entries if e.name.endswith("/METADATA")))
             return BuildOutcome(BuildStatus.OK, target, "", 0)
+        if pinned is not None and pinned in self.failing_builds:
+            return BuildOutcome(BuildStatus.FAILED, None, "no\n", 1, (), "the backend failed")
         target = write_wheel(request.output_dir / WHEEL_NAME, entries)
         return BuildOutcome(BuildStatus.OK, target, "built\n", exit_code=0)
 
@@ -503,3 +505,19 @@ def test_a_mismatch_elsewhere_than_metadata_runs_no_candidate(tmp_path: Path) ->
 
     assert result.verdict is Verdict.MISMATCH
     assert [r.distribution for r in sandbox.requests] == ["wheel"]
+
+
+def test_a_writer_whose_full_build_fails_keeps_the_first_result(tmp_path: Path) -> None:
+    world, sandbox = _writer_world(tmp_path, WRITERS)
+    sandbox.failing_builds = ("61.0.0",)
+
+    result, _ = _wheel_result(world)
+
+    assert result.verdict is Verdict.MISMATCH  # the first build's answer, not "failed"
+    assert [r.distribution for r in sandbox.requests][-1] == "wheel"
+    folder = Path(result.evidence or "")
+    strategy = json.loads((folder / "strategy.json").read_text())
+    [note] = [n for n in strategy["notes"] if n.startswith("metadata writer")]
+    assert "setuptools==61.0.0 writes the published METADATA" in note
+    assert "did not succeed: the first result kept" in note
+    assert (folder / "before-writer" / "diffoscope.txt").exists()
