@@ -23,10 +23,10 @@ from pathlib import Path
 
 import truststore
 
+from cli.wiring import production_rebuilder
 from rebuilder.settings import Settings
 from rebuilder.spec import parse_spec
 from rebuilder.verdict import FileResult, Verdict
-from rebuilder.wiring import production_rebuilder
 
 STAGES = ("fetch", "inspect", "extract", "resolve", "sandbox", "compare", "diffoscope")
 

@@ -293,6 +293,9 @@ def corpus(args: argparse.Namespace, root: Path) -> str:
 
 def campaign_latency(args: argparse.Namespace, root: Path) -> str:
     """Time from starting a campaign to its first result, with a routine backlog queued."""
+    from rebuilder.campaigns.campaign import start as start_campaign  # noqa: PLC0415
+    from rebuilder.campaigns.selection import Selection  # noqa: PLC0415
+    from rebuilder.campaigns.store import PostgresCampaignStore  # noqa: PLC0415
     from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415
     from rebuilder.worker.queue import (  # noqa: PLC0415
         ActorDispatcher,
@@ -300,9 +303,6 @@ def campaign_latency(args: argparse.Namespace, root: Path) -> str:
         Priority,
         declare_rebuild_actor,
     )
-    from scheduler.campaigns.campaign import start as start_campaign  # noqa: PLC0415
-    from scheduler.campaigns.selection import Selection  # noqa: PLC0415
-    from scheduler.campaigns.store import PostgresCampaignStore  # noqa: PLC0415
     from tests.support.dists import (  # noqa: PLC0415
         SdistSpec,
         in_tree_backend_members,

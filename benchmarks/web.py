@@ -32,6 +32,7 @@ import psycopg
 import uvicorn
 from psycopg import sql
 
+from cli.web import web_app
 from rebuilder.attest.keys import KeyAlgorithm, generate_key
 from rebuilder.attest.publish import load_or_create_key
 from rebuilder.settings import Settings
@@ -39,7 +40,6 @@ from rebuilder.store.blobs import BlobStore
 from rebuilder.store.db import open_pool
 from rebuilder.store.log import TransparencyLog
 from rebuilder.store.migrate import migrate
-from reports.app import create_app
 
 logger = logging.getLogger(__name__)
 
@@ -471,7 +471,7 @@ def measure(
     port = _free_port()
     BASE[0] = f"http://127.0.0.1:{port}"
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(web_app(settings), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -3,7 +3,7 @@
 Every error a user can see derives from :class:`RebuilderError`. Each carries the
 *reason class* under which a file's rebuild is recorded as ``failed`` when the error
 ends it, so the pipeline never has to guess. The CLI turns them into messages and
-exit codes in one place (``rebuilder.cli``).
+exit codes in one place (``cli.main``).
 """
 
 from __future__ import annotations

@@ -48,6 +48,19 @@ class Evidence:
         """Unified diffs of the differing text files (rebuilder.compare.textdiff)."""
         (self.path / "differences.diff").write_text(text, encoding="utf-8")
 
+    def set_aside(self, folder: str) -> None:
+        """Move the comparison reports of a build that was superseded into ``folder``.
+
+        A later build of the same file (another strategy) writes its own; the earlier
+        ones stay, apart, so no report describes a rebuild it did not come from.
+        """
+        target = self.path / _safe_component(folder)
+        for name in ("differences.diff", "diffoscope.txt", "diffoscope.html", "build.log"):
+            source = self.path / name
+            if source.is_file() and not source.is_symlink():
+                target.mkdir(exist_ok=True)
+                source.replace(target / name)
+
     def write_result(self, result: FileResult) -> None:
         text = json.dumps(result.to_json(), indent=2, sort_keys=True)
         (self.path / "result.json").write_text(text + "\n", encoding="utf-8")

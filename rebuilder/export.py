@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rebuilder.attest.bundle import bundle_path
+from rebuilder.attest.bundle_proofs import PROOF_SUFFIX, BundleProof
 from rebuilder.attest.errors import AttestationError
+from rebuilder.attest.log_proofs import InclusionProof
 from rebuilder.attest.merkle import MemoryLeafStore, MerkleTree
 from rebuilder.errors import RebuilderError
-from rebuilder.store.bundle_proofs import PROOF_SUFFIX, BundleProof
 from rebuilder.store.log import (
     LogError,
     LogIntegrityError,
@@ -41,7 +42,6 @@ from rebuilder.store.log import (
     StoredCheckpoint,
     TransparencyLog,
 )
-from rebuilder.store.log_proofs import InclusionProof
 
 logger = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from rebuilder.errors import (
 )
 from rebuilder.evidence import Evidence
 from rebuilder.index.model import FileKind, Index, IndexFile, Resolver, refused_name
+from rebuilder.plan.backend import parse_generator
 from rebuilder.plan.interpreter import (
     DEFAULT,
     Interpreter,
@@ -41,7 +42,16 @@ from rebuilder.plan.interpreter import (
     choose_interpreter,
     older_than,
 )
-from rebuilder.plan.planner import ImageChoice, plan_wheel
+from rebuilder.plan.planner import ImageChoice, dist_info_entry, plan_wheel
+from rebuilder.plan.strategy import Strategy
+from rebuilder.plan.writer import (
+    WRITER,
+    MetadataCache,
+    WriterChoice,
+    candidate_versions,
+    choose_writer,
+    has_license_file,
+)
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
 from rebuilder.verdict import FileResult, Verdict
 from rebuilder.workdirs import owned_dir
@@ -104,7 +114,10 @@ class Rebuilder:
         labels: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         interpreter_image: Callable[[Interpreter], ImageChoice] | None = None,
+        metadata_cache: MetadataCache | None = None,
     ) -> None:
+        # None: no metadata-writer inference (see rebuilder.plan.writer)
+        self._metadata_cache = metadata_cache
         self._interpreter_image = interpreter_image
         self._interpreter_images: dict[str, ImageChoice] = {}
         self._index = index
@@ -272,8 +285,9 @@ class Rebuilder:
             )
             image, why = self._image_for(choice)
             outcome: BuildOutcome | None
+            strategy: Strategy | None = None
             try:
-                outcome = self._build(
+                outcome, strategy = self._build(
                     wheel=wheel, sdist=sdist, info=info, archive=archive,
                     source_dir=source_dir, work=work, image=image, why=why,
                     evidence=evidence, timer=timer, progress=progress,
@@ -297,7 +311,7 @@ class Rebuilder:
                 if retry_image.python_version == other.version:
                     shutil.rmtree(work / "wheelhouse", ignore_errors=True)
                     try:
-                        outcome = self._build(
+                        outcome, strategy = self._build(
                             wheel=wheel, sdist=sdist, info=info, archive=archive,
                             source_dir=source_dir, work=work, image=retry_image,
                             why=retry_why, evidence=evidence, timer=timer, progress=progress,
@@ -310,7 +324,8 @@ class Rebuilder:
                         )  # fmt: skip
             if outcome is None:
                 raise ResolveError(failure or "resolution failed")
-            return self._judge_outcome(
+            rebuilt_metadata = _wheel_metadata(outcome.artifact)
+            result = self._judge_outcome(
                 outcome=outcome,
                 published=published,
                 evidence=evidence,
@@ -319,6 +334,151 @@ class Rebuilder:
                 progress=progress,
                 source_dir=source_dir,
             )
+            return self._with_writer(
+                result=result, rebuilt_metadata=rebuilt_metadata, strategy=strategy,
+                image=image, wheel=wheel, sdist=sdist, info=info, archive=archive,
+                source_dir=source_dir, work=work, published=published, evidence=evidence,
+                timer=timer, base=base, progress=progress,
+            )  # fmt: skip
+
+    def _with_writer(
+        self,
+        *,
+        result: FileResult,
+        rebuilt_metadata: bytes | None,
+        strategy: Strategy | None,
+        image: ImageChoice,
+        wheel: IndexFile,
+        sdist: IndexFile,
+        info: WheelInfo,
+        archive: ZipArchive,
+        source_dir: Path,
+        work: Path,
+        published: Path,
+        evidence: Evidence,
+        timer: _Timer,
+        base: FileResult,
+        progress: Progress,
+    ) -> FileResult:
+        """A mismatch whose METADATA differs: rebuilt with the writer that wrote it, if found."""
+        published_entry = dist_info_entry(archive.entries, "METADATA")
+        if (
+            result.verdict is not Verdict.MISMATCH
+            or self._metadata_cache is None
+            or strategy is None
+            or published_entry is None
+            or rebuilt_metadata is None
+            or rebuilt_metadata == published_entry.data
+            or not _setuptools_writes_metadata(info.generator)
+        ):
+            return result
+        # METADATA differs: find the setuptools that wrote it (rebuilder.plan.writer).
+        found = self._infer_writer(
+            wheel=wheel, sdist=sdist, info=info, archive=archive, source_dir=source_dir,
+            work=work, strategy=strategy, published=published_entry.data,
+            evidence=evidence, timer=timer, progress=progress,
+        )  # fmt: skip
+        if found.requirement is None:
+            evidence.write_strategy(replace(strategy, notes=(*strategy.notes, found.note)))
+            return result
+        shutil.rmtree(work / "wheelhouse", ignore_errors=True)
+        evidence.set_aside("before-writer")  # the first build's log and reports
+        try:
+            second: BuildOutcome | None
+            second, _ = self._build(
+                wheel=wheel, sdist=sdist, info=info, archive=archive,
+                source_dir=source_dir, work=work,
+                image=self._image_of(strategy, image), why=strategy.interpreter_reason,
+                evidence=evidence, timer=timer, progress=progress,
+                writer=(found.requirement,), writer_note=found.note,
+            )  # fmt: skip
+        except ResolveError as exc:
+            logger.info("%s: the writer's rebuild did not resolve: %s", wheel.filename, exc)
+            second = None
+        if second is None or second.status is not BuildStatus.OK:
+            # The first answer stands; the strategy says what was tried.
+            note = (
+                f"{found.note}; but the rebuild with it did not succeed: the first result "
+                "kept (its log and reports in before-writer/)"
+            )
+            evidence.write_strategy(replace(strategy, notes=(*strategy.notes, note)))
+            return result
+        return self._judge_outcome(
+            outcome=second,
+            published=published,
+            evidence=evidence,
+            timer=timer,
+            base=base,
+            progress=progress,
+            source_dir=source_dir,
+        )
+
+    def _image_of(self, strategy: Strategy, fallback: ImageChoice) -> ImageChoice:
+        """The image a strategy ran in (one of those made so far), else ``fallback``."""
+        for known in (self._image_choice(), *self._interpreter_images.values()):
+            if known.reference == strategy.image:
+                return known
+        return fallback
+
+    def _infer_writer(
+        self,
+        *,
+        wheel: IndexFile,
+        sdist: IndexFile,
+        info: WheelInfo,
+        archive: ZipArchive,
+        source_dir: Path,
+        work: Path,
+        strategy: Strategy,
+        published: bytes,
+        evidence: Evidence,
+        timer: _Timer,
+        progress: Progress,
+    ) -> WriterChoice:
+        """Run candidate writers' metadata hooks; the one writing ``published`` wins."""
+        current = next((r.version for r in strategy.requirements if r.name == WRITER), None)
+        try:
+            releases = self._index.project_files(WRITER)
+        except RebuilderError as exc:
+            logger.info("no %s releases to choose from: %s", WRITER, exc.diagnostics())
+            releases = []
+        candidates = candidate_versions(
+            releases,
+            wheel.upload_time,
+            current,
+            strategy.build_requires,
+            license_file=has_license_file(published),
+        )
+        image = self._image_of(strategy, self._image_choice())
+
+        def produce(version: str) -> tuple[bytes | None, str]:
+            shutil.rmtree(work / "wheelhouse", ignore_errors=True)
+            try:
+                outcome, _ = self._build(
+                    wheel=wheel, sdist=sdist, info=info, archive=archive,
+                    source_dir=source_dir, work=work, image=image,
+                    why=strategy.interpreter_reason, evidence=evidence, timer=timer,
+                    progress=progress, writer=(f"{WRITER}=={version}",), metadata_only=True,
+                )  # fmt: skip
+            except ResolveError:
+                return None, "does not resolve with the sdist's requirements"
+            if outcome.status is not BuildStatus.OK or outcome.artifact is None:
+                return None, f"metadata hook {outcome.status.value}"
+            return outcome.artifact.read_bytes(), ""
+
+        progress(wheel.filename, "writer")
+        with timer("writer"):
+            choice = choose_writer(
+                distribution=WRITER,
+                candidates=candidates,
+                published=published,
+                # the output depends on the interpreter too
+                sdist_sha256=f"{sdist.sha256}/py{image.python_version}",
+                produce=produce,
+                cache=self._metadata_cache,
+            )
+        logger.info("%s: %s", wheel.filename, choice.note)
+        return choice
 
     def _image_for(
         self, choice: InterpreterChoice | None, *, fallback: bool = True
@@ -369,9 +529,16 @@ class Rebuilder:
         evidence: Evidence,
         timer: _Timer,
         progress: Progress,
-    ) -> BuildOutcome:
-        """Plan and build with ``image``, adding dynamic requirements for a few rounds."""
-        extra: tuple[str, ...] = ()
+        writer: tuple[str, ...] = (),
+        writer_note: str = "",
+        metadata_only: bool = False,
+    ) -> tuple[BuildOutcome, Strategy]:
+        """Plan and build with ``image``, adding dynamic requirements for a few rounds.
+
+        ``writer`` pins the metadata writer (see :mod:`rebuilder.plan.writer`);
+        ``metadata_only`` runs the metadata hook alone and records no evidence.
+        """
+        extra: tuple[str, ...] = writer
         for _ in range(MAX_REQUIREMENT_ROUNDS):
             progress(wheel.filename, "resolve")
             with timer("resolve"):
@@ -389,7 +556,10 @@ class Rebuilder:
                     extra_requires=extra,
                     interpreter_reason=why,
                 )
-            evidence.write_strategy(strategy)
+            if writer_note:
+                strategy = replace(strategy, notes=(*strategy.notes, writer_note))
+            if not metadata_only:
+                evidence.write_strategy(strategy)
             progress(wheel.filename, "build")
             out = work / "out"
             shutil.rmtree(out, ignore_errors=True)
@@ -399,7 +569,7 @@ class Rebuilder:
                 source_dir=source_dir,
                 wheelhouse=work / "wheelhouse",
                 requirements=tuple(r.spec for r in strategy.requirements),
-                distribution="wheel",
+                distribution="metadata" if metadata_only else "wheel",
                 env=strategy.env,
                 output_dir=out,
                 umask=strategy.archive.umask,
@@ -413,7 +583,8 @@ class Rebuilder:
             )
             with timer("sandbox"):
                 outcome = self._sandbox.run(request)
-            evidence.write_log(outcome.log)
+            if not metadata_only:
+                evidence.write_log(outcome.log)
             for stage, seconds in outcome.timings.items():
                 timer.spent[f"sandbox.{stage}"] = seconds
             if outcome.status is not BuildStatus.MISSING_REQUIREMENTS:
@@ -422,7 +593,7 @@ class Rebuilder:
             if not new:
                 break
             extra = (*extra, *new)
-        return outcome
+        return outcome, strategy
 
     def _judge_outcome(
         self,
@@ -468,6 +639,23 @@ class Rebuilder:
                 )
             logger.info("diffoscope for %s: %s", base.filename, report.status)
         return result
+
+
+def _wheel_metadata(artifact: Path | None) -> bytes | None:
+    """The rebuilt wheel's ``METADATA`` bytes, read safely; None when unreadable."""
+    if artifact is None or artifact.suffix != ".whl":
+        return None
+    try:
+        entry = dist_info_entry(read_zip(artifact).entries, "METADATA")
+    except ArchiveError:
+        return None
+    return entry.data if entry is not None else None
+
+
+def _setuptools_writes_metadata(generator: str | None) -> bool:
+    """True when setuptools wrote METADATA and the Generator does not pin its version."""
+    pin = parse_generator(generator)
+    return pin.distribution == "wheel" or (pin.distribution == WRITER and pin.version is None)
 
 
 def _retry_interpreter(choice: InterpreterChoice) -> Interpreter:

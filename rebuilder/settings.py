@@ -11,7 +11,13 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from pypi_simple import PYPI_SIMPLE_ENDPOINT
+
+
+def _default_index_url() -> str:
+    """The package index's own simple API (pypi-simple's constant, imported when needed)."""
+    from pypi_simple import PYPI_SIMPLE_ENDPOINT  # noqa: PLC0415 - 0.1 s most commands skip
+
+    return str(PYPI_SIMPLE_ENDPOINT)
 
 
 def _default_cache_dir() -> Path:
@@ -24,7 +30,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REBUILDER_", frozen=True)
 
     index_url: str = Field(
-        default=PYPI_SIMPLE_ENDPOINT,
+        default_factory=_default_index_url,
         description="The simple API (PEP 503/691) of the index to check against.",
     )
     cache_dir: Path = Field(

@@ -16,13 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rebuilder.attest.bundle import BUNDLE_NAME
 from rebuilder.errors import RebuilderError, UsageError
+from rebuilder.store import web_queries as queries
 from rebuilder.store.log import TransparencyLog
 from rebuilder.store.projects import normalize
 from rebuilder.store.records import AttemptRow
 from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import Risk, Verdict
 from rebuilder.worker.queue import Priority
-from reports import queries
 from reports.deps import DispatcherDep, OperatorDep, PoolDep, SettingsDep
 
 logger = logging.getLogger(__name__)

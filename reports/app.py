@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -11,9 +11,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from rebuilder import __version__
+from rebuilder.index.model import Index
 from rebuilder.settings import Settings
 from rebuilder.store.blobs import BlobStore
-from rebuilder.store.db import Pool, open_pool
+from rebuilder.store.db import Pool
 from rebuilder.worker.queue import Dispatcher
 from reports import api, campaign_routes, feeds, key_routes, pages, security, source_routes
 
@@ -30,18 +31,28 @@ Errors are RFC 9457 problem documents (`application/problem+json`).
 
 
 def create_app(
-    settings: Settings, *, pool: Pool | None = None, dispatcher: Dispatcher | None = None
+    settings: Settings,
+    *,
+    pool: Pool | None = None,
+    open_pool: Callable[[], Pool] | None = None,
+    dispatcher: Dispatcher | None = None,
+    index: Index | None = None,
 ) -> FastAPI:
-    """The web app. Without ``pool`` it opens its own on start-up and closes it at exit.
+    """The web app, on the adapters the composition root (``cli.web``) made.
 
+    Without ``pool`` it calls ``open_pool`` on start-up and closes that pool at exit.
     ``dispatcher`` sends requested rebuilds to the workers; None records them only
-    (the scheduler sends queued attempts that were never dispatched).
+    (the scheduler sends queued attempts that were never dispatched). ``index`` is
+    what campaign selections resolve against; without it starting a campaign over
+    the API answers 503.
     """
+    if pool is None and open_pool is None:
+        raise ValueError("create_app needs a pool or a way to open one")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = pool is None
-        app.state.pool = open_pool(settings.database_url, name="web") if own else pool
+        app.state.pool = open_pool() if own and open_pool is not None else pool
         try:
             yield
         finally:
@@ -61,6 +72,7 @@ def create_app(
     app.state.settings = settings
     app.state.pool = pool
     app.state.dispatcher = dispatcher
+    app.state.index = index
     app.state.blobs = BlobStore(settings.blob_dir)
     security.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -22,32 +22,25 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-from rebuilder.errors import UsageError
-from rebuilder.store.records import AttemptStatus
-from rebuilder.verdict import Verdict
-from scheduler.campaigns.store import (
+from rebuilder.campaigns.model import (
     CampaignFileRow,
     CampaignRow,
     CampaignStatus,
-    CampaignStore,
     Finding,
     FindingKind,
     Progress,
     not_vouched,
 )
+from rebuilder.campaigns.store import CampaignStore
+from rebuilder.errors import UsageError
+from rebuilder.store.records import AttemptStatus
+from rebuilder.verdict import Verdict
+from reports.formats import ReportFormat
 
 logger = logging.getLogger(__name__)
-
-
-class ReportFormat(StrEnum):
-    MD = "md"
-    JSON = "json"
-    CSV = "csv"
-    HTML = "html"
 
 
 MEDIA_TYPES = {

@@ -16,25 +16,25 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from rebuilder.campaigns import CampaignError
+from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.model import CampaignStatus
+from rebuilder.campaigns.selection import LockInput, Selection, parse_time, resolve
+from rebuilder.campaigns.store import PostgresCampaignStore
 from rebuilder.errors import UsageError
 from rebuilder.index.model import Index
-from rebuilder.index.simple import SimpleIndex
 from rebuilder.verdict import Verdict
 from reports.api import ERRORS, WRITE_ERRORS
 from reports.campaign_report import (
     MEDIA_TYPES,
-    ReportFormat,
     build_report,
     campaign_json,
     file_json,
     render,
 )
-from reports.deps import DispatcherDep, OperatorDep, PoolDep, SettingsDep, templates
+from reports.deps import DispatcherDep, OperatorDep, PoolDep, templates
+from reports.formats import ReportFormat
 from reports.security import OWN_CSP_HEADER
-from scheduler.campaigns import CampaignError
-from scheduler.campaigns import campaign as campaigns
-from scheduler.campaigns.selection import LockInput, Selection, parse_time, resolve
-from scheduler.campaigns.store import CampaignStatus, PostgresCampaignStore
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +49,12 @@ REPORT_PAGE_CSP = (
 )
 
 
-def get_index(settings: SettingsDep) -> Index:
-    """The index selections are resolved against (the settings' index URL)."""
-    return SimpleIndex(
-        settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
-    )
+def get_index(request: Request) -> Index:
+    """The index selections are resolved against (given to the app by the composition root)."""
+    index: Index | None = request.app.state.index
+    if index is None:
+        raise HTTPException(503, "This web app was started without an index to select from.")
+    return index
 
 
 IndexDep = Annotated[Index, Depends(get_index)]
@@ -123,7 +124,7 @@ def _summary(store: PostgresCampaignStore, campaign_id: int) -> dict[str, Any]:
 @router.post(
     "/api/v1/campaigns",
     status_code=202,
-    responses=WRITE_ERRORS,
+    responses={**WRITE_ERRORS, 503: WRITE_ERRORS[404]},
     tags=["campaigns"],
     summary="Start a campaign (operator); with dry_run, only count the files",
 )

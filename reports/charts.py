@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-from reports.queries import DayRate, ReleaseTrend
+from rebuilder.store.web_queries import DayRate, ReleaseTrend
 
 VERDICT_COLOURS = {
     "reproducible": "#2e7d32",

@@ -18,7 +18,7 @@ from rebuilder.errors import RebuilderError
 from rebuilder.store.blobs import BlobIntegrityError, BlobStore
 from rebuilder.store.db import Pool
 from rebuilder.store.log import TransparencyLog
-from reports.queries import Attestation
+from rebuilder.store.web_queries import Attestation
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from reports import charts, queries
+from rebuilder.store import web_queries as queries
+from reports import charts
 from reports.deps import PoolDep
 from reports.pages import _canonical, rank_by_risk
 

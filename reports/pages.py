@@ -17,10 +17,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rebuilder.compare.textdiff import DIFF_NAME, MAX_TOTAL_BYTES
 from rebuilder.errors import UsageError
+from rebuilder.source import views as source_checks
+from rebuilder.store import web_queries as queries
 from rebuilder.store.blobs import BlobStore
 from rebuilder.store.projects import normalize
 from rebuilder.verdict import Diagnosis, Verdict
-from reports import charts, evidence, queries, source_checks
+from reports import charts, evidence
 from reports.deps import PoolDep, SettingsDep, templates
 from reports.keys import KEY_FILE_NAME, operator_keys
 from reports.security import REPORT_CSP

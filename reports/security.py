@@ -20,8 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rebuilder.store.page_cursors import BadCursorError
 from reports.deps import templates
-from reports.errors import BadCursorError
 
 logger = logging.getLogger(__name__)
 

@@ -16,18 +16,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from rebuilder.errors import UsageError
-from rebuilder.store.projects import normalize
-from reports import evidence
-from reports.deps import PoolDep, templates
-from reports.source_checks import (
+from rebuilder.source.views import (
     SOURCE_BUNDLE_NAME,
     SourceCheck,
     active_check,
     bundle,
     diff_sha256,
 )
-from reports.source_checks import latest_check as read_latest_check
-from reports.source_checks import release_id as read_release_id
+from rebuilder.source.views import latest_check as read_latest_check
+from rebuilder.source.views import release_id as read_release_id
+from rebuilder.store.projects import normalize
+from reports import evidence
+from reports.deps import PoolDep, templates
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from rebuilder.attest.keys import Signer
-from rebuilder.settings import Settings
-from rebuilder.store.db import Pool
-from rebuilder.store.log import StoredCheckpoint, TransparencyLog
-from rebuilder.store.log_signing import log_signing
+from rebuilder.store.log import StoredCheckpoint
 
 logger = logging.getLogger(__name__)
 
@@ -83,20 +80,3 @@ class Checkpointer:
 
     def __call__(self) -> None:
         self.tick()
-
-
-def checkpoint_hook(settings: Settings, pool: Pool) -> Callable[[], None]:
-    """The scheduler hook that signs the fleet's checkpoints (the operator's key).
-
-    Raises:
-        UsageError: the signing key cannot sign checkpoints, or no key name is usable.
-    """
-    signing = log_signing(settings)
-    log = TransparencyLog(pool, settings.log_origin)
-    logger.info(
-        "checkpoints of %s every %g s at most, signed as %s",
-        settings.log_origin,
-        settings.checkpoint_interval,
-        signing.name,
-    )
-    return Checkpointer(log, signing.signer, signing.name, interval=settings.checkpoint_interval)

@@ -9,7 +9,7 @@ scope is read from the simple API and recorded; its wheels are queued at new-rel
 priority and sent after the commit.
 
 Nothing is missed across a crash: the position is saved in the same transaction as the
-release recorded (``Store.record_release(cursor=...)``), and it only ever covers a
+release recorded (``SchedulerStore.record_release(cursor=...)``), and it only ever covers a
 contiguous run of handled events. A release the index does not show yet (eventual
 consistency) holds the saved position back and is tried again on the next rounds
 (bounded); events after it are handled at once, and replayed harmlessly after a restart
@@ -37,20 +37,13 @@ from typing import Literal, Protocol
 from packaging.version import InvalidVersion, Version
 
 from rebuilder.errors import NotFoundError, RebuilderError
-from rebuilder.index.http import make_session
 from rebuilder.index.model import IndexFile
-from rebuilder.index.simple import SimpleIndex
-from rebuilder.settings import Settings
-from rebuilder.store.model import Store
+from rebuilder.store.protocols import SchedulerStore
 from rebuilder.worker.queue import Dispatcher, Priority
 from scheduler.errors import FeedMissingError, SchedulerError, StaleFeedError
 from scheduler.feeds import (
-    ChangelogClient,
     ReleaseEvent,
-    RssUpdates,
     new_releases,
-    rss_updates_url,
-    xmlrpc_url,
 )
 from scheduler.loop import ReleaseSource, SchedulerObserver, record_and_send
 
@@ -300,7 +293,7 @@ class Firehose:
     def __init__(
         self,
         *,
-        store: Store,
+        store: SchedulerStore,
         index: ReleaseSource,
         dispatcher: Dispatcher,
         changelog: Changelog | None = None,
@@ -578,31 +571,3 @@ class Firehose:
             report.dispatched += sent
             report.recorded.append((project, listed))
         return True
-
-
-def firehose_hooks(
-    settings: Settings,
-    store: Store,
-    dispatcher: Dispatcher,
-    observer: SchedulerObserver | None = None,
-) -> list[Callable[[], None]]:
-    """The firehose as the scheduler's hook list (empty when ``feeds`` is off)."""
-    if not settings.feeds:
-        return []
-    session = make_session()
-    index = SimpleIndex(
-        settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
-    )
-    return [
-        Firehose(
-            store=store,
-            index=index,
-            dispatcher=dispatcher,
-            changelog=ChangelogClient(xmlrpc_url(settings.index_url), session),
-            updates=RssUpdates(rss_updates_url(settings.index_url), session),
-            config=FirehoseConfig(
-                follow=settings.follow, poll_interval=min(60.0, settings.poll_interval)
-            ),
-            observer=observer,
-        )
-    ]

@@ -33,7 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from rebuilder.errors import RebuilderError
 from rebuilder.index.model import IndexFile
-from rebuilder.store.model import Store
+from rebuilder.store.protocols import SchedulerStore
 from rebuilder.store.records import AttemptStatus, FileRow
 from rebuilder.worker.queue import Dispatcher, Priority
 
@@ -63,7 +63,7 @@ class _NoObserver:
 
 
 class Leader(Protocol):
-    """Who may schedule (``scheduler.leader.Leadership``): one scheduler at a time."""
+    """Who may schedule (``rebuilder.store.leader.Leadership``): one scheduler at a time."""
 
     def try_acquire(self) -> bool: ...
 
@@ -125,7 +125,9 @@ def _upload_key(files: Sequence[IndexFile]) -> datetime | None:
     return min(times) if times else None
 
 
-def send_attempts(store: Store, dispatcher: Dispatcher, attempts: Sequence[tuple[int, int]]) -> int:
+def send_attempts(
+    store: SchedulerStore, dispatcher: Dispatcher, attempts: Sequence[tuple[int, int]]
+) -> int:
     """Hand committed attempts (id, priority) to the broker; how many were sent."""
     sent: list[int] = []
     for attempt_id, priority in attempts:
@@ -147,7 +149,7 @@ def send_attempts(store: Store, dispatcher: Dispatcher, attempts: Sequence[tuple
 
 
 def record_and_send(
-    store: Store,
+    store: SchedulerStore,
     dispatcher: Dispatcher,
     name: str,
     version: str,
@@ -179,7 +181,7 @@ class Scheduler:
     def __init__(
         self,
         *,
-        store: Store,
+        store: SchedulerStore,
         index: ReleaseSource,
         dispatcher: Dispatcher,
         config: SchedulerConfig | None = None,

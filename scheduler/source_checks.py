@@ -7,7 +7,7 @@ the releases that tick recorded. Each call:
    that the rebuild policy chose: it has rebuilds (new, backfilled, a campaign's), or is
    among the ``newest_per_project`` last recorded of its project; the rest of a
    project's history is not checked unless ``newest_per_project`` is None
-   (``rebuilder.store.sources.request_missing``: the priority follows the release's
+   (``rebuilder.source.checks.request_missing``: the priority follows the release's
    rebuilds, new releases and campaigns first, backfill at backfill priority). Only
    releases newer than the last scan are looked at, with a margin for ids committed out
    of order, and the whole table again every ``full_scan_seconds`` (an sdist uploaded
@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from rebuilder.store.source_store import SourceCheckQueue
+from rebuilder.source.store import SourceCheckQueue
 from rebuilder.worker.queue import Dispatcher, Priority
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@
 * the rebuilder's own version and, in a git checkout, its commit;
 * the sandbox image: an OCI-style reference, its recipe files under ``images/sandbox``,
   its exact Debian package set and, when exported, its ``docker save`` tarball digest
-  (:class:`~rebuilder.sandbox.image.ImageDescription`);
+  (:class:`~rebuilder.sandbox.model.ImageDescription`);
 * the build log's digest, as a byproduct.
 """
 
@@ -23,7 +23,7 @@ from urllib.parse import quote
 import rebuilder
 from rebuilder.attest.statements import BuildEnvironment
 from rebuilder.compare.stabilizers import STABILIZERS, ZIP_LAYOUT
-from rebuilder.sandbox.image import ImageDescription
+from rebuilder.sandbox.model import ImageDescription
 
 logger = logging.getLogger(__name__)
 

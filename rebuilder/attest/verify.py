@@ -42,6 +42,14 @@ from rebuilder.attest.bundle import (
     normalize_project,
     read_bundle,
 )
+from rebuilder.attest.bundle_proofs import (
+    MAX_BUNDLE_PROOF_BYTES,
+    PROOF_SUFFIX,
+    BundleProof,
+    bundle_lines,
+    verifiers_for_note,
+    verify_bundle_proof,
+)
 from rebuilder.attest.checkpoint import Checkpoint, NoteVerifier
 from rebuilder.attest.dsse import open_statement
 from rebuilder.attest.errors import AttestationError, VerificationError
@@ -61,14 +69,6 @@ from rebuilder.attest.statements import (
     statement_digest,
 )
 from rebuilder.compare.stabilizers import STABILIZERS, ZIP_LAYOUT
-from rebuilder.store.bundle_proofs import (
-    MAX_BUNDLE_PROOF_BYTES,
-    PROOF_SUFFIX,
-    BundleProof,
-    bundle_lines,
-    verifiers_for_note,
-    verify_bundle_proof,
-)
 from rebuilder.verdict import Verdict
 
 SOURCE_BUNDLE_NAME = "source.intoto.jsonl"

@@ -95,3 +95,25 @@ class Resolver(Protocol):
         Raises ResolveError when no solution exists.
         """
         ...
+
+
+@dataclass(frozen=True)
+class PinnedFile:
+    """One input file, pinned by its sha256 (the sdist, or a build-dependency wheel)."""
+
+    filename: str
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class BuildRequirement:
+    """A build dependency resolved to one exact wheel."""
+
+    name: str
+    version: str
+    file: PinnedFile
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}=={self.version}"

@@ -19,8 +19,14 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from rebuilder.errors import NotFoundError, ResolveError
 from rebuilder.index.cache import sha256_file
-from rebuilder.index.model import FileKind, Index, IndexFile, ResolvedPin
-from rebuilder.plan.strategy import BuildRequirement, PinnedFile
+from rebuilder.index.model import (
+    BuildRequirement,
+    FileKind,
+    Index,
+    IndexFile,
+    PinnedFile,
+    ResolvedPin,
+)
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from rebuilder.errors import NotFoundError, RebuilderError, ResolveError
-from rebuilder.index.model import Index, IndexFile, Resolver
+from rebuilder.index.model import BuildRequirement, Index, IndexFile, PinnedFile, Resolver
 from rebuilder.index.wheelhouse import fetch_wheelhouse, manylinux_platforms
 from rebuilder.plan.backend import (
     alias_through_requirements,
@@ -26,7 +26,7 @@ from rebuilder.plan.backend import (
 from rebuilder.plan.clock import TimedEntry, infer_archive_inputs
 from rebuilder.plan.modes import infer_source_mode_mask, source_modes
 from rebuilder.plan.pureswitch import pure_switches
-from rebuilder.plan.strategy import BackendPin, BuildRequirement, PinnedFile, Strategy
+from rebuilder.plan.strategy import BackendPin, Strategy
 from rebuilder.plan.wheeltool import installed_wheel
 
 logger = logging.getLogger(__name__)

@@ -10,29 +10,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rebuilder.index.model import BuildRequirement, PinnedFile
+
 STRATEGY_SCHEMA = 1
-
-
-@dataclass(frozen=True)
-class PinnedFile:
-    """One input file, pinned by its sha256 (the sdist, or a build-dependency wheel)."""
-
-    filename: str
-    url: str
-    sha256: str
-
-
-@dataclass(frozen=True)
-class BuildRequirement:
-    """A build dependency resolved to one exact wheel."""
-
-    name: str
-    version: str
-    file: PinnedFile
-
-    @property
-    def spec(self) -> str:
-        return f"{self.name}=={self.version}"
 
 
 @dataclass(frozen=True)

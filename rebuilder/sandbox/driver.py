@@ -59,7 +59,8 @@ _EXIT_CODES = {
 class DriverSpec:
     """What the host asks for (the JSON document given as the only argument)."""
 
-    distribution: Literal["wheel", "sdist"] = "wheel"
+    # "metadata": only the wheel's METADATA, from prepare_metadata_for_build_wheel
+    distribution: Literal["wheel", "sdist", "metadata"] = "wheel"
     requirements: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     umask: int = 0o022
@@ -75,7 +76,7 @@ class DriverSpec:
         """Parse and check the spec; anything unexpected is an error."""
         raw: dict[str, Any] = json.loads(text)
         distribution = raw.get("distribution", "wheel")
-        if distribution not in ("wheel", "sdist"):
+        if distribution not in ("wheel", "sdist", "metadata"):
             raise ValueError(f"unknown distribution {distribution!r}")
         env = {str(k): str(v) for k, v in dict(raw.get("env", {})).items()}
         return cls(
@@ -290,12 +291,16 @@ def build(spec: DriverSpec, phases: Phases) -> tuple[str, str | None]:
         with phases("requires"):
             missing = unmet(builder.build_system_requires, installed(site_dirs))
             if not missing:
-                dynamic = builder.get_requires_for_build(spec.distribution)
+                kind = "wheel" if spec.distribution == "metadata" else spec.distribution
+                dynamic = builder.get_requires_for_build(kind)
                 missing = unmet(dynamic, installed(site_dirs))
             if missing:
                 raise Stop("missing-requirements", "build requirements not installed", missing)
         with phases("build"):
-            built = Path(builder.build(spec.distribution, dist_dir, settings))
+            if spec.distribution == "metadata":
+                built = Path(builder.metadata_path(dist_dir)) / "METADATA"
+            else:
+                built = Path(builder.build(spec.distribution, dist_dir, settings))
     except (BuildBackendException, BuildException) as exc:
         raise Stop("failed", f"the build backend failed: {exc}") from None
     size = built.stat().st_size

@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from rebuilder.errors import SandboxError
+from rebuilder.sandbox.model import IMAGE_REPOSITORY, ImageDescription
 
 logger = logging.getLogger(__name__)
 
 BASE_REPOSITORY = "pypi-rebuilder-base"
 DEFAULT_SUITE = "bookworm"
 DEFAULT_BASE = f"{BASE_REPOSITORY}:{DEFAULT_SUITE}"
-IMAGE_REPOSITORY = "pypi-rebuilder-sandbox"
 _CONTEXT_FILES = ("Dockerfile", "tools.txt")
 DEFAULT_TOOLS = "tools.txt"
 #: The tools of bases whose python3 is older than 3.10 (``build`` 1.3 needs 3.10).
@@ -360,66 +360,6 @@ def ensure_image(
 
 RECIPE_FILES = (*_CONTEXT_FILES, _BOOTSTRAP_SCRIPT)
 """The files of ``images/sandbox`` an image is built from (recorded by digest)."""
-IMAGE_REGISTRY_NAME = IMAGE_REPOSITORY
-_DESCRIPTION_SCHEMA = 1
-
-
-@dataclass(frozen=True)
-class ImageDescription:
-    """What another host needs to obtain or rebuild the very same sandbox image.
-
-    ``packages`` is the exact Debian package set (``name=version`` per line, sorted) as
-    ``dpkg-query`` lists it inside the image; ``recipe`` the digests of the
-    ``images/sandbox`` files when the image was built from them here (its tag is the hash
-    of those files and its base); ``archive_sha256`` the digest of a ``docker save``
-    tarball of it, when one was exported (``rebuilder image export``).
-    """
-
-    image_id: str  # sha256:... (the image's config digest)
-    tags: tuple[str, ...] = ()
-    repo_digests: tuple[str, ...] = ()
-    base: str | None = None
-    packages: tuple[str, ...] = ()
-    recipe: tuple[tuple[str, str], ...] = ()  # (file name under images/sandbox, sha256)
-    archive_sha256: str | None = None
-
-    @property
-    def oci_reference(self) -> str:
-        """An OCI-style reference: ``NAME@sha256:...`` (the registry digest if there is one)."""
-        if self.repo_digests:
-            return self.repo_digests[0]
-        name = self.tags[0].rsplit(":", 1)[0] if self.tags else IMAGE_REGISTRY_NAME
-        return f"{name}@{self.image_id}"
-
-    @property
-    def packages_sha256(self) -> str:
-        return hashlib.sha256(("\n".join(self.packages) + "\n").encode()).hexdigest()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": _DESCRIPTION_SCHEMA,
-            "image_id": self.image_id,
-            "tags": list(self.tags),
-            "repo_digests": list(self.repo_digests),
-            "base": self.base,
-            "packages": list(self.packages),
-            "recipe": [list(pair) for pair in self.recipe],
-            "archive_sha256": self.archive_sha256,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ImageDescription:
-        if data.get("schema") != _DESCRIPTION_SCHEMA:
-            raise ValueError(f"unsupported image description schema {data.get('schema')!r}")
-        return cls(
-            image_id=str(data["image_id"]),
-            tags=tuple(data["tags"]),
-            repo_digests=tuple(data["repo_digests"]),
-            base=data["base"],
-            packages=tuple(data["packages"]),
-            recipe=tuple((str(a), str(b)) for a, b in data["recipe"]),
-            archive_sha256=data["archive_sha256"],
-        )
 
 
 def recipe_digests(

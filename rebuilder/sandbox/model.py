@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class BuildRequest:
     source_dir: Path  # the extracted sdist's project folder (holds pyproject.toml/setup.py)
     wheelhouse: Path  # folder of hash-checked wheels; the only package source in the box
     requirements: tuple[str, ...]  # "name==version" to install before building
-    distribution: str  # "wheel" or "sdist"
+    distribution: str  # "wheel", "sdist", or "metadata" (the wheel's METADATA alone)
     env: Mapping[str, str]
     output_dir: Path  # host folder that receives the built file
     umask: int = 0o022
@@ -70,3 +71,66 @@ class Sandbox(Protocol):
         """Run the build. Never raises for a failing build; raises SandboxError only when
         the sandbox itself cannot be used (no Docker, no image)."""
         ...
+
+
+IMAGE_REPOSITORY = "pypi-rebuilder-sandbox"
+IMAGE_REGISTRY_NAME = IMAGE_REPOSITORY
+_DESCRIPTION_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class ImageDescription:
+    """What another host needs to obtain or rebuild the very same sandbox image.
+
+    ``packages`` is the exact Debian package set (``name=version`` per line, sorted) as
+    ``dpkg-query`` lists it inside the image; ``recipe`` the digests of the
+    ``images/sandbox`` files when the image was built from them here (its tag is the hash
+    of those files and its base); ``archive_sha256`` the digest of a ``docker save``
+    tarball of it, when one was exported (``rebuilder image export``).
+    """
+
+    image_id: str  # sha256:... (the image's config digest)
+    tags: tuple[str, ...] = ()
+    repo_digests: tuple[str, ...] = ()
+    base: str | None = None
+    packages: tuple[str, ...] = ()
+    recipe: tuple[tuple[str, str], ...] = ()  # (file name under images/sandbox, sha256)
+    archive_sha256: str | None = None
+
+    @property
+    def oci_reference(self) -> str:
+        """An OCI-style reference: ``NAME@sha256:...`` (the registry digest if there is one)."""
+        if self.repo_digests:
+            return self.repo_digests[0]
+        name = self.tags[0].rsplit(":", 1)[0] if self.tags else IMAGE_REGISTRY_NAME
+        return f"{name}@{self.image_id}"
+
+    @property
+    def packages_sha256(self) -> str:
+        return hashlib.sha256(("\n".join(self.packages) + "\n").encode()).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": _DESCRIPTION_SCHEMA,
+            "image_id": self.image_id,
+            "tags": list(self.tags),
+            "repo_digests": list(self.repo_digests),
+            "base": self.base,
+            "packages": list(self.packages),
+            "recipe": [list(pair) for pair in self.recipe],
+            "archive_sha256": self.archive_sha256,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ImageDescription:
+        if data.get("schema") != _DESCRIPTION_SCHEMA:
+            raise ValueError(f"unsupported image description schema {data.get('schema')!r}")
+        return cls(
+            image_id=str(data["image_id"]),
+            tags=tuple(data["tags"]),
+            repo_digests=tuple(data["repo_digests"]),
+            base=data["base"],
+            packages=tuple(data["packages"]),
+            recipe=tuple((str(a), str(b)) for a, b in data["recipe"]),
+            archive_sha256=data["archive_sha256"],
+        )

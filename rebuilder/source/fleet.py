@@ -27,7 +27,6 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from rebuilder.index.model import IndexFile
-from rebuilder.settings import Settings
 from rebuilder.source.clone import Cloner, SourceRepository, TreeEntry
 from rebuilder.source.errors import RepositoryUnreachableError
 from rebuilder.source.rebuild import GitRebuilder
@@ -281,36 +280,3 @@ class RecordedReleaseTracer:
         self, sdist: IndexFile, sdist_path: Path, files: Sequence[IndexFile], evidence: Path
     ) -> FromGitStep | None:
         return from_git_step(self._git_rebuilder, sdist, sdist_path, files, evidence)
-
-
-def production_recorded_tracer(
-    settings: Settings, *, rebuild: bool = True
-) -> RecordedReleaseTracer:
-    """A :class:`RecordedReleaseTracer` on the real index, git and (with ``rebuild``) Docker."""
-    from rebuilder.index.resolve import UvResolver  # noqa: PLC0415 - uv and docker on demand
-    from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415
-    from rebuilder.sandbox.docker import DockerSandbox  # noqa: PLC0415
-    from rebuilder.source.wiring import git_cloner, source_config  # noqa: PLC0415
-    from rebuilder.wiring import image_choice, sandbox_limits  # noqa: PLC0415
-
-    cache = settings.cache_dir
-    index = SimpleIndex(settings.index_url, cache / "index", page_ttl_seconds=settings.page_ttl)
-    git_rebuilder = (
-        GitRebuilder(
-            index=index,
-            resolver=UvResolver(settings.index_url, cache / "uv"),
-            sandbox=DockerSandbox(),
-            image=lambda: image_choice(settings),
-            work_root=cache / "work",
-            limits=sandbox_limits(settings),
-        )
-        if rebuild
-        else None
-    )
-    return RecordedReleaseTracer(
-        index=index,
-        cloner=git_cloner(settings),
-        config=source_config(settings),
-        work_root=cache / "work",
-        git_rebuilder=git_rebuilder,
-    )

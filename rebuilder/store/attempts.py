@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 
 from rebuilder.store import StoreError
 from rebuilder.store.db import Connection
+from rebuilder.store.jobs import ATTEMPTS
 from rebuilder.store.projects import normalize
 from rebuilder.store.records import (
     AttemptRow,
@@ -105,38 +106,13 @@ def attempt_by_id(conn: Connection, attempt_id: int) -> AttemptRow | None:
 
 
 def start_attempt(conn: Connection, attempt_id: int, worker: str) -> AttemptRow | None:
-    """Claim a queued attempt for ``worker``; None when it is not queued (any more).
-
-    Exactly one of several concurrent claims of one attempt succeeds: the row lock
-    serializes them and the losers find the status no longer ``queued``.
-    """
-    with conn.transaction(), conn.cursor(row_factory=class_row(AttemptRow)) as cur:
-        return cur.execute(
-            sql.SQL(
-                """
-                UPDATE attempts
-                SET status = 'running', worker = %s, started_at = now(),
-                    heartbeat_at = now(), tries = tries + 1
-                WHERE id = %s AND status = 'queued'
-                RETURNING {}
-                """
-            ).format(_ATTEMPT_COLUMNS),
-            (worker, attempt_id),
-        ).fetchone()
+    """Claim a queued attempt for ``worker``; None when it is not queued (any more)."""
+    return ATTEMPTS.claim(conn, attempt_id, worker, row=AttemptRow, returning=_ATTEMPT_COLUMNS)
 
 
 def heartbeat(conn: Connection, attempt_id: int, worker: str) -> bool:
     """Tell the attempt is still being worked on; False when ``worker`` no longer holds it."""
-    with conn.transaction():
-        row = conn.execute(
-            """
-            UPDATE attempts SET heartbeat_at = now()
-            WHERE id = %s AND status = 'running' AND worker = %s
-            RETURNING id
-            """,
-            (attempt_id, worker),
-        ).fetchone()
-    return row is not None
+    return ATTEMPTS.heartbeat(conn, attempt_id, worker)
 
 
 def finish_attempt(
@@ -217,92 +193,35 @@ def finish_attempt(
 
 
 def requeue_stale(conn: Connection, older_than: timedelta) -> list[int]:
-    """Put running attempts silent for longer than ``older_than`` back in the queue.
-
-    A worker that died (SIGKILL, lost host) stops beating; its attempt is queued again
-    with its claim cleared. Returns the ids, to be sent to the workers again.
-    """
-    with conn.transaction():
-        rows = conn.execute(
-            """
-            UPDATE attempts
-            SET status = 'queued', worker = NULL, started_at = NULL, heartbeat_at = NULL,
-                dispatched_at = NULL
-            WHERE status = 'running' AND coalesce(heartbeat_at, started_at) < now() - %s
-            RETURNING id
-            """,
-            (older_than,),
-        ).fetchall()
-    requeued = sorted(int(row[0]) for row in rows)
-    if requeued:
-        logger.warning("requeued %s stale attempts: %s", len(requeued), requeued[:20])
-    return requeued
+    """Put running attempts silent for longer than ``older_than`` back in the queue."""
+    return ATTEMPTS.requeue_stale(conn, older_than)
 
 
 def release_attempt(conn: Connection, attempt_id: int, worker: str) -> bool:
-    """Give a claim back (the worker met trouble that may pass): queued again, unsent.
-
-    False when ``worker`` does not hold the attempt (any more).
-    """
-    with conn.transaction():
-        row = conn.execute(
-            """
-            UPDATE attempts
-            SET status = 'queued', worker = NULL, started_at = NULL, heartbeat_at = NULL,
-                dispatched_at = NULL
-            WHERE id = %s AND status = 'running' AND worker = %s
-            RETURNING id
-            """,
-            (attempt_id, worker),
-        ).fetchone()
-    return row is not None
+    """Give a claim back: queued again, unsent; False when ``worker`` does not hold it."""
+    return ATTEMPTS.give_back(conn, attempt_id, worker)
 
 
 def mark_dispatched(conn: Connection, attempt_ids: Sequence[int]) -> None:
     """Note that these attempts were handed to the broker."""
-    if attempt_ids:
-        conn.execute(
-            "UPDATE attempts SET dispatched_at = now() WHERE id = ANY(%s) AND status = 'queued'",
-            (list(attempt_ids),),
-        )
+    ATTEMPTS.mark_dispatched(conn, attempt_ids)
 
 
 def in_flight(conn: Connection) -> int:
     """Queued attempts already handed to the broker (messages waiting for a worker)."""
-    row = conn.execute(
-        "SELECT count(*) FROM attempts WHERE status = 'queued' AND dispatched_at IS NOT NULL"
-    ).fetchone()
-    return 0 if row is None else int(row[0])
+    return ATTEMPTS.in_flight(conn)
 
 
 def undispatched(
     conn: Connection, older_than: timedelta, *, limit: int = 1000
 ) -> list[tuple[int, int]]:
-    """Queued attempts never sent (or taken back), requested before ``older_than`` ago.
-
-    (id, priority) pairs, most urgent first.
-    """
-    rows = conn.execute(
-        """
-        SELECT id, priority FROM attempts
-        WHERE status = 'queued' AND dispatched_at IS NULL AND requested_at < now() - %s
-        ORDER BY priority DESC, id LIMIT %s
-        """,
-        (older_than, limit),
-    ).fetchall()
-    return [(int(r[0]), int(r[1])) for r in rows]
+    """(id, priority) of queued attempts never sent, older than ``older_than``."""
+    return ATTEMPTS.undispatched(conn, older_than, limit=limit)
 
 
 def queued_ids(conn: Connection, *, limit: int = 1000) -> list[int]:
     """Queued attempts, most urgent first (for re-sending after a broker loss)."""
-    rows = conn.execute(
-        """
-        SELECT id FROM attempts WHERE status = 'queued'
-        ORDER BY priority DESC, id LIMIT %s
-        """,
-        (limit,),
-    ).fetchall()
-    return [int(row[0]) for row in rows]
+    return ATTEMPTS.queued_ids(conn, limit=limit)
 
 
 def latest_verdicts(
@@ -340,24 +259,14 @@ def latest_verdicts(
 
 def verdict_counts(conn: Connection) -> dict[Verdict, int]:
     """How many files have each verdict as their latest one (every verdict listed)."""
-    rows = conn.execute(
-        """
-        SELECT verdict, count(*) FROM (
-            SELECT DISTINCT ON (file_id) verdict FROM attempts
-            WHERE status = 'done' ORDER BY file_id, id DESC
-        ) latest
-        GROUP BY verdict
-        """
-    ).fetchall()
     counts = dict.fromkeys(Verdict, 0)
-    counts.update({Verdict(name): int(n) for name, n in rows})
+    counts.update({Verdict(v): n for v, n in ATTEMPTS.latest_verdict_counts(conn).items()})
     return counts
 
 
 def queue_depth(conn: Connection) -> int:
     """How many attempts wait for a worker."""
-    row = conn.execute("SELECT count(*) FROM attempts WHERE status = 'queued'").fetchone()
-    return 0 if row is None else int(row[0])
+    return ATTEMPTS.queue_counts(conn)[0]
 
 
 def running(conn: Connection) -> list[RunningRow]:

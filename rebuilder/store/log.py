@@ -47,14 +47,14 @@ from rebuilder.attest.checkpoint import (
 )
 from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import Signer
-from rebuilder.attest.merkle import EMPTY_ROOT, HASH_SIZE, MemoryLeafStore, MerkleTree
-from rebuilder.errors import RebuilderError
-from rebuilder.store.log_proofs import (
+from rebuilder.attest.log_proofs import (
     ConsistencyProof,
     InclusionProof,
     entry_bytes,
     entry_leaf_hash,
 )
+from rebuilder.attest.merkle import EMPTY_ROOT, HASH_SIZE, MemoryLeafStore, MerkleTree
+from rebuilder.errors import RebuilderError
 
 logger = logging.getLogger(__name__)
 
@@ -532,3 +532,21 @@ def _lock_head(conn: Connection, origin: str) -> tuple[int, datetime]:
 def _find(conn: Connection, origin: str, hashed: bytes) -> LogEntry | None:
     row = _one(conn, _FIND, (origin, hashed))
     return None if row is None else LogEntry(int(row[0]), hashed, row[1])
+
+
+_LATEST_BUNDLE = """
+SELECT t.log_origin, t.leaf_index, e.entry, f.filename FROM attestations t
+JOIN files f ON f.id = t.file_id
+JOIN log_entries e ON e.origin = t.log_origin AND e.leaf_index = t.leaf_index
+WHERE t.attempt_id = (
+    SELECT max(a.attempt_id) FROM attestations a JOIN files g ON g.id = a.file_id
+    WHERE g.sha256 = %s
+)
+ORDER BY t.position
+"""
+
+
+def latest_bundle_entries(conn: Connection, sha256: str) -> list[TupleRow]:
+    """(origin, leaf index, entry, filename) of each logged statement of the latest
+    attested attempt on the file of this sha256, in bundle order."""
+    return conn.execute(_LATEST_BUNDLE, (sha256,)).fetchall()

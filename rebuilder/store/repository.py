@@ -1,4 +1,4 @@
-"""The :class:`~rebuilder.store.model.Store` on PostgreSQL, over a connection pool.
+"""The fleet's store (the Protocols of :mod:`rebuilder.store.protocols`) on PostgreSQL.
 
 Each call borrows a connection for the length of one transaction. Code that must
 combine several writes in one commit (a poller recording releases and moving its
@@ -15,7 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 from rebuilder.index.model import FileKind, IndexFile
-from rebuilder.store import attempts, cursors, outcomes, projects, workers
+from rebuilder.store import attempts, outcomes, projects, workers
+from rebuilder.store import poll_cursors as cursors
 from rebuilder.store.db import Connection, Pool, borrow
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptRow, FileRow, ProjectRow, RunningRow, VerdictRow

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 QUEUE = "rebuilds"
 ACTOR = "rebuild_attempt"
-SOURCE_ACTOR = "trace_release"  # source checks (rebuilder.worker.source_job), same queue
+SOURCE_ACTOR = "trace_release"  # source checks (rebuilder.source.job), same queue
 MAX_PRIORITY = 10
 MAX_RETRIES = 5
 

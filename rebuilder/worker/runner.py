@@ -32,8 +32,8 @@ from rebuilder.attest.bundle import statement_kinds
 from rebuilder.attest.dsse import Envelope
 from rebuilder.errors import FailureReason, RebuilderError
 from rebuilder.index.model import IndexFile
-from rebuilder.store.model import Store
 from rebuilder.store.outcomes import SignedStatement
+from rebuilder.store.protocols import WorkerStore
 from rebuilder.store.records import AttemptRow, AttemptStatus, FileRow
 from rebuilder.verdict import FileResult, Verdict
 from rebuilder.worker.localruns import (
@@ -115,7 +115,7 @@ class AttemptRunner:
     def __init__(
         self,
         *,
-        store: Store,
+        store: WorkerStore,
         judges: JudgeFactory,
         signer: StatementSigner,
         evidence: EvidenceKeeper,

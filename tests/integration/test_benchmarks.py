@@ -41,6 +41,7 @@ TINY: dict[tuple[str, str], tuple[list[str], str]] = {
         ["--attempts", "3000", "--requests", "1", "--warmup", "0", "--database", "{database}"],
         "| page: home |",
     ),
+    ("startup", ""): (["--runs", "1"], "| `rebuilder --help` |"),
     ("fleet", ""): (["--releases", "2", "--workers", "1", "--timeout", "300"], "2 wheels"),
     ("fleet", "--corpus"): (["--corpus", "{corpus}", "--workers", "1", "--timeout", "300"], "1"),
     ("fleet", "--backfill"): (["--backfill", "200"], "200"),

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from rebuilder.cli import main
+from cli.main import main
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
 from tests.support.index_server import FixtureIndex

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from rebuilder.cli import main
+from cli.main import main
 from tests.support.postgres import fresh_database
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import docker
 import pytest
 
-from rebuilder.cli import main
+from cli.main import main
 from rebuilder.sandbox.docker import ROLE_BUILD, ROLE_LABEL, DockerSandbox
 from rebuilder.sandbox.image import ImageRef
 from rebuilder.sandbox.model import BuildRequest, BuildStatus
@@ -164,7 +164,7 @@ def test_a_killed_check_leaves_no_running_build_and_the_next_check_sweeps(
             "REBUILDER_BUILD_TIMEOUT": str(timeout),
         }
         check = subprocess.Popen(
-            [sys.executable, "-m", "rebuilder", "check", "demo==6.6.6", "--index-url", index.url,
+            [sys.executable, "-m", "cli", "check", "demo==6.6.6", "--index-url", index.url,
              "--out", str(tmp_path / "out"), "--json"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from cli.main import main
 from rebuilder.attest.bundle import bundle_path
-from rebuilder.cli import main
 from tests.support.dists import make_wheel
 from tests.support.index_server import FixtureIndex
 

@@ -85,7 +85,7 @@ class Fleet:
         it in another network namespace), ``env`` replaces variables for this process."""
         with (self.logs / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
-                [*wrap, sys.executable, "-m", "rebuilder", "-v", *args],
+                [*wrap, sys.executable, "-m", "cli", "-v", *args],
                 env={**self.env, **(env or {}), "REBUILDER_WORKER_NAME": name},
                 stdout=log,
                 stderr=subprocess.STDOUT,

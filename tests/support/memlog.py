@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 
 from rebuilder.attest.checkpoint import Checkpoint, sign_checkpoint
 from rebuilder.attest.keys import Signer
+from rebuilder.attest.log_proofs import InclusionProof, entry_bytes, entry_leaf_hash
 from rebuilder.attest.merkle import MemoryLeafStore, MerkleTree
 from rebuilder.export import FileBundle
 from rebuilder.store.log import StoredCheckpoint
-from rebuilder.store.log_proofs import InclusionProof, entry_bytes, entry_leaf_hash
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""An in-memory twin of the source-check store (``rebuilder.store.source_store``).
+"""An in-memory twin of the source-check store (``rebuilder.source.store``).
 
 It keeps the PostgreSQL store's promises (one active check per release, a check claimed
 once and finished once, statements logged only with an accepted outcome), for unit tests
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from rebuilder.index.model import FileKind
+from rebuilder.source.checks import SourceCheckRow, SourceOutcome
 from rebuilder.store import StoreError
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptStatus, FileRow
-from rebuilder.store.sources import SourceCheckRow, SourceOutcome
 
 
 @dataclass

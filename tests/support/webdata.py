@@ -12,7 +12,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -26,7 +26,6 @@ from rebuilder.store.blobs import BlobStore
 from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.log import TransparencyLog
 from rebuilder.store.migrate import migrate
-from rebuilder.worker.queue import Priority
 
 TOKEN = "operator-token-for-tests"  # noqa: S105 - a test token
 ORIGIN = "rebuilder.test/web-log"
@@ -42,19 +41,6 @@ HOSTILE_RULE = "rule<i>@1"
 HOSTILE_DIFF = "--- a/x.py\n+++ b/x.py\n+</pre><script>alert('diff')</script>\n"
 SOURCE_REPOSITORY = "https://git.example/demo/demo-pkg"
 COMMIT = "c0ffee" + "0" * 34
-
-
-@dataclass
-class FakeDispatcher:
-    """A Dispatcher that remembers what it was asked to send."""
-
-    sent: list[tuple[int, Priority]] = field(default_factory=list)
-    fail: bool = False
-
-    def enqueue(self, attempt_id: int, priority: Priority) -> None:
-        if self.fail:
-            raise ConnectionError("broker away")
-        self.sent.append((attempt_id, priority))
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from rebuilder.attest.bundle_proofs import BundleProof, verify_bundle_proof
 from rebuilder.attest.checkpoint import NoteVerifier
 from rebuilder.attest.keys import LocalKeySigner, generate_key
 from rebuilder.export import ExportError, LogKey, Outcome, export, write_atomic
-from rebuilder.store.bundle_proofs import BundleProof, verify_bundle_proof
 from tests.support.memlog import MemoryLog
 
 ORIGIN = "rebuilder.test/log"

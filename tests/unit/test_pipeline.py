@@ -14,7 +14,6 @@ import pytest
 
 from rebuilder.errors import (
     FailureReason,
-    IntegrityError,
     NotFoundError,
     ResolveError,
     SandboxError,
@@ -23,6 +22,7 @@ from rebuilder.index.model import FileKind, IndexFile, ResolvedPin
 from rebuilder.pipeline import Rebuilder, is_pure_wheel
 from rebuilder.plan.interpreter import Interpreter
 from rebuilder.plan.planner import ImageChoice
+from rebuilder.plan.writer import MetadataCache
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, SandboxLimits
 from rebuilder.verdict import DifferenceKind, Verdict
 from tests.support.dists import (
@@ -35,6 +35,7 @@ from tests.support.dists import (
     write_sdist,
     write_wheel,
 )
+from tests.support.fakes import FakeIndex
 
 UPLOADED = datetime(2024, 3, 1, tzinfo=UTC)
 WHEEL_NAME = "demo-1.0-py3-none-any.whl"
@@ -44,50 +45,33 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@dataclass
-class FakeIndex:
-    """An index over local files; downloads check the listed hash like the real one."""
+def add(
+    index: FakeIndex,
+    path: Path,
+    kind: FileKind,
+    project: str = "demo",
+    version: str = "1.0",
+    sha256: str | None = None,
+) -> IndexFile:
+    """List the local file at ``path`` on the fake index."""
+    file = IndexFile(
+        project,
+        version,
+        path.name,
+        f"http://127.0.0.1:9/{path.name}",
+        sha256 or _sha(path),
+        kind,
+        UPLOADED,
+    )
+    return index.add_local(file, path)
 
-    files: dict[str, tuple[IndexFile, Path]] = field(default_factory=dict)
-    url: str = "http://127.0.0.1:9/simple/"
 
-    def add(
-        self,
-        path: Path,
-        kind: FileKind,
-        project: str = "demo",
-        version: str = "1.0",
-        sha256: str | None = None,
-    ) -> IndexFile:
-        file = IndexFile(
-            project,
-            version,
-            path.name,
-            f"http://127.0.0.1:9/{path.name}",
-            sha256 or _sha(path),
-            kind,
-            UPLOADED,
-        )
-        self.files[path.name] = (file, path)
-        return file
-
-    def project_files(self, project: str) -> Sequence[IndexFile]:
-        found = [f for f, _ in self.files.values() if f.project == project]
-        if not found:
-            raise NotFoundError(f"no project {project}")
-        return found
-
-    def release_files(self, project: str, version: str) -> Sequence[IndexFile]:
-        found = [f for f in self.project_files(project) if f.version == version]
-        if not found:
-            raise NotFoundError(f"no release {project} {version}")
-        return found
-
-    def download(self, file: IndexFile) -> Path:
-        _, path = self.files[file.filename]
-        if _sha(path) != file.sha256:
-            raise IntegrityError(f"sha256 mismatch for {file.filename}")
-        return path
+def relist(index: FakeIndex, filename: str, path: Path | None = None, **changes: str) -> None:
+    """List ``filename`` again with ``changes`` (and, given ``path``, other bytes)."""
+    n = next(n for n, f in enumerate(index.files) if f.filename == filename)
+    index.files[n] = replace(index.files[n], **changes)
+    if path is not None:
+        index.local[filename] = path
 
 
 @dataclass
@@ -100,7 +84,7 @@ class FakeResolver:
     ) -> Sequence[ResolvedPin]:
         assert as_of == UPLOADED
         self.calls.append(tuple(requirements))
-        tool = self.index.files["tool-1.0-py3-none-any.whl"][0]
+        tool = next(f for f in self.index.files if f.filename == "tool-1.0-py3-none-any.whl")
         return [ResolvedPin("tool", "1.0", (tool.sha256,))]
 
 
@@ -148,11 +132,11 @@ def _world(
     published = write_wheel(tmp_path / "pub" / WHEEL_NAME, published_entries or genuine)
     rebuilt = write_wheel(tmp_path / "re" / WHEEL_NAME, rebuilt_entries or genuine)
     index = FakeIndex()
-    index.add(published, FileKind.WHEEL)
+    add(index, published, FileKind.WHEEL)
     if with_sdist:
-        index.add(make_sdist(tmp_path / "pub"), FileKind.SDIST)
+        add(index, make_sdist(tmp_path / "pub"), FileKind.SDIST)
     tool = write_wheel(tmp_path / "pub" / "tool-1.0-py3-none-any.whl", wheel_entries("tool", "1.0"))
-    index.add(tool, FileKind.WHEEL, project="tool")
+    add(index, tool, FileKind.WHEEL, project="tool")
     resolver = FakeResolver(index)
     sandbox = FakeSandbox(rebuilt)
     evidence = tmp_path / "evidence"
@@ -243,8 +227,7 @@ def test_requirements_that_stay_missing_fail_as_resolve(tmp_path: Path) -> None:
 
 def test_download_hash_mismatch_is_refused_and_recorded(tmp_path: Path) -> None:
     world = _world(tmp_path)
-    file, path = world.index.files[WHEEL_NAME]
-    world.index.files[WHEEL_NAME] = (replace(file, sha256="0" * 64), path)
+    relist(world.index, WHEEL_NAME, sha256="0" * 64)
     result, _ = _wheel_result(world)
     assert result.verdict is Verdict.FAILED
     assert "sha256" in (result.reason or "")
@@ -265,7 +248,7 @@ def test_unknown_release_raises_not_found(tmp_path: Path) -> None:
 def test_latest_version_skips_prereleases(tmp_path: Path) -> None:
     world = _world(tmp_path)
     pre = write_wheel(tmp_path / "pub" / "demo-2.0b1-py3-none-any.whl", wheel_entries())
-    world.index.add(pre, FileKind.WHEEL, version="2.0b1")
+    add(world.index, pre, FileKind.WHEEL, version="2.0b1")
     assert world.rebuilder.latest_version("demo") == "1.0"
 
 
@@ -291,8 +274,8 @@ def test_hostile_sdist_fails_as_no_source_and_nothing_is_built(tmp_path: Path) -
         SdistSpec("demo", "1.0", [SdistMember("../../escape.py", b"x")]),
         top="",
     )
-    sdist = next(f for f, _ in world.index.files.values() if f.kind is FileKind.SDIST)
-    world.index.files[sdist.filename] = (replace(sdist, sha256=_sha(hostile)), hostile)
+    sdist = next(f for f in world.index.files if f.kind is FileKind.SDIST)
+    relist(world.index, sdist.filename, hostile, sha256=_sha(hostile))
     result, _ = _wheel_result(world)
     assert (result.verdict, result.reason_class) == (Verdict.FAILED, FailureReason.NO_SOURCE)
     assert "cannot be used safely" in (result.reason or "")
@@ -303,8 +286,7 @@ def test_hostile_sdist_fails_as_no_source_and_nothing_is_built(tmp_path: Path) -
 def test_garbage_published_wheel_fails_clearly(tmp_path: Path) -> None:
     world = _world(tmp_path)
     world.published.write_bytes(b"this is not a zip file")
-    wheel = world.index.files[WHEEL_NAME][0]
-    world.index.files[WHEEL_NAME] = (replace(wheel, sha256=_sha(world.published)), world.published)
+    relist(world.index, WHEEL_NAME, world.published, sha256=_sha(world.published))
     result, _ = _wheel_result(world)
     assert result.verdict is Verdict.FAILED
     assert "published wheel cannot be read safely" in (result.reason or "")
@@ -414,3 +396,128 @@ def test_a_retry_that_cannot_resolve_keeps_the_first_failure(tmp_path: Path) -> 
     assert asked == ["3.9"]
     strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
     assert strategy["python_version"] == "3.11"
+
+
+DRIFTED = wheel_entries()  # what today's setuptools writes: no Platform line
+ORIGINAL = wheel_entries(metadata_extra="Platform: UNKNOWN\n")  # the maintainer's older one
+WRITERS = {"61.0.0": "Platform: UNKNOWN\n", "65.0.0": "Platform: any\n"}
+
+
+@dataclass
+class WriterSandbox(FakeSandbox):
+    """Builds what the setuptools the last resolution pinned writes (none: today's)."""
+
+    resolver: FakeResolver | None = None
+    writes: dict[str, str] = field(default_factory=dict)
+    failing_builds: tuple[str, ...] = ()  # versions whose full build fails
+
+    def _pinned(self) -> str | None:
+        assert self.resolver is not None
+        asked = [r for r in self.resolver.calls[-1] if r.startswith("setuptools==")]
+        return asked[0].split("==")[1] if asked else None
+
+    def run(self, request: BuildRequest) -> BuildOutcome:
+        self.requests.append(request)
+        pinned = self._pinned()
+        extra = self.writes.get(pinned, "") if pinned else ""
+        entries = wheel_entries(metadata_extra=extra)
+        if request.distribution == "metadata":
+            if pinned not in self.writes:
+                return BuildOutcome(BuildStatus.FAILED, None, "", 1, (), "hook failed")
+            target = request.output_dir / "METADATA"
+            target.write_bytes(next(e.data for e in entries if e.name.endswith("/METADATA")))
+            return BuildOutcome(BuildStatus.OK, target, "", 0)
+        if pinned is not None and pinned in self.failing_builds:
+            return BuildOutcome(BuildStatus.FAILED, None, "no\n", 1, (), "the backend failed")
+        target = write_wheel(request.output_dir / WHEEL_NAME, entries)
+        return BuildOutcome(BuildStatus.OK, target, "built\n", exit_code=0)
+
+
+def _writer_world(tmp_path: Path, writes: dict[str, str]) -> tuple[World, WriterSandbox]:
+    world = _world(tmp_path, published_entries=ORIGINAL, rebuilt_entries=DRIFTED)
+    # the sdist asks for setuptools>=61 (and the wheel's era for <70.1): 50.0.0 is no
+    # candidate, and 71.0.0 is newer than the upload
+    for version in ("50.0.0", "61.0.0", "65.0.0", "70.0.0"):
+        name = f"setuptools-{version}-py3-none-any.whl"
+        path = write_wheel(tmp_path / "pub" / name, wheel_entries("setuptools", version))
+        add(world.index, path, FileKind.WHEEL, project="setuptools", version=version)
+    newer = write_wheel(
+        tmp_path / "pub" / "setuptools-71.0.0-py3-none-any.whl",
+        wheel_entries("setuptools", "71.0.0"),
+    )
+    add(world.index, newer, FileKind.WHEEL, project="setuptools", version="71.0.0")
+    world.index.files[-1] = replace(
+        world.index.files[-1], upload_time=datetime(2024, 4, 1, tzinfo=UTC)
+    )
+    sandbox = WriterSandbox(None, resolver=world.resolver, writes=writes)
+    world.rebuilder._sandbox = sandbox
+    world.rebuilder._metadata_cache = MetadataCache(tmp_path / "metadata")
+    return world, sandbox
+
+
+def test_the_setuptools_that_wrote_the_published_metadata_is_found_and_pinned(
+    tmp_path: Path,
+) -> None:
+    world, sandbox = _writer_world(tmp_path, WRITERS)
+
+    result, _ = _wheel_result(world)
+
+    assert result.verdict is Verdict.REPRODUCIBLE
+    kinds = [r.distribution for r in sandbox.requests]
+    assert kinds == ["wheel", "metadata", "metadata", "metadata", "wheel"]
+    strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
+    assert "setuptools==61.0.0" in strategy["build_requires"]
+    [note] = [n for n in strategy["notes"] if n.startswith("metadata writer")]
+    assert "setuptools==61.0.0 writes the published METADATA byte for byte" in note
+    assert "(tried 70.0.0 (metadata hook failed), 65.0.0 (differs), 61.0.0 (match))" in note
+    # the first build's reports are set aside: none describes the reproducible rebuild
+    folder = Path(result.evidence or "")
+    assert not (folder / "diffoscope.txt").exists()
+    assert (folder / "before-writer" / "diffoscope.txt").exists()
+    assert (folder / "before-writer" / "build.log").exists()
+    assert (folder / "build.log").exists()
+
+
+def test_no_candidate_writing_it_keeps_the_planners_choice_and_says_what_was_tried(
+    tmp_path: Path,
+) -> None:
+    world, sandbox = _writer_world(tmp_path, {"65.0.0": "Platform: any\n"})
+
+    result, _ = _wheel_result(world)
+
+    assert result.verdict is Verdict.MISMATCH
+    assert [r.distribution for r in sandbox.requests].count("wheel") == 1
+    strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
+    assert not any(r.startswith("setuptools==") for r in strategy["build_requires"])
+    [note] = [n for n in strategy["notes"] if n.startswith("metadata writer")]
+    assert "no setuptools candidate wrote the published METADATA" in note
+    assert "the planner's choice kept" in note
+
+
+def test_a_mismatch_elsewhere_than_metadata_runs_no_candidate(tmp_path: Path) -> None:
+    world, sandbox = _writer_world(tmp_path, WRITERS)
+    tampered = wheel_entries(files={"demo/__init__.py": b"import os\n"})
+    (tmp_path / "t").mkdir()
+    path = write_wheel(tmp_path / "t" / WHEEL_NAME, tampered)
+    relist(world.index, WHEEL_NAME, path, sha256=_sha(path))
+
+    result, _ = _wheel_result(world)
+
+    assert result.verdict is Verdict.MISMATCH
+    assert [r.distribution for r in sandbox.requests] == ["wheel"]
+
+
+def test_a_writer_whose_full_build_fails_keeps_the_first_result(tmp_path: Path) -> None:
+    world, sandbox = _writer_world(tmp_path, WRITERS)
+    sandbox.failing_builds = ("61.0.0",)
+
+    result, _ = _wheel_result(world)
+
+    assert result.verdict is Verdict.MISMATCH  # the first build's answer, not "failed"
+    assert [r.distribution for r in sandbox.requests][-1] == "wheel"
+    folder = Path(result.evidence or "")
+    strategy = json.loads((folder / "strategy.json").read_text())
+    [note] = [n for n in strategy["notes"] if n.startswith("metadata writer")]
+    assert "setuptools==61.0.0 writes the published METADATA" in note
+    assert "did not succeed: the first result kept" in note
+    assert (folder / "before-writer" / "diffoscope.txt").exists()

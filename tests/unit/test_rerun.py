@@ -12,20 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from cli.rerun import RerunError, provenances, rerun
 from rebuilder.attest.bundle import dumps_bundle, sign_bundle, statements_for
 from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import Keyring, generate_key
 from rebuilder.attest.statements import BuildRun, Verification, validate_statement
 from rebuilder.errors import SandboxError
-from rebuilder.index.model import IndexFile
-from rebuilder.plan.strategy import (
-    ArchiveInputs,
-    BackendPin,
-    BuildRequirement,
-    PinnedFile,
-    Strategy,
-)
-from rebuilder.rerun import RerunError, provenances, rerun
+from rebuilder.index.model import BuildRequirement, IndexFile, PinnedFile
+from rebuilder.plan.strategy import ArchiveInputs, BackendPin, Strategy
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, SandboxLimits
 from rebuilder.verdict import FileResult, Verdict
 

@@ -117,7 +117,7 @@ def test_other_verdicts_get_no_opinion() -> None:
 
 
 def test_text_output_has_a_why_line_ranked_by_risk_and_the_opinion() -> None:
-    from rebuilder.cli import _plain_line  # noqa: PLC0415
+    from cli.main import _plain_line  # noqa: PLC0415
 
     result = with_second_opinion(mismatch(ORDER, LACKED), source("mismatch"))
     lines = _plain_line(result).splitlines()
@@ -128,7 +128,7 @@ def test_text_output_has_a_why_line_ranked_by_risk_and_the_opinion() -> None:
 
 
 def test_plain_output_ends_with_the_mismatches_ranked_by_risk() -> None:
-    from rebuilder.cli import risk_ranking  # noqa: PLC0415
+    from cli.main import risk_ranking  # noqa: PLC0415
 
     benign = replace(mismatch(ORDER), filename="a-1.0-py3-none-any.whl")
     risky = replace(mismatch(LACKED), filename="z-1.0-py3-none-any.whl")

@@ -6,7 +6,7 @@ import sys
 import threading
 from pathlib import Path
 
-from rebuilder.supervisor import Child, plan_children, supervise
+from cli.supervisor import Child, plan_children, supervise
 
 
 def test_the_plan_has_a_scheduler_the_workers_and_the_web_app(tmp_path: Path) -> None:

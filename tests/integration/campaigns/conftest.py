@@ -19,11 +19,11 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from rebuilder.campaigns.store import PostgresCampaignStore
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
-from scheduler.campaigns.store import PostgresCampaignStore
 from tests.support.index_server import FixtureIndex
 from tests.support.postgres import database_url
 

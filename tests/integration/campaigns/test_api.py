@@ -18,8 +18,8 @@ from rebuilder.verdict import FileResult, Verdict
 from rebuilder.worker.queue import Priority
 from reports.app import create_app
 from reports.campaign_routes import get_index
+from tests.support.fakes import FakeDispatcher
 from tests.support.index_server import FixtureIndex
-from tests.support.webdata import FakeDispatcher
 
 TOKEN = "campaign-operator-token"  # noqa: S105 - a test token
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

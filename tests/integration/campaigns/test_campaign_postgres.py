@@ -6,6 +6,12 @@ import hashlib
 
 import pytest
 
+from rebuilder.campaigns import CampaignError
+from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.audit import EXIT_MISMATCH, audit
+from rebuilder.campaigns.model import CampaignStatus
+from rebuilder.campaigns.selection import LockInput, Selection, resolve
+from rebuilder.campaigns.store import PostgresCampaignStore
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.store.db import Pool
 from rebuilder.store.records import AttemptStatus
@@ -13,11 +19,6 @@ from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import Difference, DifferenceKind, FileResult, Verdict
 from rebuilder.worker.queue import Priority
 from reports.campaign_report import build_report, render
-from scheduler.campaigns import CampaignError
-from scheduler.campaigns import campaign as campaigns
-from scheduler.campaigns.audit import EXIT_MISMATCH, audit
-from scheduler.campaigns.selection import LockInput, Selection, resolve
-from scheduler.campaigns.store import CampaignStatus, PostgresCampaignStore
 from tests.integration.campaigns.conftest import day
 from tests.support.index_server import FixtureIndex
 

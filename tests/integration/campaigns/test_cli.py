@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from rebuilder.cli import main
+from cli.main import main
+from rebuilder.campaigns.store import PostgresCampaignStore
 from rebuilder.store.db import Pool
 from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import FileResult, Verdict
-from scheduler.campaigns.store import PostgresCampaignStore
 from tests.support.index_server import FixtureIndex
 
 

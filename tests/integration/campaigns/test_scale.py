@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.campaign import DISPATCH_NOW
+from rebuilder.campaigns.selection import Selection
+from rebuilder.campaigns.store import PostgresCampaignStore
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.store.db import Pool
 from rebuilder.verdict import Verdict
 from rebuilder.worker.queue import Priority
-from scheduler.campaigns import campaign as campaigns
-from scheduler.campaigns.campaign import DISPATCH_NOW
-from scheduler.campaigns.selection import Selection
-from scheduler.campaigns.store import PostgresCampaignStore
 from tests.integration.campaigns.conftest import day
 
 FILES = 5_000

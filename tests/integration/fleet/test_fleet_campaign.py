@@ -76,7 +76,7 @@ def queue_backlog(setup: FleetSetup, names: list[str]) -> list[int]:
 def campaign(setup: FleetSetup, *args: str) -> dict[str, object]:
     flag = [] if args[0] == "report" else ["--json"]
     done = subprocess.run(
-        [sys.executable, "-m", "rebuilder", "campaign", *args, *flag],
+        [sys.executable, "-m", "cli", "campaign", *args, *flag],
         env=setup.env,
         capture_output=True,
         text=True,

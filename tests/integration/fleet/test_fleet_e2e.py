@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from cli.main import main
 from rebuilder.attest.bundle import bundle_path
-from rebuilder.cli import main
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
 from rebuilder.store.records import AttemptStatus

@@ -20,17 +20,17 @@ from typing import Any
 
 import pytest
 
+from cli.main import main
 from rebuilder.archive.tarread import extract_sdist
 from rebuilder.attest.dsse import open_statement, parse_envelope
 from rebuilder.attest.keys import Keyring
 from rebuilder.attest.publish import load_or_create_key
-from rebuilder.cli import main
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
 from rebuilder.sandbox.model import BuildRequest, BuildStatus
+from rebuilder.source.checks import SourceCheckVerdict, SourceVerdictRow
+from rebuilder.source.store import PostgresSourceChecks
 from rebuilder.store.repository import PostgresStore
-from rebuilder.store.source_store import PostgresSourceChecks
-from rebuilder.store.sources import SourceCheckVerdict, SourceVerdictRow
 from rebuilder.verdict import Verdict
 from tests.integration.fleet.conftest import FleetSetup
 from tests.integration.source.gitrepo import GitRepo, project_files

@@ -13,21 +13,21 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import main
+from cli.scheduler import checkpoint_hook
 from rebuilder.attest.checkpoint import NoteVerifier
 from rebuilder.attest.errors import VerificationError
 from rebuilder.attest.keys import LocalKeySigner
+from rebuilder.attest.log_proofs import ConsistencyProof, verify_consistency_proof
 from rebuilder.attest.publish import Attestor, load_or_create_key, public_key_path
-from rebuilder.cli import main
 from rebuilder.evidence import Evidence
 from rebuilder.plan.strategy import Strategy
 from rebuilder.settings import Settings
 from rebuilder.store.db import Pool
 from rebuilder.store.log import TransparencyLog
-from rebuilder.store.log_proofs import ConsistencyProof, verify_consistency_proof
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import FileResult, Verdict
-from scheduler.checkpoints import checkpoint_hook
 from tests.integration.store.factories import index_file
 from tests.unit.attest.conftest import FILENAME, strategy  # noqa: F401 - a fixture
 

@@ -30,13 +30,8 @@ import uvicorn
 
 from rebuilder.attest.publish import Attestor, load_or_create_key
 from rebuilder.evidence import Evidence
-from rebuilder.plan.strategy import (
-    ArchiveInputs,
-    BackendPin,
-    BuildRequirement,
-    PinnedFile,
-    Strategy,
-)
+from rebuilder.index.model import BuildRequirement, PinnedFile
+from rebuilder.plan.strategy import ArchiveInputs, BackendPin, Strategy
 from rebuilder.store.log import TransparencyLog
 from rebuilder.verdict import FileResult, Verdict
 from reports.app import create_app

@@ -66,6 +66,20 @@ def test_builds_a_wheel_with_an_in_tree_backend(
     assert "[rebuilder-driver] phase build" in outcome.log
 
 
+def test_a_metadata_only_run_gives_the_wheels_metadata_alone(
+    sandbox: DockerSandbox, make_request: MakeRequest
+) -> None:
+    outcome = sandbox.run(make_request(distribution="metadata"))
+
+    assert outcome.status is BuildStatus.OK, outcome.log
+    assert outcome.artifact is not None
+    assert outcome.artifact.name == "METADATA"
+    text = outcome.artifact.read_text(encoding="utf-8")
+    assert text.startswith("Metadata-Version: ")
+    assert "\nName: demo\n" in text
+    assert not list(outcome.artifact.parent.glob("*.whl"))
+
+
 def test_clock_replay_stamps_generated_files_with_the_build_clock(
     sandbox: DockerSandbox, make_request: MakeRequest
 ) -> None:

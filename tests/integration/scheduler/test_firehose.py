@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from rebuilder.store.repository import PostgresStore
 from rebuilder.worker.queue import Priority
 from scheduler.feeds import ChangelogClient, RssUpdates, rss_updates_url, xmlrpc_url
 from scheduler.firehose import CHANGELOG_CURSOR, RSS_CURSOR, Firehose, FirehoseConfig
+from tests.support.fakes import FakeDispatcher
 from tests.support.feed_server import FeedServer, feed_server
 from tests.support.index_server import FixtureIndex, fixture_index
 
@@ -48,14 +48,6 @@ def pool(database_url: str) -> Iterator[Pool]:
     finally:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-@dataclass
-class RecordingDispatcher:
-    sent: list[tuple[int, Priority]] = field(default_factory=list)
-
-    def enqueue(self, attempt_id: int, priority: Priority) -> None:
-        self.sent.append((attempt_id, priority))
 
 
 class Crash(BaseException):
@@ -93,7 +85,7 @@ def make_firehose(
     store: PostgresStore,
     feeds: FeedServer,
     index: FixtureIndex,
-    dispatcher: RecordingDispatcher,
+    dispatcher: FakeDispatcher,
     cache: Path,
 ) -> Firehose:
     session = requests.Session()
@@ -118,7 +110,7 @@ def queued_files(pool: Pool) -> list[str]:
 def test_new_releases_are_recorded_and_queued_once_across_restarts(
     pool: Pool, feed_server: FeedServer, fixture_index: FixtureIndex, tmp_path: Path
 ) -> None:
-    store, dispatcher, feeds = PostgresStore(pool), RecordingDispatcher(), feed_server.state
+    store, dispatcher, feeds = PostgresStore(pool), FakeDispatcher(), feed_server.state
     feeds.publish("history", "0.1")  # before the first start: not replayed
     publish(fixture_index, "history", "0.1")
     first = make_firehose(store, feed_server, fixture_index, dispatcher, tmp_path / "a")
@@ -157,7 +149,7 @@ def test_a_crash_mid_round_resumes_at_the_last_committed_release(
     pool: Pool, feed_server: FeedServer, fixture_index: FixtureIndex, tmp_path: Path
 ) -> None:
     DyingStore.recorded, DyingStore.die_at = 0, 2
-    store, dispatcher, feeds = DyingStore(pool), RecordingDispatcher(), feed_server.state
+    store, dispatcher, feeds = DyingStore(pool), FakeDispatcher(), feed_server.state
     make_firehose(store, feed_server, fixture_index, dispatcher, tmp_path).round()
     for name in ("one", "two", "three"):
         feeds.publish(name, "1.0")
@@ -187,7 +179,7 @@ def test_an_index_without_xmlrpc_is_followed_through_its_rss_feed(
 
     old = ("old 1.0", "Tue, 24 Nov 2026 09:00:00 GMT")
     feeds.rss = rss(old)
-    store, dispatcher = PostgresStore(pool), RecordingDispatcher()
+    store, dispatcher = PostgresStore(pool), FakeDispatcher()
     firehose = make_firehose(store, feed_server, fixture_index, dispatcher, tmp_path)
     firehose.round()
     assert firehose.feed == "RSS feed"

@@ -6,7 +6,7 @@ import random
 
 import psycopg
 
-from scheduler.leader import Leadership
+from rebuilder.store.leader import Leadership
 
 
 def _key() -> int:

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from cli.main import main
 from rebuilder.archive.tarread import extract_sdist
-from rebuilder.cli import main
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
 from rebuilder.sandbox.model import BuildRequest, BuildStatus

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from cli.wiring import image_choice, sandbox_limits
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.index.resolve import UvResolver
 from rebuilder.index.simple import SimpleIndex
@@ -38,7 +39,6 @@ from rebuilder.source.clone import GitCloner
 from rebuilder.source.rebuild import FromGit, GitRebuilder
 from rebuilder.source.result import SourceResult
 from rebuilder.source.trace import SourceConfig, from_git_step, trace_release
-from rebuilder.wiring import image_choice, sandbox_limits
 from tests.integration.source.gitrepo import GitRepo
 from tests.support.index_server import FixtureIndex
 from tests.support.wheelhouse import load_into, require

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuilder.cli import main
+from cli.main import main
 from rebuilder.errors import FailureReason
 from rebuilder.source.clone import CloneLimits, GitCloner
 from rebuilder.source.errors import RepositoryUnreachableError

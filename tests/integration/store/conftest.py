@@ -16,8 +16,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from rebuilder.store.db import Pool, open_pool
+from rebuilder.store.memory import MemoryStore
 from rebuilder.store.migrate import migrate
-from rebuilder.store.model import MemoryStore, Store
 from rebuilder.store.repository import PostgresStore
 
 FLEET_TABLES = ("attempts", "files", "releases", "projects", "poll_cursors", "workers")
@@ -78,7 +78,7 @@ def pg_store(fleet_pool: Pool) -> PostgresStore:
 
 
 @pytest.fixture(params=["memory", "postgres"])
-def store(request: pytest.FixtureRequest) -> Store:
+def store(request: pytest.FixtureRequest) -> MemoryStore | PostgresStore:
     """Each store implementation in turn: the contract tests run against both."""
     if request.param == "memory":
         return MemoryStore()

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from psycopg import errors
 
-from rebuilder.store import StoreError, cursors, projects
+from rebuilder.store import StoreError, projects
+from rebuilder.store import poll_cursors as cursors
 from rebuilder.store.db import Pool
 from rebuilder.store.repository import PostgresStore
 

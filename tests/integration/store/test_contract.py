@@ -11,11 +11,14 @@ import pytest
 
 from rebuilder.errors import FailureReason, UsageError
 from rebuilder.store import StoreError
-from rebuilder.store.model import Store
+from rebuilder.store.memory import MemoryStore
 from rebuilder.store.records import AttemptStatus
+from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import Difference, DifferenceKind, Risk, StabilizerUse, Verdict
 
 from .factories import index_file, result_for, wheel
+
+Store = MemoryStore | PostgresStore  # the suite runs against both
 
 
 def _queued(store: Store, project: str = "demo", version: str = "1.0") -> tuple[int, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from rebuilder.store.model import Store
+from rebuilder.store.memory import MemoryStore
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptStatus
 from rebuilder.store.repository import PostgresStore
@@ -15,6 +15,8 @@ from rebuilder.verdict import Verdict
 from .factories import index_file, result_for, wheel
 
 ORIGIN = "test.example/log"
+
+Store = MemoryStore | PostgresStore  # the suite runs against both
 
 
 def _running(store: Store, worker: str = "w1") -> tuple[int, int]:

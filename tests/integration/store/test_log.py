@@ -27,14 +27,14 @@ from rebuilder.attest.checkpoint import (
 from rebuilder.attest.dsse import sign_envelope
 from rebuilder.attest.errors import VerificationError
 from rebuilder.attest.keys import KeyAlgorithm, LocalKeySigner, generate_key
-from rebuilder.attest.merkle import EMPTY_ROOT, MemoryLeafStore, MerkleTree, leaf_hash
-from rebuilder.store.log import LogError, LogIntegrityError, TransparencyLog
-from rebuilder.store.log_proofs import (
+from rebuilder.attest.log_proofs import (
     ConsistencyProof,
     InclusionProof,
     verify_consistency_proof,
     verify_inclusion_proof,
 )
+from rebuilder.attest.merkle import EMPTY_ROOT, MemoryLeafStore, MerkleTree, leaf_hash
+from rebuilder.store.log import LogError, LogIntegrityError, TransparencyLog
 
 KEY_NAME = "rebuilder.test"
 MIGRATION = "0100_transparency_log.sql"

@@ -12,13 +12,13 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from rebuilder.source.checks import SourceCheckVerdict, SourceOutcome
+from rebuilder.source.store import PostgresSourceChecks
 from rebuilder.store.db import Pool
 from rebuilder.store.log import TransparencyLog
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptStatus
 from rebuilder.store.repository import PostgresStore
-from rebuilder.store.source_store import PostgresSourceChecks
-from rebuilder.store.sources import SourceCheckVerdict, SourceOutcome
 from rebuilder.worker.queue import Priority
 from tests.support.source_checks import MemorySourceChecks
 

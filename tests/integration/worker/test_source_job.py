@@ -17,25 +17,25 @@ from pathlib import Path
 
 import pytest
 
+from cli.worker import BlobEvidence
 from rebuilder.attest.dsse import open_statement, parse_envelope
 from rebuilder.attest.keys import KeyAlgorithm, Keyring, LocalKeySigner, generate_key
 from rebuilder.index.model import IndexFile
 from rebuilder.index.simple import SimpleIndex
+from rebuilder.source.checks import SourceCheckVerdict
 from rebuilder.source.clone import GitCloner
 from rebuilder.source.fleet import RecordedReleaseTracer
+from rebuilder.source.job import SourceAttestor, SourceCheckRunner, SourceRunnerConfig
 from rebuilder.source.rebuild import FromGit
 from rebuilder.source.rules import Regeneration
+from rebuilder.source.store import PostgresSourceChecks
 from rebuilder.source.trace import SourceConfig
 from rebuilder.store.blobs import BlobStore
 from rebuilder.store.db import open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.records import AttemptStatus
 from rebuilder.store.repository import PostgresStore
-from rebuilder.store.source_store import PostgresSourceChecks
-from rebuilder.store.sources import SourceCheckVerdict
 from rebuilder.worker.runner import RetryLaterError
-from rebuilder.worker.service import BlobEvidence
-from rebuilder.worker.source_job import SourceAttestor, SourceCheckRunner, SourceRunnerConfig
 from tests.integration.source.gitrepo import GitRepo, pkg_info, project_files
 from tests.support.dists import SdistMember, SdistSpec, write_sdist
 from tests.support.index_server import FixtureIndex

@@ -8,13 +8,8 @@ import pytest
 from rebuilder.attest.keys import KeyAlgorithm, LocalKeySigner, generate_key
 from rebuilder.attest.statements import BuildRun, Verification
 from rebuilder.errors import FailureReason
-from rebuilder.plan.strategy import (
-    ArchiveInputs,
-    BackendPin,
-    BuildRequirement,
-    PinnedFile,
-    Strategy,
-)
+from rebuilder.index.model import BuildRequirement, PinnedFile
+from rebuilder.plan.strategy import ArchiveInputs, BackendPin, Strategy
 from rebuilder.verdict import Difference, DifferenceKind, FileResult, StabilizerUse, Verdict
 
 PUBLISHED = hashlib.sha256(b"published wheel").hexdigest()

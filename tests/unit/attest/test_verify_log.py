@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import main
 from rebuilder.attest.checkpoint import NoteVerifier
 from rebuilder.attest.keys import LocalKeySigner, generate_key, save_public_key
 from rebuilder.attest.publish import Attestor
-from rebuilder.cli import main
 from rebuilder.evidence import Evidence
 from rebuilder.export import LogKey, export
 from rebuilder.plan.strategy import Strategy

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import rebuilder.attest.verify as verify_module
+from cli.main import main
 from rebuilder.attest.bundle import bundle_path, dumps_bundle, sign_bundle, statements_for
 from rebuilder.attest.checkpoint import NoteVerifier
 from rebuilder.attest.errors import AttestationError, VerificationError
@@ -34,7 +35,6 @@ from rebuilder.attest.verify import (
     decide,
     verify_bundle,
 )
-from rebuilder.cli import main
 from rebuilder.compare.stabilizers import STABILIZERS, Stabilizer
 from rebuilder.export import LogKey, export
 from rebuilder.plan.strategy import Strategy

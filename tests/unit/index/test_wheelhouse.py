@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from packaging.tags import Tag
 
-from rebuilder.errors import IntegrityError, NotFoundError, ResolveError
-from rebuilder.index.model import FileKind, IndexFile, ResolvedPin
+from rebuilder.errors import ResolveError
+from rebuilder.index.model import BuildRequirement, FileKind, IndexFile, PinnedFile, ResolvedPin
 from rebuilder.index.simple import classify
 from rebuilder.index.wheelhouse import (
     choose_wheel,
@@ -17,7 +15,7 @@ from rebuilder.index.wheelhouse import (
     manylinux_platforms,
     sandbox_tags,
 )
-from rebuilder.plan.strategy import BuildRequirement, PinnedFile
+from tests.support.fakes import FakeIndex
 
 
 def test_sandbox_tags() -> None:
@@ -68,31 +66,9 @@ def index_file(filename: str) -> IndexFile:
     )
 
 
-@dataclass
-class FakeIndex:
-    """An in-memory Index."""
-
-    root: Path
-    files: list[IndexFile]
-    url: str = "http://127.0.0.1:9/simple/"
-    downloads: list[str] = field(default_factory=list)
-
-    def project_files(self, project: str) -> Sequence[IndexFile]:
-        return [f for f in self.files if f.project == project]
-
-    def release_files(self, project: str, version: str) -> Sequence[IndexFile]:
-        found = [f for f in self.project_files(project) if f.version == version]
-        if not found:
-            raise NotFoundError(f"{project} {version} not found")
-        return found
-
-    def download(self, file: IndexFile) -> Path:
-        self.downloads.append(file.filename)
-        path = self.root / file.sha256
-        path.write_bytes(data_for(file.filename))
-        if hashlib.sha256(path.read_bytes()).hexdigest() != file.sha256:
-            raise IntegrityError("mismatch")
-        return path
+def fake_index(root: Path, files: list[IndexFile]) -> FakeIndex:
+    """The shared fake index, its files' bytes made by :func:`data_for`."""
+    return FakeIndex(files, content=lambda f: data_for(f.filename), root=root)
 
 
 NAMES = [
@@ -125,8 +101,8 @@ def test_choose_only_among_accepted_hashes() -> None:
 
 def test_fetch_wheelhouse(tmp_path: Path) -> None:
     files = [index_file(n) for n in NAMES] + [index_file("slow-2.0-py2.py3-none-any.whl")]
-    index = FakeIndex(tmp_path / "store", files)
-    index.root.mkdir()
+    index = fake_index(tmp_path / "store", files)
+    (tmp_path / "store").mkdir()
     pins = [
         ResolvedPin("fast", "1.0", tuple(f.sha256 for f in files[:5])),
         ResolvedPin("slow", "2.0", (files[5].sha256,)),
@@ -149,7 +125,7 @@ def test_fetch_wheelhouse(tmp_path: Path) -> None:
 
 def test_fetch_wheelhouse_replaces_a_stale_file(tmp_path: Path) -> None:
     files = [index_file(NAMES[1])]
-    index = FakeIndex(tmp_path, files)
+    index = fake_index(tmp_path, files)
     dest = tmp_path / "wh"
     dest.mkdir()
     (dest / NAMES[1]).write_bytes(b"stale")
@@ -159,7 +135,7 @@ def test_fetch_wheelhouse_replaces_a_stale_file(tmp_path: Path) -> None:
 
 def test_no_acceptable_wheel(tmp_path: Path) -> None:
     files = [index_file(n) for n in (NAMES[0], NAMES[3], NAMES[4])]
-    index = FakeIndex(tmp_path, files)
+    index = fake_index(tmp_path, files)
     pin = ResolvedPin("fast", "1.0", tuple(f.sha256 for f in files))
     with pytest.raises(ResolveError, match=r"no wheel matches.*fast-1.0-cp312"):
         fetch_wheelhouse(index, [pin], tmp_path / "wh")
@@ -167,7 +143,7 @@ def test_no_acceptable_wheel(tmp_path: Path) -> None:
 
 
 def test_unknown_release(tmp_path: Path) -> None:
-    index = FakeIndex(tmp_path, [])
+    index = fake_index(tmp_path, [])
     with pytest.raises(ResolveError, match=r"fast==9.0 is pinned but"):
         fetch_wheelhouse(index, [ResolvedPin("fast", "9.0", ("a" * 64,))], tmp_path / "wh")
 
@@ -183,7 +159,7 @@ def test_unsafe_filename_refused(tmp_path: Path) -> None:
         kind=FileKind.WHEEL,
         upload_time=None,
     )
-    index = FakeIndex(tmp_path, [evil])
+    index = fake_index(tmp_path, [evil])
     with pytest.raises(ResolveError, match=r"unsafe filename|no wheel matches"):
         fetch_wheelhouse(index, [ResolvedPin("fast", "1.0", (good.sha256,))], tmp_path / "wh")
     assert index.downloads == []

@@ -2,13 +2,8 @@ from __future__ import annotations
 
 import json
 
-from rebuilder.plan.strategy import (
-    ArchiveInputs,
-    BackendPin,
-    BuildRequirement,
-    PinnedFile,
-    Strategy,
-)
+from rebuilder.index.model import BuildRequirement, PinnedFile
+from rebuilder.plan.strategy import ArchiveInputs, BackendPin, Strategy
 
 
 def _strategy(sde: int | None) -> Strategy:

@@ -8,8 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from reports.app import create_app
+from tests.support.fakes import FakeDispatcher
 from tests.support.postgres import database_url
-from tests.support.webdata import FakeDispatcher, Fixture, schema_with_data, settings_for
+from tests.support.webdata import Fixture, schema_with_data, settings_for
 
 __all__ = ["database_url"]
 

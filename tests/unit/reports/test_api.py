@@ -13,9 +13,9 @@ from openapi_spec_validator import validate
 
 from rebuilder.worker.queue import Priority
 from reports.app import create_app
+from tests.support.fakes import FakeDispatcher
 from tests.support.webdata import (
     TOKEN,
-    FakeDispatcher,
     Fixture,
     add_done,
     add_file,
@@ -190,7 +190,7 @@ def test_request_rebuild_records_and_dispatches(
 
 
 def test_request_rebuild_without_a_broker_is_recorded_undispatched(web_data: Fixture) -> None:
-    failing = FakeDispatcher(fail=True)
+    failing = FakeDispatcher(down=True)
     for dispatcher in (None, failing):
         app = create_app(settings_for(web_data), pool=web_data.pool, dispatcher=dispatcher)
         file_id = web_data.files["other5" if dispatcher is None else "other6"]

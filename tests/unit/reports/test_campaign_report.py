@@ -10,6 +10,9 @@ from html.parser import HTMLParser
 
 import pytest
 
+from rebuilder.campaigns import campaign as campaigns
+from rebuilder.campaigns.memory import MemoryCampaignStore
+from rebuilder.campaigns.selection import Selection
 from rebuilder.errors import UsageError
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store.records import AttemptStatus
@@ -22,10 +25,8 @@ from reports.campaign_report import (
     md_escape,
     render,
 )
-from scheduler.campaigns import campaign as campaigns
-from scheduler.campaigns.selection import Selection
-from scheduler.campaigns.store import MemoryCampaignStore
-from tests.unit.scheduler.campaigns.fakes import FakeIndex, sha, wheel, when
+from tests.support.fakes import FakeIndex
+from tests.unit.campaigns.fakes import sha, wheel, when
 
 HOSTILE_PATH = "<script>alert(1)</script>|x](javascript:alert(2))\n# title"
 

@@ -8,9 +8,10 @@ from datetime import date
 
 import pytest
 
-from reports import charts, cursors
-from reports.errors import BadCursorError
-from reports.queries import DayRate
+from rebuilder.store import page_cursors as cursors
+from rebuilder.store.page_cursors import BadCursorError
+from rebuilder.store.web_queries import DayRate
+from reports import charts
 
 
 def test_a_cursor_round_trips_and_is_url_safe() -> None:

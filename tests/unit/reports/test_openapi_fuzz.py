@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from reports.app import create_app
-from tests.support.webdata import FakeDispatcher, Fixture, settings_for
+from tests.support.fakes import FakeDispatcher
+from tests.support.webdata import Fixture, settings_for
 
 
 def test_reads_never_fail_and_match_their_schema(web_data: Fixture) -> None:

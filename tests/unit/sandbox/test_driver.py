@@ -130,3 +130,7 @@ def test_copy_source_can_clear_mode_bits_as_the_data_filter_does(tmp_path: Path)
     modes = {p.name: p.stat().st_mode & 0o777 for p in copied.iterdir()}
     assert modes == {"a.py": 0o644, "run.sh": 0o755, "key": 0o600, "w": 0o644}
     assert all(p.stat().st_mtime == 1_000_000_000 for p in copied.iterdir())
+
+
+def test_a_metadata_only_run_is_accepted() -> None:
+    assert driver.DriverSpec.from_json('{"distribution": "metadata"}').distribution == "metadata"

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rebuilder.errors import IndexError_, NotFoundError
+from rebuilder.errors import IndexError_
 from rebuilder.index.model import FileKind, IndexFile
-from rebuilder.store.model import MemoryStore
+from rebuilder.store.memory import MemoryStore
 from rebuilder.store.records import FileRow
 from rebuilder.worker.queue import Priority
 from scheduler.errors import FeedMissingError, SchedulerError, StaleFeedError
@@ -24,6 +24,7 @@ from scheduler.firehose import (
     FirehoseConfig,
     TimePosition,
 )
+from tests.support.fakes import FakeDispatcher, FakeIndex
 
 T0 = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 
@@ -52,26 +53,6 @@ def sdist(project: str, version: str) -> IndexFile:
         kind=FileKind.SDIST,
         upload_time=T0,
     )
-
-
-@dataclass
-class FakeIndex:
-    pages: dict[str, list[IndexFile]] = field(default_factory=dict)
-    down: bool = False
-    calls: list[str] = field(default_factory=list)
-
-    def add(self, project: str, version: str) -> None:
-        self.pages.setdefault(project, []).extend(
-            [sdist(project, version), wheel(project, version)]
-        )
-
-    def refresh(self, project: str) -> Sequence[IndexFile]:
-        self.calls.append(project)
-        if self.down:
-            raise IndexError_("index unreachable")
-        if project not in self.pages:
-            raise NotFoundError(f"project {project!r} not found")
-        return list(self.pages[project])
 
 
 @dataclass
@@ -116,14 +97,6 @@ class FakeUpdates:
 
     def latest(self) -> list[ReleaseEvent]:
         return list(self.items[:40])
-
-
-@dataclass
-class FakeDispatcher:
-    sent: list[tuple[int, Priority]] = field(default_factory=list)
-
-    def enqueue(self, attempt_id: int, priority: Priority) -> None:
-        self.sent.append((attempt_id, priority))
 
 
 class Clock:
@@ -201,13 +174,13 @@ def rig() -> Rig:
 
 def test_first_start_begins_at_the_current_serial(rig: Rig) -> None:
     rig.changelog.publish("old", "1.0")
-    rig.index.add("old", "1.0")
+    rig.index.add(sdist("old", "1.0"), wheel("old", "1.0"))
     firehose = rig.firehose(follow="all")
     report = firehose.round()
     assert report.recorded == []
     assert rig.store.get_cursor(CHANGELOG_CURSOR) == "1001"
     serial = rig.changelog.publish("fresh", "2.0")
-    rig.index.add("fresh", "2.0")
+    rig.index.add(sdist("fresh", "2.0"), wheel("fresh", "2.0"))
     report = firehose.round()
     assert report.recorded == [("fresh", "2.0")]
     assert rig.store.get_cursor(CHANGELOG_CURSOR) == str(serial)
@@ -222,16 +195,16 @@ def test_all_records_every_release_once_and_queues_its_wheels(rig: Rig) -> None:
     for name in ("a", "b"):
         rig.changelog.publish(name, "1.0")
         rig.changelog.publish(name, "1.0", f"add py3 file {name}-1.0-py3-none-any.whl")
-        rig.index.add(name, "1.0")
+        rig.index.add(sdist(name, "1.0"), wheel(name, "1.0"))
     rig.changelog.publish("c", "1.0", "remove release")
     report = firehose.round()
     assert report.recorded == [("a", "1.0"), ("b", "1.0")]
-    assert rig.index.calls == ["a", "b"]  # one page read per release, not per event
+    assert rig.index.requests == ["a", "b"]  # one page read per release, not per event
     assert rig.queued() == ["a-1.0-py3-none-any.whl", "b-1.0-py3-none-any.whl"]
     assert rig.store.get_cursor(CHANGELOG_CURSOR) == "1005"
     assert firehose.round().recorded == []
     # A file added later to a known release: only that file is queued.
-    rig.index.pages["a"].append(wheel("a", "1.0", "cp311-cp311-linux_x86_64"))
+    rig.index.add(wheel("a", "1.0", "cp311-cp311-linux_x86_64"))
     rig.changelog.publish("a", "1.0", "add cp311 file a-1.0-cp311-cp311-linux_x86_64.whl")
     assert firehose.round().recorded == [("a", "1.0")]
     assert rig.queued()[-1] == "a-1.0-cp311-cp311-linux_x86_64.whl"
@@ -247,10 +220,10 @@ def test_watched_acts_on_watched_projects_only(rig: Rig) -> None:
     rig.changelog.publish("mine", "1.1")
     rig.changelog.publish("newly-watched", "0.1")  # never polled: left to the watch list
     for name, version in (("other", "3.0"), ("mine", "1.1"), ("newly-watched", "0.1")):
-        rig.index.add(name, version)
+        rig.index.add(sdist(name, version), wheel(name, version))
     report = firehose.round()
     assert report.recorded == [("mine", "1.1")]
-    assert rig.index.calls == ["mine"]
+    assert rig.index.requests == ["mine"]
     assert rig.store.release_versions("other") == set()
     assert rig.store.release_versions("newly-watched") == set()
     assert rig.store.get_cursor(CHANGELOG_CURSOR) == "1003"  # the cursor moved past all
@@ -260,10 +233,10 @@ def test_watched_acts_on_watched_projects_only(rig: Rig) -> None:
 def test_a_restarted_firehose_resumes_from_the_cursor(rig: Rig) -> None:
     rig.firehose(follow="all").round()
     rig.changelog.publish("a", "1.0")
-    rig.index.add("a", "1.0")
+    rig.index.add(sdist("a", "1.0"), wheel("a", "1.0"))
     rig.firehose(follow="all").round()
     rig.changelog.publish("b", "1.0")
-    rig.index.add("b", "1.0")
+    rig.index.add(sdist("b", "1.0"), wheel("b", "1.0"))
     again = rig.firehose(follow="all")  # a new process: memory lost, store kept
     assert again.round().recorded == [("b", "1.0")]
     assert rig.changelog.calls[-1] == 1001  # asked from the saved serial, not from scratch
@@ -276,7 +249,7 @@ def test_a_crash_between_two_releases_misses_and_doubles_nothing() -> None:
     rig.firehose(follow="all").round()
     for name in ("a", "b", "c"):
         rig.changelog.publish(name, "1.0")
-        rig.index.add(name, "1.0")
+        rig.index.add(sdist(name, "1.0"), wheel(name, "1.0"))
     with pytest.raises(Crash):
         rig.firehose(follow="all").round()
     assert store.get_cursor(CHANGELOG_CURSOR) == "1001"  # a's transaction committed
@@ -307,7 +280,7 @@ def test_a_stale_feed_never_moves_the_cursor_and_backs_off(rig: Rig) -> None:
     rig.clock.now += 200
     rig.changelog.stale = False
     rig.changelog.publish("b", "1.0")
-    rig.index.add("b", "1.0")
+    rig.index.add(sdist("b", "1.0"), wheel("b", "1.0"))
     firehose()
     assert rig.store.get_cursor(CHANGELOG_CURSOR) == "1002"
 
@@ -342,19 +315,19 @@ def test_an_unknown_release_is_retried_and_holds_the_cursor_back(rig: Rig) -> No
     firehose.round()
     rig.changelog.publish("late", "1.0")  # the index does not show it yet
     rig.changelog.publish("b", "1.0")
-    rig.index.add("b", "1.0")
+    rig.index.add(sdist("b", "1.0"), wheel("b", "1.0"))
     report = firehose.round()
     assert report.recorded == [("b", "1.0")]
     assert report.pending == [("late", "1.0")]
     assert rig.store.get_cursor(CHANGELOG_CURSOR) == "1000"  # held before "late"
     rig.changelog.publish("c", "1.0")
-    rig.index.add("c", "1.0")
+    rig.index.add(sdist("c", "1.0"), wheel("c", "1.0"))
     report = firehose.round()
     assert report.recorded == [("c", "1.0")]
     assert rig.changelog.calls[-1] == 1002  # memory reads on after what it read
     # A restart now replays from the held-back cursor: b is not doubled.
     again = rig.firehose(follow="all")
-    rig.index.add("late", "1.0")
+    rig.index.add(sdist("late", "1.0"), wheel("late", "1.0"))
     report = again.round()
     assert report.recorded == [("late", "1.0"), ("b", "1.0"), ("c", "1.0")]
     assert rig.store.get_cursor(CHANGELOG_CURSOR) == "1003"
@@ -367,7 +340,7 @@ def test_an_unknown_release_is_recorded_when_it_appears_then_given_up(rig: Rig) 
     rig.changelog.publish("late", "1.0")
     rig.changelog.publish("never", "1.0")
     firehose.round()
-    rig.index.add("late", "1.0")
+    rig.index.add(sdist("late", "1.0"), wheel("late", "1.0"))
     report = firehose.round()
     assert report.recorded == [("late", "1.0")]
     assert report.pending == [("never", "1.0")]
@@ -395,8 +368,8 @@ def test_an_index_outage_stops_the_round_without_losing_events(rig: Rig) -> None
     firehose.round()
     rig.changelog.publish("a", "1.0")
     rig.changelog.publish("b", "1.0")
-    rig.index.add("a", "1.0")
-    rig.index.add("b", "1.0")
+    rig.index.add(sdist("a", "1.0"), wheel("a", "1.0"))
+    rig.index.add(sdist("b", "1.0"), wheel("b", "1.0"))
     rig.index.down = True
     with pytest.raises(IndexError_):
         firehose.round()
@@ -412,7 +385,7 @@ def test_a_round_is_bounded_and_the_next_comes_at_once(rig: Rig) -> None:
     firehose()
     for name in ("a", "b", "c", "d", "e"):
         rig.changelog.publish(name, "1.0")
-        rig.index.add(name, "1.0")
+        rig.index.add(sdist(name, "1.0"), wheel(name, "1.0"))
     rig.clock.now += 61
     firehose()
     assert rig.store.get_cursor(CHANGELOG_CURSOR) == "1002"
@@ -440,11 +413,11 @@ def test_without_xmlrpc_the_rss_feed_is_followed_with_same_second_ties() -> None
     assert saved == TimePosition(T0, frozenset({"old 1.0"}))
     t1 = T0 + timedelta(seconds=5)
     rig.updates.publish("a", "1.0", t1)
-    rig.index.add("a", "1.0")
+    rig.index.add(sdist("a", "1.0"), wheel("a", "1.0"))
     assert firehose.round().recorded == [("a", "1.0")]
     # b shows up in the feed later, with the very same second as a.
     rig.updates.publish("b", "1.0", t1)
-    rig.index.add("b", "1.0")
+    rig.index.add(sdist("b", "1.0"), wheel("b", "1.0"))
     again = rig.firehose(follow="all")  # and from a restarted process
     assert again.round().recorded == [("b", "1.0")]
     assert json.loads(rig.store.get_cursor(RSS_CURSOR) or "") == {
@@ -463,7 +436,7 @@ def test_a_stale_rss_feed_never_moves_the_cursor_back() -> None:
     firehose.round()
     before = rig.store.get_cursor(RSS_CURSOR)
     rig.updates.items = [ReleaseEvent("z", "0.1", "rss", None, T0 - timedelta(hours=1))]
-    rig.index.add("z", "0.1")
+    rig.index.add(sdist("z", "0.1"), wheel("z", "0.1"))
     with pytest.raises(StaleFeedError):
         firehose.round()
     assert rig.store.get_cursor(RSS_CURSOR) == before

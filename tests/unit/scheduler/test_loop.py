@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rebuilder.errors import IndexError_
 from rebuilder.index.model import FileKind, IndexFile
-from rebuilder.store.model import MemoryStore
+from rebuilder.store.memory import MemoryStore
 from rebuilder.store.records import AttemptStatus
 from rebuilder.worker.queue import Priority
 from scheduler.errors import SchedulerError
 from scheduler.loop import Scheduler, SchedulerConfig
+from tests.support.fakes import FakeDispatcher, FakeIndex
 
 
 def file(project: str, version: str, filename: str, **kw: object) -> IndexFile:
@@ -43,30 +41,6 @@ def release(project: str, version: str, *, platform: bool = False) -> list[Index
     return files
 
 
-@dataclass
-class FakeIndex:
-    pages: dict[str, list[IndexFile]] = field(default_factory=dict)
-    failing: set[str] = field(default_factory=set)
-    calls: list[str] = field(default_factory=list)
-
-    def refresh(self, project: str) -> Sequence[IndexFile]:
-        self.calls.append(project)
-        if project in self.failing:
-            raise IndexError_(f"{project}: index unreachable")
-        return self.pages.get(project, [])
-
-
-@dataclass
-class FakeDispatcher:
-    sent: list[tuple[int, Priority]] = field(default_factory=list)
-    down: bool = False
-
-    def enqueue(self, attempt_id: int, priority: Priority) -> None:
-        if self.down:
-            raise ConnectionError("broker away")
-        self.sent.append((attempt_id, priority))
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -90,7 +64,7 @@ def make(
 
 def test_first_poll_backfills_the_newest_releases_only() -> None:
     store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
-    index.pages["demo"] = release("demo", "1.0") + release("demo", "2.0") + release("demo", "1.10")
+    index.add(*release("demo", "1.0") + release("demo", "2.0") + release("demo", "1.10"))
     store.watch_add(["demo"])
     report = make(store, index, dispatcher, clock).tick()
     assert sorted(report.new_releases) == [("demo", "1.0"), ("demo", "1.10"), ("demo", "2.0")]
@@ -110,11 +84,11 @@ def test_first_poll_backfills_the_newest_releases_only() -> None:
 
 def test_a_new_release_is_found_on_the_next_due_poll_and_sent_once() -> None:
     store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
-    index.pages["demo"] = release("demo", "1.0")
+    index.add(*release("demo", "1.0"))
     store.watch_add(["demo"])
     scheduler = make(store, index, dispatcher, clock)
     scheduler.tick()
-    index.pages["demo"] += release("demo", "1.1", platform=True)
+    index.add(*release("demo", "1.1", platform=True))
     assert scheduler.tick().new_releases == []  # not due yet
     clock.now += 61 * 1.2
     report = scheduler.tick()
@@ -128,19 +102,19 @@ def test_a_new_release_is_found_on_the_next_due_poll_and_sent_once() -> None:
 
 def test_a_failing_project_backs_off_and_others_go_on() -> None:
     store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
-    index.pages["good"] = release("good", "1.0")
+    index.add(*release("good", "1.0"))
     index.failing.add("bad")
     store.watch_add(["good", "bad"])
     scheduler = make(store, index, dispatcher, clock)
     report = scheduler.tick()
     assert report.failed == ["bad"] and report.polled == ["good"]
-    index.calls.clear()
+    index.requests.clear()
     clock.now += 3  # shorter than the first backoff (6 s and more)
     scheduler.tick()
-    assert index.calls == []
+    assert index.requests == []
     clock.now += 60
     scheduler.tick()
-    assert "bad" in index.calls
+    assert "bad" in index.requests
 
 
 def test_attempts_not_sent_because_the_broker_was_down_are_sent_later() -> None:
@@ -148,7 +122,7 @@ def test_attempts_not_sent_because_the_broker_was_down_are_sent_later() -> None:
     now = {"t": base}
     store = MemoryStore(clock=lambda: now["t"])
     index, dispatcher, clock = FakeIndex(), FakeDispatcher(down=True), Clock()
-    index.pages["demo"] = release("demo", "1.0")
+    index.add(*release("demo", "1.0"))
     store.watch_add(["demo"])
     scheduler = make(store, index, dispatcher, clock)
     scheduler.tick()  # recorded and queued, but not sent
@@ -168,7 +142,7 @@ def test_a_silent_workers_attempt_is_requeued_and_sent_again() -> None:
     now = {"t": base}
     store = MemoryStore(clock=lambda: now["t"])
     index, dispatcher, clock = FakeIndex(), FakeDispatcher(), Clock()
-    index.pages["demo"] = release("demo", "1.0")
+    index.add(*release("demo", "1.0"))
     store.watch_add(["demo"])
     scheduler = make(store, index, dispatcher, clock)
     scheduler.tick()
@@ -187,7 +161,7 @@ def test_an_attempt_taken_back_is_sent_again_in_the_same_tick() -> None:
     now = {"t": base}
     store = MemoryStore(clock=lambda: now["t"])
     index, dispatcher, clock = FakeIndex(), FakeDispatcher(), Clock()
-    index.pages["demo"] = release("demo", "1.0")
+    index.add(*release("demo", "1.0"))
     store.watch_add(["demo"])
     scheduler = Scheduler(
         store=store,
@@ -213,22 +187,22 @@ def test_an_attempt_taken_back_is_sent_again_in_the_same_tick() -> None:
 
 def test_unwatched_projects_are_not_polled() -> None:
     store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
-    index.pages["demo"] = release("demo", "1.0")
+    index.add(*release("demo", "1.0"))
     store.watch_add(["demo"])
     scheduler = make(store, index, dispatcher, clock)
     scheduler.tick()
     store.watch_remove(["demo"])
     clock.now += 1000
-    index.calls.clear()
+    index.requests.clear()
     scheduler.tick()
-    assert index.calls == []
+    assert index.requests == []
 
 
 def test_metrics_count_discoveries_lag_and_queue_depth() -> None:
     from scheduler.metrics import SchedulerMetrics  # noqa: PLC0415
 
     store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
-    index.pages["demo"] = release("demo", "1.0")
+    index.add(*release("demo", "1.0"))
     store.watch_add(["demo"])
     metrics = SchedulerMetrics()
     now = datetime(2025, 1, 1, 0, 10, tzinfo=UTC)  # uploads are at 00:00
@@ -243,7 +217,7 @@ def test_metrics_count_discoveries_lag_and_queue_depth() -> None:
         rng=random.Random(1),
     )
     scheduler.tick()  # first sight: backfill, no lag measured
-    index.pages["demo"] += release("demo", "1.1")
+    index.add(*release("demo", "1.1"))
     clock.now += 100
     scheduler.tick()
     sample = metrics.registry.get_sample_value
@@ -283,7 +257,7 @@ def test_a_big_backlog_is_sent_a_window_at_a_time_most_urgent_first() -> None:
 
 def test_releases_recorded_by_the_firehose_do_not_make_a_later_watch_rebuild_history() -> None:
     store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
-    index.pages["demo"] = [f for v in ("1.0", "1.1", "1.2", "1.3") for f in release("demo", v)]
+    index.add(*[f for v in ("1.0", "1.1", "1.2", "1.3") for f in release("demo", v)])
     store.record_release("demo", "1.3", release("demo", "1.3"))  # seen on the firehose
     store.watch_add(["demo"])
     make(store, index, dispatcher, clock).tick()
@@ -322,11 +296,11 @@ def test_a_scheduler_cut_off_from_the_database_waits_instead_of_dying(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store, index, dispatcher, clock = MemoryStore(), FakeIndex(), FakeDispatcher(), Clock()
-    index.pages["demo"] = release("demo", "1.0")
+    index.add(*release("demo", "1.0"))
     store.watch_add(["demo"])
     stop = threading.Event()
     monkeypatch.setattr(stop, "wait", lambda timeout=None: stop.is_set())
     leader = UnreachableLeader(stop, tries=3)
     make(store, index, dispatcher, clock).run(leader, stop)  # returns: no exception
     assert leader.asked == 3 and leader.released
-    assert index.calls == [] and dispatcher.sent == []  # it never acted without the lock
+    assert index.requests == [] and dispatcher.sent == []  # it never acted without the lock

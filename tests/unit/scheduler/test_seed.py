@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rebuilder.store.model import MemoryStore
-from scheduler.service import seed_watch_list
+from cli.scheduler import seed_watch_list
+from rebuilder.store.memory import MemoryStore
 
 
 def _names(store: MemoryStore) -> list[str]:

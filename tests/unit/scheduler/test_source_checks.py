@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from rebuilder.index.model import FileKind
+from rebuilder.source.store import SourceCheckQueue
 from rebuilder.store.records import AttemptStatus
-from rebuilder.store.source_store import SourceCheckQueue
 from rebuilder.worker.queue import Priority
 from scheduler.source_checks import SourceCheckConfig, SourceCheckStep, source_check_hook
+from tests.support.fakes import FakeDispatcher
 from tests.support.source_checks import MemorySourceChecks
 
 NOW_CONFIG = SourceCheckConfig(redispatch_after=timedelta(seconds=-1))
-
-
-@dataclass
-class FakeDispatcher:
-    sent: list[tuple[int, Priority]] = field(default_factory=list)
-    fail_after: int | None = None  # raise once this many were sent
-
-    def enqueue(self, attempt_id: int, priority: Priority) -> None:
-        if self.fail_after is not None and len(self.sent) >= self.fail_after:
-            raise ConnectionError("broker away")
-        self.sent.append((attempt_id, priority))
 
 
 class SpyStore(MemorySourceChecks):

@@ -16,7 +16,8 @@ from rebuilder.attest.statements import (
     validate_statement,
 )
 from rebuilder.evidence import Evidence
-from rebuilder.plan.strategy import ArchiveInputs, BackendPin, PinnedFile, Strategy
+from rebuilder.index.model import PinnedFile
+from rebuilder.plan.strategy import ArchiveInputs, BackendPin, Strategy
 from rebuilder.source.attest import source_statements, write_source_bundle
 from rebuilder.source.result import (
     DifferingFile,

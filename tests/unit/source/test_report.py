@@ -71,7 +71,7 @@ def test_gits_errors_are_one_line() -> None:
 def test_the_terminal_table_has_the_source_as_its_own_row() -> None:
     from rich.console import Console  # noqa: PLC0415 - only this test renders
 
-    from rebuilder.cli import _table  # noqa: PLC0415 - the CLI's table, as a terminal shows it
+    from cli.main import _table  # noqa: PLC0415 - the CLI's table, as a terminal shows it
 
     console = Console(width=200, record=True)
     console.print(_table([], [_result(1)]))

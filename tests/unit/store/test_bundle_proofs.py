@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from rebuilder.attest.checkpoint import NoteVerifier
-from rebuilder.attest.errors import AttestationError, VerificationError
-from rebuilder.attest.keys import KeyAlgorithm, LocalKeySigner, generate_key
-from rebuilder.store.bundle_proofs import (
+from rebuilder.attest.bundle_proofs import (
     BUNDLE_PROOF_FORMAT,
     BundleProof,
     bundle_lines,
     verifiers_for_note,
     verify_bundle_proof,
 )
+from rebuilder.attest.checkpoint import NoteVerifier
+from rebuilder.attest.errors import AttestationError, VerificationError
+from rebuilder.attest.keys import KeyAlgorithm, LocalKeySigner, generate_key
 from tests.support.memlog import MemoryLog
 
 ORIGIN = "rebuilder.test/log"

@@ -11,8 +11,7 @@ import pytest
 from rebuilder.attest.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
 from rebuilder.attest.errors import AttestationError, VerificationError
 from rebuilder.attest.keys import LocalKeySigner, generate_key
-from rebuilder.attest.merkle import MemoryLeafStore, MerkleTree, leaf_hash
-from rebuilder.store.log_proofs import (
+from rebuilder.attest.log_proofs import (
     CONSISTENCY_PROOF_FORMAT,
     INCLUSION_PROOF_FORMAT,
     ConsistencyProof,
@@ -22,6 +21,7 @@ from rebuilder.store.log_proofs import (
     verify_consistency_proof,
     verify_inclusion_proof,
 )
+from rebuilder.attest.merkle import MemoryLeafStore, MerkleTree, leaf_hash
 
 ORIGIN = "rebuilder.test/log"
 NAME = "rebuilder.test"

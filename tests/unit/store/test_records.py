@@ -10,7 +10,7 @@ from rebuilder.errors import FailureReason
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store import StoreError
 from rebuilder.store.db import open_pool
-from rebuilder.store.model import MemoryStore, Store
+from rebuilder.store.memory import MemoryStore
 from rebuilder.store.records import AttemptRow, AttemptStatus, FileRow
 from rebuilder.verdict import Difference, DifferenceKind, StabilizerUse, Verdict
 
@@ -51,7 +51,7 @@ def test_file_rows_give_back_index_files() -> None:
 
 def test_memory_store_uses_its_clock_for_stale_claims() -> None:
     now = [NOW]
-    store: Store = MemoryStore(clock=lambda: now[0])
+    store = MemoryStore(clock=lambda: now[0])
     file = IndexFile("demo", "1.0", "demo-1.0.tar.gz", "u", "a" * 64, FileKind.SDIST, NOW)
     (row,) = store.record_release("demo", "1.0", [file])
     attempt_id = store.request_attempt(row.id, 1)

@@ -13,7 +13,7 @@ from rebuilder.attest.dsse import PAYLOAD_TYPE, Envelope, Signature
 from rebuilder.errors import ArchiveError, FailureReason
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store import StoreError
-from rebuilder.store.model import MemoryStore
+from rebuilder.store.memory import MemoryStore
 from rebuilder.store.records import AttemptStatus
 from rebuilder.verdict import FileResult, Verdict
 from rebuilder.worker.runner import AttemptRunner, RetryLaterError, RunnerConfig

@@ -13,27 +13,27 @@ from pathlib import Path
 
 import pytest
 
+from cli.fleet import live_workers
 from rebuilder.attest.dsse import open_statement, parse_envelope
 from rebuilder.attest.keys import KeyAlgorithm, Keyring, generate_key
 from rebuilder.attest.statements import SOURCE_CHECK_PREDICATE_TYPE
 from rebuilder.errors import IndexError_
-from rebuilder.fleetcli import live_workers
 from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.source.checks import SourceCheckVerdict
 from rebuilder.source.fleet import HostOutageError
-from rebuilder.source.result import ExplainedFile, SourceResult, SourceVerdict
-from rebuilder.store import StoreError
-from rebuilder.store.model import MemoryStore
-from rebuilder.store.outcomes import SignedStatement
-from rebuilder.store.records import AttemptStatus
-from rebuilder.store.source_store import SourceCheckJobs
-from rebuilder.store.sources import SourceCheckVerdict
-from rebuilder.worker.queue import DeferredError
-from rebuilder.worker.runner import RetryLaterError
-from rebuilder.worker.source_job import (
+from rebuilder.source.job import (
     SourceAttestor,
     SourceCheckRunner,
     SourceRunnerConfig,
 )
+from rebuilder.source.result import ExplainedFile, SourceResult, SourceVerdict
+from rebuilder.source.store import SourceCheckJobs
+from rebuilder.store import StoreError
+from rebuilder.store.memory import MemoryStore
+from rebuilder.store.outcomes import SignedStatement
+from rebuilder.store.records import AttemptStatus
+from rebuilder.worker.queue import DeferredError
+from rebuilder.worker.runner import RetryLaterError
 from tests.support.source_checks import MemorySourceChecks
 
 COMMIT = "c0ffee" + "0" * 34
@@ -232,7 +232,7 @@ def test_a_repository_outage_is_a_warning_line_and_a_delayed_retry(
     assert row is not None and row.verdict is SourceCheckVerdict.FAILED and row.tries == 3
     assert row.repository == "https://forge.example/demo"
     assert row.reason is not None and "did not answer" in row.reason
-    records = [r for r in caplog.records if r.name == "rebuilder.worker.source_job"]
+    records = [r for r in caplog.records if r.name == "rebuilder.source.job"]
     assert not [r for r in records if r.levelno >= logging.ERROR or r.exc_info]
     assert sum(r.levelno == logging.WARNING for r in records) == 3  # one line per real try
 

@@ -1,0 +1,77 @@
+"""``rebuilder web``: serve the status page and API with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from rebuilder.settings import Settings
+    from rebuilder.worker.queue import Dispatcher
+
+logger = logging.getLogger(__name__)
+
+
+def add_web_command(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
+    """Add ``web`` to the CLI's subcommands."""
+    web = sub.add_parser(
+        "web",
+        help="serve the status page and JSON API",
+        description="Serve the status page and the JSON API (/api/v1/) of the fleet's "
+        "database. Writes need REBUILDER_OPERATOR_TOKEN.",
+    )
+    web.add_argument("--host", default=None, help="address to listen on (default: web_host)")
+    web.add_argument("--port", type=int, default=None, help="port (default: web_port)")
+    web.add_argument(
+        "--no-broker",
+        action="store_true",
+        help="record requested rebuilds only; the scheduler sends them to the workers",
+    )
+
+
+def web_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the web app until interrupted."""
+    import uvicorn  # noqa: PLC0415 - only this command needs the server
+
+    dispatcher = None if args.no_broker else _dispatcher(settings)
+    app = web_app(settings, dispatcher=dispatcher)
+    host = args.host or settings.web_host
+    port = args.port if args.port is not None else settings.web_port
+    logger.info("serving the status page on http://%s:%s/", host, port)
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
+    return 0
+
+
+def web_app(settings: Settings, *, dispatcher: Dispatcher | None = None) -> FastAPI:
+    """The status web app on the production adapters: its own pool, the settings' index."""
+    from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415 - per command
+    from rebuilder.store.db import open_pool  # noqa: PLC0415
+    from reports.app import create_app  # noqa: PLC0415
+
+    index = SimpleIndex(
+        settings.index_url, settings.cache_dir / "index", page_ttl_seconds=settings.page_ttl
+    )
+    return create_app(
+        settings,
+        open_pool=lambda: open_pool(settings.database_url, name="web"),
+        dispatcher=dispatcher,
+        index=index,
+    )
+
+
+def _dispatcher(settings: Settings) -> Dispatcher:
+    from rebuilder.worker.queue import (  # noqa: PLC0415 - dramatiq only when sending
+        ActorDispatcher,
+        declare_rebuild_actor,
+        rabbitmq_broker,
+    )
+
+    broker = rabbitmq_broker(settings.broker_url)
+
+    def no_runner() -> Any:  # noqa: ANN401 - the web app only sends, never runs jobs
+        raise RuntimeError("the web app does not run rebuilds")
+
+    return ActorDispatcher(declare_rebuild_actor(broker, no_runner))

@@ -1,0 +1,115 @@
+"""Build the production collaborators from the one :class:`Settings` object."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from rebuilder.index.resolve import UvResolver
+from rebuilder.index.simple import SimpleIndex
+from rebuilder.pipeline import Rebuilder
+from rebuilder.plan.interpreter import MATRIX, Interpreter
+from rebuilder.plan.planner import ImageChoice
+from rebuilder.plan.writer import MetadataCache
+from rebuilder.sandbox.docker import DockerSandbox
+from rebuilder.sandbox.image import (
+    DEFAULT_BASE,
+    DEFAULT_TOOLS,
+    LEGACY_TOOLS,
+    ImageRef,
+    build_image,
+    ensure_image,
+    suite_base,
+)
+from rebuilder.sandbox.model import SandboxLimits
+from rebuilder.sandbox.owners import owner_labels, remove_dead_owners
+from rebuilder.settings import Settings
+from rebuilder.workdirs import sweep_dead
+
+logger = logging.getLogger(__name__)
+
+
+def sandbox_limits(settings: Settings) -> SandboxLimits:
+    return SandboxLimits(
+        timeout_seconds=settings.build_timeout,
+        memory_bytes=settings.build_memory,
+        pids=settings.build_pids,
+        cpus=settings.build_cpus,
+    )
+
+
+def build_sandbox_image(settings: Settings) -> ImageRef:
+    """Build the local sandbox image now (a no-op when the same one exists)."""
+    return build_image(base=settings.image_base or DEFAULT_BASE)
+
+
+def image_choice(settings: Settings) -> ImageChoice:
+    """Find (or build, on first use) the sandbox image."""
+    ref = ensure_image(reference=settings.image, base=settings.image_base or DEFAULT_BASE)
+    # Run by the immutable image id: a tag moved between planning and building cannot
+    # swap the image under a strategy.
+    return ImageChoice(
+        reference=ref.image_id, digest=ref.digest, python_version=settings.python_version
+    )
+
+
+def interpreter_image(interpreter: Interpreter) -> ImageChoice:
+    """The local sandbox image of one interpreter of the matrix, built on first need."""
+    tools = DEFAULT_TOOLS if interpreter.key >= (3, 10) else LEGACY_TOOLS
+    ref = ensure_image(base=suite_base(interpreter.suite), tools=tools)
+    return ImageChoice(
+        reference=ref.image_id,
+        digest=ref.digest,
+        python_version=interpreter.version,
+        glibc_minor=int(interpreter.glibc.split(".")[1]),
+    )
+
+
+def production_rebuilder(
+    settings: Settings,
+    *,
+    index_url: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Rebuilder:
+    """A :class:`Rebuilder` talking to the real index, uv and Docker."""
+    url = index_url or settings.index_url
+    cache = settings.cache_dir
+    return Rebuilder(
+        index=SimpleIndex(url, cache / "index", page_ttl_seconds=settings.page_ttl),
+        resolver=UvResolver(
+            url, cache / "uv", platforms={i.version: i.python_platform for i in MATRIX}
+        ),
+        sandbox=DockerSandbox(),
+        image=lambda: image_choice(settings),
+        # An operator's own image (or base) is the one interpreter there is.
+        interpreter_image=None if settings.image or settings.image_base else interpreter_image,
+        evidence_root=settings.out_dir,
+        work_root=cache / "work",
+        limits=sandbox_limits(settings),
+        diffoscope_timeout=settings.diffoscope_timeout,
+        labels={**owner_labels(), **(labels or {})},
+        metadata_cache=MetadataCache(cache / "metadata"),
+    )
+
+
+def sweep_leftovers(settings: Settings) -> None:
+    """Remove what killed processes of this host left: work folders, build containers.
+
+    Run at the start of a one-shot check (workers sweep on their own schedule). The
+    containers have stopped at their deadline already; this frees what they still hold.
+    """
+    for folder in sweep_dead(settings.cache_dir / "work"):
+        logger.debug("swept %s", folder)
+    from rebuilder.errors import SandboxError  # noqa: PLC0415
+    from rebuilder.sandbox.docker import connect  # noqa: PLC0415
+
+    try:
+        removed = remove_dead_owners(connect())
+    except SandboxError as exc:
+        logger.info("no sweep of leftover build containers: %s", exc.diagnostics())
+        return
+    except Exception as exc:  # noqa: BLE001 - a sweep must never stop a check
+        logger.warning("could not sweep leftover build containers: %s", exc)
+        return
+    if removed:
+        logger.info("removed %d build containers left by dead processes", len(removed))

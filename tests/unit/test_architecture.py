@@ -1,0 +1,84 @@
+"""The shape of the code (docs/architecture.md), checked like behaviour is."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("cli", "rebuilder", "scheduler", "reports")
+MAX_PROTOCOL_METHODS = 12
+
+
+def _protocols() -> dict[str, int]:
+    """Every Protocol class of the packages and its method count, inherited ones included."""
+    counts: dict[str, int] = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            classes = {
+                node.name: node
+                for node in ast.parse(path.read_text(encoding="utf-8")).body
+                if isinstance(node, ast.ClassDef)
+            }
+
+            def methods(node: ast.ClassDef, classes: dict[str, ast.ClassDef] = classes) -> set[str]:
+                own = {
+                    item.name
+                    for item in node.body
+                    if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                }
+                for base in node.bases:
+                    if isinstance(base, ast.Name) and base.id in classes:
+                        own |= methods(classes[base.id])
+                return own
+
+            for name, node in classes.items():
+                if any(isinstance(b, ast.Name) and b.id == "Protocol" for b in node.bases):
+                    counts[f"{path.relative_to(ROOT)}:{name}"] = len(methods(node))
+    return counts
+
+
+def test_no_protocol_has_more_than_twelve_methods() -> None:
+    counts = _protocols()
+    assert "rebuilder/store/protocols.py:WorkerStore" in counts  # the walk finds them
+    assert counts["rebuilder/campaigns/store.py:CampaignStarter"] > 2  # inherited count
+    too_big = {name: n for name, n in counts.items() if n > MAX_PROTOCOL_METHODS}
+    assert too_big == {}, "split these by consumer (docs/architecture.md)"
+
+
+def test_imports_point_one_way_without_cycles() -> None:
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if lint is None:
+        pytest.fail("lint-imports is not installed: pip install -e '.[dev]'")
+    done = subprocess.run([lint], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-4000:]
+
+
+HEAVY = ("pydantic", "rich", "psycopg", "dramatiq", "docker", "pypi_simple", "cryptography")
+
+
+def test_building_the_parser_imports_no_heavy_library() -> None:
+    code = (
+        "import sys; import cli.main; cli.main._parser(); "
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", "import it inside the command (docs/architecture.md)"
+
+
+def test_every_command_has_a_home_in_the_command_table() -> None:
+    from cli import main  # noqa: PLC0415 - the table is what this test reads
+
+    parser = main._parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(sub.choices) == set(main._COMMANDS)
+    for name in main._COMMANDS:
+        assert callable(main._command(name)), name
