@@ -460,7 +460,9 @@ def _plain_line(result: FileResult) -> str:
     line = f"{result.verdict.value:<13} {result.filename}  {detail}".rstrip()
     from rebuilder.second_opinion import opinion_line  # noqa: PLC0415
 
-    extra = [x for x in (why_line(result), opinion_line(result)) if x]
+    # the first line already gives a non-mismatch's reason or stabilizers: no second "why"
+    why = why_line(result) if result.verdict is Verdict.MISMATCH else None
+    extra = [x for x in (why, opinion_line(result)) if x]
     return "\n".join([line, *(f"  {x}" for x in extra)])
 
 

@@ -140,3 +140,12 @@ def test_plain_output_ends_with_the_mismatches_ranked_by_risk() -> None:
         "  packaging a-1.0-py3-none-any.whl",
     ]
     assert risk_ranking([ok]) is None
+
+
+def test_a_file_that_is_not_a_mismatch_says_its_reason_once() -> None:
+    from cli.main import _plain_line  # noqa: PLC0415
+
+    sdist = FileResult(
+        "demo", "1.0", "demo-1.0.tar.gz", Verdict.UNSUPPORTED, "1" * 64, reason="the input"
+    )
+    assert _plain_line(sdist).splitlines() == ["unsupported   demo-1.0.tar.gz  the input"]
