@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from cli.signing import operator_log_signing
 from rebuilder.attest.checkpoint import NoteVerifier, verify_checkpoint
 from rebuilder.attest.keys import LocalKeySigner, generate_key
 from rebuilder.errors import UsageError
 from rebuilder.settings import Settings
-from rebuilder.store.log_signing import log_key_name, log_signing
+from rebuilder.store.log_signing import log_key_name
 from scheduler.checkpoints import Checkpointer
 from tests.support.memlog import MemoryLog
 
@@ -84,7 +85,9 @@ def test_key_name_from_settings(tmp_path: Path) -> None:
         log_key_name(Settings(builder_id="urn:uuid:1234"))
     with pytest.raises(UsageError, match="REBUILDER_LOG_KEY_NAME"):
         log_key_name(Settings(log_key_name="a b"))
-    signing = log_signing(Settings(signing_key=tmp_path / "k.pem", log_key_name="ops.example"))
+    signing = operator_log_signing(
+        Settings(signing_key=tmp_path / "k.pem", log_key_name="ops.example")
+    )
     assert signing.name == "ops.example"
     assert (tmp_path / "k.pem").is_file()  # made on first use
     assert signing.verifier().vkey().startswith("ops.example+")
