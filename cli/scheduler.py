@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Protocol
 
+from cli.broker import rabbitmq_broker
 from cli.signing import operator_log_signing
 from rebuilder.campaigns.campaign import closing_hook
 from rebuilder.campaigns.store import PostgresCampaignStore
@@ -30,7 +31,6 @@ from rebuilder.worker.queue import (
     JobRunner,
     declare_rebuild_actor,
     declare_source_actor,
-    rabbitmq_broker,
 )
 from scheduler.checkpoints import Checkpointer
 from scheduler.errors import SchedulerError

@@ -89,10 +89,10 @@ def web_stores(settings: Settings, pool: Pool) -> WebStores:
 
 
 def _dispatcher(settings: Settings) -> Dispatcher:
+    from cli.broker import rabbitmq_broker  # noqa: PLC0415 - dramatiq only when sending
     from rebuilder.worker.queue import (  # noqa: PLC0415 - dramatiq only when sending
         ActorDispatcher,
         declare_rebuild_actor,
-        rabbitmq_broker,
     )
 
     broker = rabbitmq_broker(settings.broker_url)
