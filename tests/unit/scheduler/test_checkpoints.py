@@ -9,10 +9,10 @@ import pytest
 
 from cli.signing import operator_log_signing
 from rebuilder.attest.checkpoint import NoteVerifier, verify_checkpoint
-from rebuilder.attest.keys import LocalKeySigner, generate_key
+from rebuilder.attest.keys import KeyAlgorithm, LocalKeySigner, generate_key
 from rebuilder.errors import UsageError
 from rebuilder.settings import Settings
-from rebuilder.store.log_signing import log_key_name
+from rebuilder.store.log_signing import log_key_name, log_signing
 from scheduler.checkpoints import Checkpointer
 from tests.support.memlog import MemoryLog
 
@@ -91,3 +91,10 @@ def test_key_name_from_settings(tmp_path: Path) -> None:
     assert signing.name == "ops.example"
     assert (tmp_path / "k.pem").is_file()  # made on first use
     assert signing.verifier().vkey().startswith("ops.example+")
+
+
+def test_only_an_ed25519_key_may_sign_checkpoints() -> None:
+    ed25519 = log_signing(generate_key(), "ops.example")
+    assert ed25519.verifier().name == "ops.example"
+    with pytest.raises(UsageError, match="the operator key cannot sign checkpoints"):
+        log_signing(generate_key(KeyAlgorithm.ECDSA_P256), "ops.example", key="the operator key")
