@@ -36,13 +36,13 @@ from typing import Any
 
 import docker
 
+from cli.broker import rabbitmq_broker
 from rebuilder.attest.publish import load_or_create_key
 from rebuilder.sandbox.docker import ROLE_BUILD, ROLE_LABEL, DockerSandbox
 from rebuilder.sandbox.image import ensure_image
 from rebuilder.store.db import open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
-from rebuilder.worker.queue import rabbitmq_broker
 from scheduler.loop import Scheduler, SchedulerConfig
 from tests.support.fleet import Fleet, fleet_env, open_files, rss_bytes
 from tests.support.index_server import FixtureIndex

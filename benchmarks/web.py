@@ -470,8 +470,9 @@ def measure(
     load_or_create_key(settings.signing_key_path)  # its public half is served
     port = _free_port()
     BASE[0] = f"http://127.0.0.1:{port}"
+    pool = open_pool(url, name="bench-web")
     server = uvicorn.Server(
-        uvicorn.Config(web_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(web_app(settings, pool), host="127.0.0.1", port=port, log_level="warning")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -502,6 +503,7 @@ def measure(
     finally:
         server.should_exit = True
         thread.join(10)
+        pool.close()
     return results
 
 

@@ -158,13 +158,13 @@ def _no_runner() -> JobRunner:
 def _fleet(settings: Settings, *, dispatch: bool = False) -> Iterator[_Fleet]:
     import dramatiq.errors  # noqa: PLC0415 - each command imports what it uses
 
+    from cli.broker import rabbitmq_broker  # noqa: PLC0415
     from rebuilder.campaigns.store import PostgresCampaignStore  # noqa: PLC0415
     from rebuilder.index.simple import SimpleIndex  # noqa: PLC0415
     from rebuilder.store.db import open_pool  # noqa: PLC0415
     from rebuilder.worker.queue import (  # noqa: PLC0415
         ActorDispatcher,
         declare_rebuild_actor,
-        rabbitmq_broker,
     )
 
     pool = open_pool(settings.database_url, max_size=4, timeout=10.0)

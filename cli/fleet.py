@@ -176,7 +176,7 @@ def health_command(args: argparse.Namespace, settings: Settings) -> int:
 
     console = Console(stderr=True)
     if args.what == "broker":
-        from rebuilder.worker.queue import rabbitmq_broker  # noqa: PLC0415 - pika on demand
+        from cli.broker import rabbitmq_broker  # noqa: PLC0415 - pika on demand
 
         broker = rabbitmq_broker(settings.broker_url)
         try:

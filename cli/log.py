@@ -114,11 +114,11 @@ def _pool(settings: Settings) -> Iterator[Pool]:
 
 def log_command(args: argparse.Namespace, settings: Settings) -> int:
     """``rebuilder log ACTION``; the exit status."""
+    from cli.signing import operator_log_signing  # noqa: PLC0415
     from rebuilder.store.log import TransparencyLog  # noqa: PLC0415 - per command
-    from rebuilder.store.log_signing import log_signing  # noqa: PLC0415
 
     if args.log_command == "key":
-        print(log_signing(settings).verifier().vkey())
+        print(operator_log_signing(settings).verifier().vkey())
         return 0
     with _pool(settings) as pool:
         log = TransparencyLog(pool, settings.log_origin)
@@ -133,11 +133,11 @@ def log_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _checkpoint(log: TransparencyLog, settings: Settings, *, sign: bool) -> int:
+    from cli.signing import operator_log_signing  # noqa: PLC0415
     from rebuilder.store.log import LogError  # noqa: PLC0415 - per command
-    from rebuilder.store.log_signing import log_signing  # noqa: PLC0415
 
     if sign:
-        signing = log_signing(settings)
+        signing = operator_log_signing(settings)
         print(log.checkpoint(signing.signer, signing.name), end="")
         return 0
     latest = log.latest_checkpoint()
@@ -201,10 +201,10 @@ def _audit(log: TransparencyLog, settings: Settings) -> int:
     from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
     from rich.markup import escape  # noqa: PLC0415
 
+    from cli.signing import operator_log_signing  # noqa: PLC0415
     from rebuilder.attest.checkpoint import parse_note, verify_checkpoint  # noqa: PLC0415
     from rebuilder.attest.errors import AttestationError  # noqa: PLC0415
     from rebuilder.store.log import LogIntegrityError  # noqa: PLC0415
-    from rebuilder.store.log_signing import log_signing  # noqa: PLC0415
 
     console = Console()
     try:
@@ -216,7 +216,7 @@ def _audit(log: TransparencyLog, settings: Settings) -> int:
     detail = "no checkpoint yet"
     if latest is not None:
         detail = f"latest checkpoint: size {latest.tree_size}, signed by {latest.key_name}"
-        ours = log_signing(settings).verifier()
+        ours = operator_log_signing(settings).verifier()
         signers = {(s.name, s.key_hash) for s in parse_note(latest.note).signatures}
         if (ours.name, ours.key_hash) not in signers:
             detail += " (not signed by this operator's key: signature not checked)"
@@ -244,6 +244,7 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
         TimeElapsedColumn,
     )
 
+    from cli.signing import operator_log_signing  # noqa: PLC0415
     from rebuilder.attest.bundle import normalize_project  # noqa: PLC0415
     from rebuilder.attest.errors import AttestationError  # noqa: PLC0415
     from rebuilder.export import (  # noqa: PLC0415
@@ -254,7 +255,6 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
         export,
     )
     from rebuilder.store.log import TransparencyLog  # noqa: PLC0415
-    from rebuilder.store.log_signing import log_signing  # noqa: PLC0415
 
     projects = []
     for name in args.project:
@@ -263,7 +263,7 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
         except AttestationError as exc:
             raise UsageError(str(exc)) from exc
     err = Console(stderr=True)
-    signing = log_signing(settings)
+    signing = operator_log_signing(settings)
     key = LogKey(signing.verifier().vkey(), signing.signer.public_key.to_pem())
     with _pool(settings) as pool:
         if not args.no_sign:

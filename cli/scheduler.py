@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Protocol
 
+from cli.broker import rabbitmq_broker
+from cli.signing import operator_log_signing
 from rebuilder.campaigns.campaign import closing_hook
 from rebuilder.campaigns.store import PostgresCampaignStore
 from rebuilder.errors import RebuilderError
@@ -19,7 +21,6 @@ from rebuilder.source.store import PostgresSourceChecks
 from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.leader import Leadership
 from rebuilder.store.log import TransparencyLog
-from rebuilder.store.log_signing import log_signing
 from rebuilder.store.migrate import migrate
 from rebuilder.store.protocols import SchedulerStore
 from rebuilder.store.records import ProjectRow
@@ -30,7 +31,6 @@ from rebuilder.worker.queue import (
     JobRunner,
     declare_rebuild_actor,
     declare_source_actor,
-    rabbitmq_broker,
 )
 from scheduler.checkpoints import Checkpointer
 from scheduler.errors import SchedulerError
@@ -154,7 +154,7 @@ def checkpoint_hook(settings: Settings, pool: Pool) -> Callable[[], None]:
     Raises:
         UsageError: the signing key cannot sign checkpoints, or no key name is usable.
     """
-    signing = log_signing(settings)
+    signing = operator_log_signing(settings)
     log = TransparencyLog(pool, settings.log_origin)
     logger.info(
         "checkpoints of %s every %g s at most, signed as %s",

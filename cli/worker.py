@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dramatiq
 
+from cli.broker import rabbitmq_broker
 from cli.rerun import image_describer
 from rebuilder import __version__
 from rebuilder.attest.publish import Attestor, load_or_create_key
@@ -42,7 +43,7 @@ from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
 from rebuilder.workdirs import sweep_dead
 from rebuilder.worker.metrics import WorkerMetrics
-from rebuilder.worker.queue import declare_rebuild_actor, declare_source_actor, rabbitmq_broker
+from rebuilder.worker.queue import declare_rebuild_actor, declare_source_actor
 from rebuilder.worker.runner import AttemptRunner, FileJudge, JudgeFactory, RunnerConfig
 
 logger = logging.getLogger(__name__)

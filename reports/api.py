@@ -17,13 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from rebuilder.attest.bundle import BUNDLE_NAME
 from rebuilder.errors import RebuilderError, UsageError
 from rebuilder.store import web_queries as queries
-from rebuilder.store.log import TransparencyLog
 from rebuilder.store.projects import normalize
+from rebuilder.store.protocols import WebStore
 from rebuilder.store.records import AttemptRow
-from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import Risk, Verdict
 from rebuilder.worker.queue import Priority
-from reports.deps import DispatcherDep, OperatorDep, PoolDep, SettingsDep
+from reports.deps import DispatcherDep, OperatorDep, PoolDep, SettingsDep, StoresDep
 
 logger = logging.getLogger(__name__)
 
@@ -319,11 +318,11 @@ def list_file_attempts(
     response_class=Response,
     responses={200: {"content": {JSONL: {}}}, 404: PROBLEM, 422: PROBLEM},
 )
-def get_bundle(file_id: int, pool: PoolDep) -> Response:
+def get_bundle(file_id: int, pool: PoolDep, stores: StoresDep) -> Response:
     with pool.connection() as conn:
         if queries.file_verdict(conn, file_id) is None:
             raise HTTPException(404, "No such file.")
-    return _bundle(pool, file_id)
+    return _bundle(stores.attempts, file_id)
 
 
 @router.get(
@@ -425,8 +424,8 @@ def get_queue(pool: PoolDep) -> QueueOut:
     summary="The transparency log's latest signed checkpoint",
     responses=ERRORS,
 )
-def get_checkpoint(pool: PoolDep, settings: SettingsDep) -> Checkpoint:
-    stored = _log(pool, settings.log_origin).latest_checkpoint()
+def get_checkpoint(stores: StoresDep, settings: SettingsDep) -> Checkpoint:
+    stored = stores.log(settings.log_origin).latest_checkpoint()
     if stored is None:
         raise HTTPException(404, "The log has no checkpoint yet.")
     return Checkpoint(
@@ -445,13 +444,13 @@ def get_checkpoint(pool: PoolDep, settings: SettingsDep) -> Checkpoint:
     responses={200: {"content": {"application/json": {}}}, **ERRORS},
 )
 def get_inclusion(
-    pool: PoolDep,
+    stores: StoresDep,
     settings: SettingsDep,
     index: Annotated[int, Query(ge=0)],
     tree_size: Annotated[int, Query(ge=1)],
 ) -> dict[str, Any]:
     try:
-        return _log(pool, settings.log_origin).inclusion_proof(index, tree_size).to_json()
+        return stores.log(settings.log_origin).inclusion_proof(index, tree_size).to_json()
     except RebuilderError as exc:
         raise HTTPException(400, exc.diagnostics()) from exc
 
@@ -462,13 +461,13 @@ def get_inclusion(
     responses={200: {"content": {"application/json": {}}}, **ERRORS},
 )
 def get_consistency(
-    pool: PoolDep,
+    stores: StoresDep,
     settings: SettingsDep,
     old_size: Annotated[int, Query(ge=0)],
     new_size: Annotated[int, Query(ge=0)],
 ) -> dict[str, Any]:
     try:
-        return _log(pool, settings.log_origin).consistency_proof(old_size, new_size).to_json()
+        return stores.log(settings.log_origin).consistency_proof(old_size, new_size).to_json()
     except RebuilderError as exc:
         raise HTTPException(400, exc.diagnostics()) from exc
 
@@ -479,11 +478,11 @@ def get_consistency(
     response_class=Response,
     responses={200: {"content": {"application/json": {}}}, **ERRORS},
 )
-def get_entry(index: int, pool: PoolDep, settings: SettingsDep) -> Response:
+def get_entry(index: int, stores: StoresDep, settings: SettingsDep) -> Response:
     if index < 0:
         raise HTTPException(404, "No such entry.")
     try:
-        data = _log(pool, settings.log_origin).entry(index)
+        data = stores.log(settings.log_origin).entry(index)
     except RebuilderError as exc:
         raise HTTPException(404, exc.diagnostics()) from exc
     return Response(data, media_type="application/json")
@@ -498,9 +497,9 @@ def get_entry(index: int, pool: PoolDep, settings: SettingsDep) -> Response:
     summary="Watch projects for new releases (operator)",
     responses=WRITE_ERRORS,
 )
-def add_watch(body: WatchIn, pool: PoolDep, _operator: OperatorDep) -> WatchOut:
+def add_watch(body: WatchIn, stores: StoresDep, _operator: OperatorDep) -> WatchOut:
     try:
-        added = PostgresStore(pool).watch_add(body.projects)
+        added = stores.attempts.watch_add(body.projects)
     except UsageError as exc:
         raise HTTPException(422, exc.diagnostics()) from exc
     logger.info("operator watched %d new projects", len(added))
@@ -516,13 +515,13 @@ def add_watch(body: WatchIn, pool: PoolDep, _operator: OperatorDep) -> WatchOut:
 )
 def request_rebuild(
     file_id: int,
-    pool: PoolDep,
+    stores: StoresDep,
     dispatcher: DispatcherDep,
     _operator: OperatorDep,
     body: RebuildIn | None = None,
 ) -> RebuildOut:
     priority = Priority[(body or RebuildIn()).priority.name]
-    store = PostgresStore(pool)
+    store = stores.attempts
     if store.file(file_id) is None:
         raise HTTPException(404, "No such file.")
     attempt_id = store.request_attempt(file_id, int(priority))
@@ -547,17 +546,19 @@ bundles = APIRouter(include_in_schema=False)
 
 
 @bundles.get("/pypi/{project}/{version}/{filename}/" + BUNDLE_NAME)
-def bundle_by_path(project: str, version: str, filename: str, pool: PoolDep) -> Response:
+def bundle_by_path(
+    project: str, version: str, filename: str, pool: PoolDep, stores: StoresDep
+) -> Response:
     """The bundle at the layout other rebuilders publish (``pypi/P/V/F/...jsonl``)."""
     with pool.connection() as conn:
         file_id = queries.file_id_by_name(conn, _name(project), version, filename)
     if file_id is None:
         raise HTTPException(404, "No such file.")
-    return _bundle(pool, file_id)
+    return _bundle(stores.attempts, file_id)
 
 
-def _bundle(pool: PoolDep, file_id: int) -> Response:
-    lines = PostgresStore(pool).bundle_lines(file_id)
+def _bundle(store: WebStore, file_id: int) -> Response:
+    lines = store.bundle_lines(file_id)
     if not lines:
         raise HTTPException(404, "This file has no attestations yet.")
     return Response(
@@ -592,10 +593,6 @@ def _attempt_out(row: AttemptRow) -> AttemptOut:
         strategy=None if row.strategy is None else dict(row.strategy),
         evidence=dict(row.evidence_manifest or {}),
     )
-
-
-def _log(pool: PoolDep, origin: str) -> TransparencyLog:
-    return TransparencyLog(pool, origin=origin)
 
 
 def _name(name: str) -> str:

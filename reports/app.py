@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,10 +11,10 @@ from fastapi.staticfiles import StaticFiles
 from rebuilder import __version__
 from rebuilder.index.model import Index
 from rebuilder.settings import Settings
-from rebuilder.store.blobs import BlobStore
 from rebuilder.store.db import Pool
 from rebuilder.worker.queue import Dispatcher
 from reports import api, campaign_routes, feeds, key_routes, pages, security, source_routes
+from reports.deps import WebStores
 
 logger = logging.getLogger(__name__)
 
@@ -33,37 +31,23 @@ Errors are RFC 9457 problem documents (`application/problem+json`).
 def create_app(
     settings: Settings,
     *,
-    pool: Pool | None = None,
-    open_pool: Callable[[], Pool] | None = None,
+    pool: Pool,
+    stores: WebStores,
     dispatcher: Dispatcher | None = None,
     index: Index | None = None,
 ) -> FastAPI:
     """The web app, on the adapters the composition root (``cli.web``) made.
 
-    Without ``pool`` it calls ``open_pool`` on start-up and closes that pool at exit.
+    ``pool`` is open and stays the caller's to close; ``stores`` are built on it.
     ``dispatcher`` sends requested rebuilds to the workers; None records them only
     (the scheduler sends queued attempts that were never dispatched). ``index`` is
     what campaign selections resolve against; without it starting a campaign over
     the API answers 503.
     """
-    if pool is None and open_pool is None:
-        raise ValueError("create_app needs a pool or a way to open one")
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        own = pool is None
-        app.state.pool = open_pool() if own and open_pool is not None else pool
-        try:
-            yield
-        finally:
-            if own:
-                app.state.pool.close()
-
     app = FastAPI(
         title="pypi-rebuilder status API",
         version=__version__,
         description=DESCRIPTION,
-        lifespan=lifespan,
         docs_url=None,  # Swagger UI and ReDoc load scripts from CDNs: /api lists the API.
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
@@ -73,7 +57,7 @@ def create_app(
     app.state.pool = pool
     app.state.dispatcher = dispatcher
     app.state.index = index
-    app.state.blobs = BlobStore(settings.blob_dir)
+    app.state.stores = stores
     security.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(api.router, tags=["api"])

@@ -20,7 +20,7 @@ from rebuilder.campaigns import CampaignError
 from rebuilder.campaigns import campaign as campaigns
 from rebuilder.campaigns.model import CampaignStatus
 from rebuilder.campaigns.selection import LockInput, Selection, parse_time, resolve
-from rebuilder.campaigns.store import PostgresCampaignStore
+from rebuilder.campaigns.store import CampaignStarter, CampaignStore
 from rebuilder.errors import UsageError
 from rebuilder.index.model import Index
 from rebuilder.verdict import Verdict
@@ -32,7 +32,7 @@ from reports.campaign_report import (
     file_json,
     render,
 )
-from reports.deps import DispatcherDep, OperatorDep, PoolDep, templates
+from reports.deps import DispatcherDep, OperatorDep, StoresDep, templates
 from reports.formats import ReportFormat
 from reports.security import OWN_CSP_HEADER
 
@@ -106,14 +106,19 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else parse_time(value.isoformat())
 
 
-def _store(pool: PoolDep) -> PostgresCampaignStore:
-    return PostgresCampaignStore(pool)
+def _store(stores: StoresDep) -> CampaignStore:
+    return stores.campaigns
 
 
-StoreDep = Annotated[PostgresCampaignStore, Depends(_store)]
+def _starter(stores: StoresDep) -> CampaignStarter:
+    return stores.starter
 
 
-def _summary(store: PostgresCampaignStore, campaign_id: int) -> dict[str, Any]:
+StoreDep = Annotated[CampaignStore, Depends(_store)]
+StarterDep = Annotated[CampaignStarter, Depends(_starter)]
+
+
+def _summary(store: CampaignStore, campaign_id: int) -> dict[str, Any]:
     try:
         report = build_report(store, campaign_id)
     except UsageError:
@@ -130,7 +135,7 @@ def _summary(store: PostgresCampaignStore, campaign_id: int) -> dict[str, Any]:
 )
 def start_campaign(
     body: CampaignIn,
-    store: StoreDep,
+    store: StarterDep,
     index: IndexDep,
     dispatcher: DispatcherDep,
     _operator: OperatorDep,

@@ -1,14 +1,17 @@
 """What every route of the web app shares: settings, the pool, the operator check, templates.
 
-The app keeps its :class:`~rebuilder.settings.Settings` and its psycopg pool in
-``app.state`` (see :func:`reports.app.create_app`); routes take them through these
-FastAPI dependencies, never from the environment or a module global.
+The app keeps its :class:`~rebuilder.settings.Settings`, its psycopg pool and the
+stores built on it (:class:`WebStores`) in ``app.state`` (see
+:func:`reports.app.create_app`); routes take them through these FastAPI dependencies,
+never from the environment or a module global.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -17,8 +20,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from rebuilder.campaigns.store import CampaignStarter, CampaignStore
 from rebuilder.settings import Settings
+from rebuilder.store.blobs import BlobStore
 from rebuilder.store.db import Pool
+from rebuilder.store.log import TransparencyLog
+from rebuilder.store.protocols import WebStore
 from rebuilder.worker.queue import Dispatcher
 
 logger = logging.getLogger(__name__)
@@ -35,6 +42,22 @@ templates = Jinja2Templates(
     )
 )
 
+
+@dataclass(frozen=True)
+class WebStores:
+    """What the routes read and write through, built once by the composition root (``cli.web``).
+
+    ``campaigns`` and ``starter`` are usually one object seen through two Protocols;
+    ``log`` gives the transparency log of an origin.
+    """
+
+    attempts: WebStore
+    campaigns: CampaignStore
+    starter: CampaignStarter
+    blobs: BlobStore
+    log: Callable[[str], TransparencyLog]
+
+
 _bearer = HTTPBearer(auto_error=False, description="The operator token (writes only).")
 
 
@@ -46,6 +69,11 @@ def get_settings(request: Request) -> Settings:
 def get_pool(request: Request) -> Pool:
     """The app's psycopg connection pool (autocommit connections)."""
     return cast(Pool, request.app.state.pool)
+
+
+def get_stores(request: Request) -> WebStores:
+    """The stores the app was created with."""
+    return cast(WebStores, request.app.state.stores)
 
 
 def get_dispatcher(request: Request) -> Dispatcher | None:
@@ -82,5 +110,6 @@ def require_operator(
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
+StoresDep = Annotated[WebStores, Depends(get_stores)]
 DispatcherDep = Annotated["Dispatcher | None", Depends(get_dispatcher)]
 OperatorDep = Annotated[None, Depends(require_operator)]

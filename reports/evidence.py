@@ -7,7 +7,7 @@ listed there are served, so a request can never name a file of its own choosing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePosixPath
 
 from fastapi import HTTPException, Request
@@ -16,9 +16,9 @@ from rebuilder.attest.bundle import BUNDLE_NAME
 from rebuilder.compare.diffoscope import HTML_REPORT
 from rebuilder.errors import RebuilderError
 from rebuilder.store.blobs import BlobIntegrityError, BlobStore
-from rebuilder.store.db import Pool
 from rebuilder.store.log import TransparencyLog
 from rebuilder.store.web_queries import Attestation
+from reports.deps import get_stores
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,7 @@ _TEXT_SUFFIXES = {".log", ".txt", ".json", ".md", ".toml", ".cfg"}
 
 def blob_store(request: Request) -> BlobStore:
     """The app's evidence blob store."""
-    store: BlobStore = request.app.state.blobs
-    return store
+    return get_stores(request).blobs
 
 
 def find(manifest: Mapping[str, str], name: str) -> str | None:
@@ -85,12 +84,14 @@ def bundle_relpath(project: str, version: str, filename: str) -> str:
     return f"pypi/{project}/{version}/{filename}/{BUNDLE_NAME}"
 
 
-def latest_checkpoint_size(pool: Pool, attestations: Sequence[Attestation]) -> int | None:
+def latest_checkpoint_size(
+    logs: Callable[[str], TransparencyLog], attestations: Sequence[Attestation]
+) -> int | None:
     """The size of the latest checkpoint of the log these attestations are in."""
     if not attestations:
         return None
     try:
-        stored = TransparencyLog(pool, origin=attestations[0].log_origin).latest_checkpoint()
+        stored = logs(attestations[0].log_origin).latest_checkpoint()
     except RebuilderError:
         logger.warning("cannot read the checkpoint of log %s", attestations[0].log_origin)
         return None

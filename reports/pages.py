@@ -23,7 +23,7 @@ from rebuilder.store.blobs import BlobStore
 from rebuilder.store.projects import normalize
 from rebuilder.verdict import Diagnosis, Verdict
 from reports import charts, evidence
-from reports.deps import PoolDep, SettingsDep, templates
+from reports.deps import PoolDep, SettingsDep, get_stores, templates
 from reports.keys import KEY_FILE_NAME, operator_keys
 from reports.security import REPORT_CSP
 from reports.verify_snippet import VerifyTarget, verify_commands
@@ -152,7 +152,7 @@ def file_page(request: Request, file_id: int, pool: PoolDep, settings: SettingsD
             raise HTTPException(404, "No such file.")
         history = queries.attempts(conn, file_id=file_id, limit=20).items
         source = source_checks.latest_check(conn, detail.file.project, detail.file.version)
-    checkpoint = evidence.latest_checkpoint_size(pool, detail.attestations)
+    checkpoint = evidence.latest_checkpoint_size(get_stores(request).log, detail.attestations)
     latest = detail.latest
     manifest = dict(latest.evidence_manifest or {}) if latest else {}
     blobs = evidence.blob_store(request)

@@ -1,5 +1,7 @@
 """Who signs the transparency log's checkpoints: the operator's key and its note name.
 
+The key itself is loaded by the composition root (``cli.signing``) and passed in.
+
 Checkpoints are C2SP signed notes, so the key must be Ed25519 (the default key made by
 ``rebuilder key generate``). The key name written in every note is ``log_key_name``
 from the settings, or else the host of ``builder_id``.
@@ -14,7 +16,6 @@ from urllib.parse import urlsplit
 from rebuilder.attest.checkpoint import NoteVerifier
 from rebuilder.attest.errors import AttestationError
 from rebuilder.attest.keys import Signer
-from rebuilder.attest.publish import load_or_create_key
 from rebuilder.errors import UsageError
 from rebuilder.settings import Settings
 
@@ -50,19 +51,17 @@ class LogSigning:
         return NoteVerifier(self.name, self.signer.public_key)
 
 
-def log_signing(settings: Settings) -> LogSigning:
-    """The operator's key (made on first use) and its checkpoint name.
+def log_signing(signer: Signer, name: str, *, key: str = "the signing key") -> LogSigning:
+    """The given key and checkpoint name, once checked that the key can sign notes.
+
+    The composition root loads the key (``cli.signing``); ``key`` names it in the error.
 
     Raises:
-        UsageError: the key is not Ed25519 or the name is unusable.
+        UsageError: the key is not Ed25519.
     """
-    name = log_key_name(settings)
-    signer = load_or_create_key(settings.signing_key_path)
     signing = LogSigning(signer, name)
     try:
         signing.verifier()
     except AttestationError as exc:
-        raise UsageError(
-            f"the signing key {settings.signing_key_path} cannot sign checkpoints: {exc}"
-        ) from exc
+        raise UsageError(f"{key} cannot sign checkpoints: {exc}") from exc
     return signing

@@ -8,7 +8,7 @@ commands (``rebuilder watch``, ``status``, ``health``) use the PostgreSQL store 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -16,6 +16,30 @@ from rebuilder.index.model import IndexFile
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptRow, FileRow, ProjectRow
 from rebuilder.verdict import FileResult
+
+
+class WebStore(Protocol):
+    """What the web app writes, and the bundles it serves: watch list, requested rebuilds."""
+
+    def watch_add(self, names: Iterable[str]) -> list[str]:
+        """Watch these projects; the names newly added."""
+        ...
+
+    def file(self, file_id: int) -> FileRow | None:
+        """One recorded file, None when unknown."""
+        ...
+
+    def request_attempt(self, file_id: int, priority: int) -> int | None:
+        """Queue an attempt of a file; None when it already has one queued or running."""
+        ...
+
+    def mark_dispatched(self, attempt_ids: Sequence[int]) -> None:
+        """Note that these attempts were handed to the broker."""
+        ...
+
+    def bundle_lines(self, file_id: int) -> list[str]:
+        """The file's attestation bundle, one DSSE envelope a line."""
+        ...
 
 
 class SchedulerStore(Protocol):

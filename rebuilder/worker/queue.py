@@ -15,7 +15,6 @@ from enum import IntEnum
 from typing import Any, Protocol
 
 import dramatiq
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from rebuilder.errors import FailureReason, RebuilderError
 
@@ -46,11 +45,6 @@ class Dispatcher(Protocol):
     """Sends attempt ids to the workers. Call only after the attempt row committed."""
 
     def enqueue(self, attempt_id: int, priority: Priority) -> None: ...
-
-
-def rabbitmq_broker(url: str) -> RabbitmqBroker:
-    """A broker on RabbitMQ with priority queues and publisher confirms."""
-    return RabbitmqBroker(url=url, max_priority=MAX_PRIORITY, confirm_delivery=True)
 
 
 def is_transient(error: BaseException) -> bool:

@@ -82,3 +82,70 @@ def test_every_command_has_a_home_in_the_command_table() -> None:
     assert set(sub.choices) == set(main._COMMANDS)
     for name in main._COMMANDS:
         assert callable(main._command(name)), name
+
+
+# Building these is wiring: only the composition root (cli/) does it; the packages below
+# get what these make as arguments (docs/architecture.md, "Where wiring lives").
+ADAPTER_FACTORIES = frozenset(
+    {
+        "PostgresStore",
+        "PostgresCampaignStore",
+        "PostgresSourceChecks",
+        "PostgresExportSource",
+        "PostgresLeafStore",
+        "TransparencyLog",
+        "Leadership",
+        "BlobStore",
+        "open_pool",
+        "new_pool",
+        "SimpleIndex",
+        "UvResolver",
+        "make_session",
+        "DockerSandbox",
+        "from_env",
+        "GitCloner",
+        "GitRebuilder",
+        "RabbitmqBroker",
+        "rabbitmq_broker",
+        "load_or_create_key",
+        "LocalKeySigner",
+    }
+)
+WIRED_ONLY_IN_CLI = ("scheduler", "reports", "rebuilder/worker", "rebuilder/campaigns")
+
+
+def adapter_calls(source: str) -> list[tuple[int, str]]:
+    """(line, name) of every call in ``source`` that builds a concrete adapter."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if name in ADAPTER_FACTORIES:
+            found.append((node.lineno, name))
+    return sorted(found)
+
+
+def test_the_adapter_scan_sees_a_construction_however_it_is_spelled() -> None:
+    twin = (
+        "from rebuilder.store import repository\n"
+        "import docker\n"
+        "def route(pool):\n"
+        "    repository.PostgresStore(pool).watch_add([])\n"
+        "    return docker.from_env(), BlobStore(path)\n"
+    )
+    assert adapter_calls(twin) == [(4, "PostgresStore"), (5, "BlobStore"), (5, "from_env")]
+    assert adapter_calls("def route(store):\n    return store.watch_add([])\n") == []
+
+
+def test_only_the_composition_root_builds_adapters() -> None:
+    scanned = []
+    offenders = []
+    for folder in WIRED_ONLY_IN_CLI:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            scanned.append(path)
+            for line, name in adapter_calls(path.read_text(encoding="utf-8")):
+                offenders.append(f"{path.relative_to(ROOT)}:{line}: {name}(...)")
+    assert len(scanned) > 20  # the walk finds the packages
+    assert offenders == [], "build it in cli/ and pass it in (docs/architecture.md)"

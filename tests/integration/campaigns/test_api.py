@@ -16,10 +16,10 @@ from rebuilder.store.db import Pool
 from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import FileResult, Verdict
 from rebuilder.worker.queue import Priority
-from reports.app import create_app
 from reports.campaign_routes import get_index
 from tests.support.fakes import FakeDispatcher
 from tests.support.index_server import FixtureIndex
+from tests.support.web import make_app
 
 TOKEN = "campaign-operator-token"  # noqa: S105 - a test token
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -42,7 +42,7 @@ def client(
         index_url=served.url,
         cache_dir=tmp_path / "cache",
     )
-    app = create_app(settings, pool=pool, dispatcher=dispatcher)
+    app = make_app(settings, pool, dispatcher=dispatcher)
     app.dependency_overrides[get_index] = lambda: SimpleIndex(served.url, tmp_path / "idx")
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client

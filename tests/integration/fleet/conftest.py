@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from cli.broker import rabbitmq_broker
 from rebuilder.attest.publish import load_or_create_key
 from rebuilder.store.db import Pool, open_pool
 from rebuilder.store.migrate import migrate
 from rebuilder.store.repository import PostgresStore
-from rebuilder.worker.queue import rabbitmq_broker
 from tests.support.fleet import fleet_env
 from tests.support.index_server import FixtureIndex
 from tests.support.postgres import fresh_database

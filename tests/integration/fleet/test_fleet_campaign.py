@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.broker import rabbitmq_broker
 from rebuilder.index.simple import SimpleIndex
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
@@ -21,7 +22,6 @@ from rebuilder.worker.queue import (
     JobRunner,
     Priority,
     declare_rebuild_actor,
-    rabbitmq_broker,
 )
 from tests.integration.fleet.conftest import BROKER_URL, FleetSetup
 from tests.support.dists import SdistSpec, in_tree_backend_members, make_wheel, write_sdist

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from cli.broker import rabbitmq_broker
 from rebuilder.attest.publish import load_or_create_key
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
@@ -37,7 +38,6 @@ from rebuilder.store.db import Pool, open_pool, server_keepalive
 from rebuilder.store.migrate import migrate
 from rebuilder.store.records import AttemptStatus
 from rebuilder.store.repository import PostgresStore
-from rebuilder.worker.queue import rabbitmq_broker
 from tests.integration.fleet.conftest import BROKER_URL, _require_broker
 from tests.support.dists import SdistSpec, in_tree_backend_members, make_wheel, write_sdist
 from tests.support.fleet import Fleet, fleet_env, wait_for

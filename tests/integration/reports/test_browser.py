@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from reports.app import create_app
 from tests.support.postgres import database_url
+from tests.support.web import make_app
 from tests.support.webdata import (
     HOSTILE_DIFF,
     HOSTILE_FILENAME,
@@ -59,7 +59,7 @@ def base_url(web_data: Fixture) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(settings_for(web_data), pool=web_data.pool)
+    app = make_app(settings_for(web_data), web_data.pool)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

@@ -34,8 +34,8 @@ from rebuilder.index.model import BuildRequirement, PinnedFile
 from rebuilder.plan.strategy import ArchiveInputs, BackendPin, Strategy
 from rebuilder.store.log import TransparencyLog
 from rebuilder.verdict import FileResult, Verdict
-from reports.app import create_app
 from tests.support.postgres import database_url
+from tests.support.web import make_app
 from tests.support.webdata import ORIGIN, Fixture, schema_with_data, settings_for
 
 __all__ = ["database_url"]
@@ -217,7 +217,7 @@ def base_url(first_hour: FirstHour) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(settings_for(first_hour.data), pool=first_hour.data.pool)
+    app = make_app(settings_for(first_hour.data), first_hour.data.pool)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

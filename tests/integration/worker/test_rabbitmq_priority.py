@@ -11,7 +11,8 @@ import dramatiq
 import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-from rebuilder.worker.queue import ActorDispatcher, Priority, declare_rebuild_actor, rabbitmq_broker
+from cli.broker import rabbitmq_broker
+from rebuilder.worker.queue import ActorDispatcher, Priority, declare_rebuild_actor
 
 BROKER_URL = os.environ.get("REBUILDER_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from reports.app import create_app
 from tests.support.fakes import FakeDispatcher
 from tests.support.postgres import database_url
+from tests.support.web import make_app
 from tests.support.webdata import Fixture, schema_with_data, settings_for
 
 __all__ = ["database_url"]
@@ -27,6 +27,6 @@ def dispatcher() -> FakeDispatcher:
 
 @pytest.fixture(scope="module")
 def client(web_data: Fixture, dispatcher: FakeDispatcher) -> Iterator[TestClient]:
-    app = create_app(settings_for(web_data), pool=web_data.pool, dispatcher=dispatcher)
+    app = make_app(settings_for(web_data), web_data.pool, dispatcher=dispatcher)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client

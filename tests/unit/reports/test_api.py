@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 
 from rebuilder.worker.queue import Priority
-from reports.app import create_app
 from tests.support.fakes import FakeDispatcher
+from tests.support.web import make_app
 from tests.support.webdata import (
     TOKEN,
     Fixture,
@@ -144,7 +144,7 @@ def test_writes_need_the_operator_token(
 
 
 def test_writes_are_refused_when_no_token_is_configured(web_data: Fixture) -> None:
-    app = create_app(settings_for(web_data, token=None), pool=web_data.pool)
+    app = make_app(settings_for(web_data, token=None), web_data.pool)
     with TestClient(app) as test_client:
         answer = test_client.post("/api/v1/watch", json={"projects": ["x"]}, headers=AUTH)
         assert answer.status_code == 403
@@ -192,7 +192,7 @@ def test_request_rebuild_records_and_dispatches(
 def test_request_rebuild_without_a_broker_is_recorded_undispatched(web_data: Fixture) -> None:
     failing = FakeDispatcher(down=True)
     for dispatcher in (None, failing):
-        app = create_app(settings_for(web_data), pool=web_data.pool, dispatcher=dispatcher)
+        app = make_app(settings_for(web_data), web_data.pool, dispatcher=dispatcher)
         file_id = web_data.files["other5" if dispatcher is None else "other6"]
         with TestClient(app) as test_client:
             answer = test_client.post(f"/api/v1/files/{file_id}/rebuild", headers=AUTH)

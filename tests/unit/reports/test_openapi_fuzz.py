@@ -10,13 +10,13 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from reports.app import create_app
 from tests.support.fakes import FakeDispatcher
+from tests.support.web import make_app
 from tests.support.webdata import Fixture, settings_for
 
 
 def test_reads_never_fail_and_match_their_schema(web_data: Fixture) -> None:
-    app = create_app(settings_for(web_data), pool=web_data.pool, dispatcher=FakeDispatcher())
+    app = make_app(settings_for(web_data), web_data.pool, dispatcher=FakeDispatcher())
     checked = []
     with TestClient(app):
         schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)

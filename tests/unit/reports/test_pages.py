@@ -8,8 +8,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from markupsafe import escape
 
-from reports.app import create_app
 from reports.security import PAGE_CSP, REPORT_CSP
+from tests.support.web import make_app
 from tests.support.webdata import (
     HOSTILE_FILENAME,
     HOSTILE_PATH,
@@ -196,7 +196,7 @@ def test_security_headers_on_every_kind_of_answer(client: TestClient, web_data: 
 
 
 def test_a_crash_is_a_page_with_an_id_and_no_traceback(web_data: Fixture) -> None:
-    app: FastAPI = create_app(settings_for(web_data), pool=web_data.pool)
+    app: FastAPI = make_app(settings_for(web_data), web_data.pool)
 
     @app.get("/boom")
     def boom() -> None:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from reports.app import create_app
 from tests.support.postgres import database_url
+from tests.support.web import make_app
 from tests.support.webdata import (
     BENIGN,
     HOSTILE_PATH,
@@ -32,7 +32,7 @@ def web_data(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def client(web_data: Fixture) -> Iterator[TestClient]:
-    with TestClient(create_app(settings_for(web_data), pool=web_data.pool)) as test_client:
+    with TestClient(make_app(settings_for(web_data), web_data.pool)) as test_client:
         yield test_client
 
 

@@ -11,8 +11,8 @@ from markupsafe import escape
 
 from rebuilder.attest.checkpoint import NoteVerifier
 from rebuilder.attest.keys import PublicKey, load_private_key
-from reports.app import create_app
 from reports.keys import operator_keys
+from tests.support.web import make_app
 from tests.support.webdata import (
     COMMIT,
     HOSTILE_DIFF,
@@ -186,7 +186,7 @@ def test_no_public_key_means_an_empty_list(web_data: Fixture, tmp_path: Path) ->
     settings = settings_for(web_data).model_copy(update={"signing_key": tmp_path / "none.pem"})
     assert operator_keys(settings) == []
     assert not (tmp_path / "none.pem").exists()  # never made by the web app
-    app = create_app(settings, pool=web_data.pool)
+    app = make_app(settings, web_data.pool)
     with TestClient(app) as client:
         assert client.get("/api/v1/keys").json() == {"keys": []}
         assert client.get("/keys/operator-key.pem").status_code == 404

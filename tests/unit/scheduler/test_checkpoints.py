@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cli.signing import operator_log_signing
 from rebuilder.attest.checkpoint import NoteVerifier, verify_checkpoint
-from rebuilder.attest.keys import LocalKeySigner, generate_key
+from rebuilder.attest.keys import KeyAlgorithm, LocalKeySigner, generate_key
 from rebuilder.errors import UsageError
 from rebuilder.settings import Settings
 from rebuilder.store.log_signing import log_key_name, log_signing
@@ -84,7 +85,16 @@ def test_key_name_from_settings(tmp_path: Path) -> None:
         log_key_name(Settings(builder_id="urn:uuid:1234"))
     with pytest.raises(UsageError, match="REBUILDER_LOG_KEY_NAME"):
         log_key_name(Settings(log_key_name="a b"))
-    signing = log_signing(Settings(signing_key=tmp_path / "k.pem", log_key_name="ops.example"))
+    signing = operator_log_signing(
+        Settings(signing_key=tmp_path / "k.pem", log_key_name="ops.example")
+    )
     assert signing.name == "ops.example"
     assert (tmp_path / "k.pem").is_file()  # made on first use
     assert signing.verifier().vkey().startswith("ops.example+")
+
+
+def test_only_an_ed25519_key_may_sign_checkpoints() -> None:
+    ed25519 = log_signing(generate_key(), "ops.example")
+    assert ed25519.verifier().name == "ops.example"
+    with pytest.raises(UsageError, match="the operator key cannot sign checkpoints"):
+        log_signing(generate_key(KeyAlgorithm.ECDSA_P256), "ops.example", key="the operator key")
