@@ -26,7 +26,7 @@ from rebuilder.plan.backend import (
 from rebuilder.plan.clock import TimedEntry, infer_archive_inputs
 from rebuilder.plan.modes import infer_source_mode_mask, source_modes
 from rebuilder.plan.pureswitch import pure_switches
-from rebuilder.plan.strategy import BackendPin, Strategy
+from rebuilder.plan.strategy import ArchiveInputs, BackendPin, Strategy
 from rebuilder.plan.wheeltool import installed_wheel
 
 logger = logging.getLogger(__name__)
@@ -215,4 +215,67 @@ def plan_wheel(
         config_settings=config_settings,
         notes=tuple(notes),
         build_env=switches,
+    )
+
+
+def plan_sdist(
+    *,
+    sdist: IndexFile,
+    source_dir: Path,
+    image: ImageChoice,
+    resolver: Resolver,
+    index: Index,
+    wheelhouse: Path,
+    extra_requires: Sequence[str] = (),
+) -> Strategy:
+    """Plan building ``sdist`` again from its own ``[build-system]`` (no wheel to read).
+
+    The backend and requirements are those of the sdist's ``pyproject.toml``
+    (``source_dir``, the extracted published sdist; nothing from it is executed), or
+    setuptools' legacy default when it declares none, resolved as of the sdist's upload
+    time. No archive input is inferred: the caller gives the build its clock.
+    """
+    pyproject = source_dir / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8", errors="replace") if pyproject.is_file() else None
+    try:
+        system = read_build_system(text)
+    except ValueError as exc:
+        raise ResolveError(str(exc)) from None
+    notes = [
+        "no pure wheel: planned from the sdist's own [build-system]"
+        if system.declared
+        else "no pure wheel and no [build-system] in the sdist: setuptools' legacy default"
+    ]
+    requires = (*system.requires, *(r for r in extra_requires if r not in system.requires))
+    as_of = sdist.upload_time
+    if as_of is None:
+        notes.append("the index gave no upload time: build requirements resolved as of now")
+    try:
+        pins = resolver.resolve(requires, as_of=as_of, python_version=image.python_version)
+    except ResolveError as exc:
+        unknown = unknown_projects(index, requires)
+        if not unknown:
+            raise
+        raise ResolveError(
+            f"{exc.diagnostics()}\nthe index has no project named {', '.join(unknown)}"
+        ) from exc
+    platforms = manylinux_platforms(image.glibc_minor) if image.glibc_minor else None
+    resolved = fetch_wheelhouse(
+        index, pins, wheelhouse, python_version=image.python_version, platforms=platforms
+    )
+    return Strategy(
+        project=sdist.project,
+        version=sdist.version,
+        target=sdist.filename,
+        distribution="sdist",
+        source=PinnedFile(sdist.filename, sdist.url, sdist.sha256),
+        backend=BackendPin(generator="", distribution=None, version=None),
+        requirements=resolved,
+        archive=ArchiveInputs(source_date_epoch=None, build_clock=None),
+        image=image.reference,
+        image_digest=image.digest,
+        python_version=image.python_version,
+        resolved_as_of=as_of.isoformat() if as_of else None,
+        build_requires=tuple(requires),
+        notes=tuple(notes),
     )

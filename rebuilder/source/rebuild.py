@@ -8,6 +8,12 @@ sdist. The tree has no ``.git``, so tools that read the version from git are tol
 (identical bytes: ``reproducible``; the same files with the same contents:
 ``equivalent`` after ``tar-metadata@1``; else ``mismatch``), and the wheel built from it
 against the published wheel exactly as the core does.
+
+A release with no pure wheel (only platform wheels, or none) has no wheel to infer the
+strategy from: the sdist alone is rebuilt, planned from the published sdist's own
+``[build-system]`` (setuptools' legacy default when it declares none), its requirements
+resolved as of the sdist's upload time, on the commit's clock. Its regenerated files are
+there for the rules all the same; no wheel is judged.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from rebuilder.compare.judge import Comparison, compare_files
 from rebuilder.errors import ArchiveError, RebuilderError
 from rebuilder.evidence import Evidence
 from rebuilder.index.model import Index, IndexFile, Resolver
-from rebuilder.plan.planner import ImageChoice, plan_wheel
+from rebuilder.plan.planner import ImageChoice, plan_sdist, plan_wheel
 from rebuilder.plan.strategy import Strategy
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
 from rebuilder.source.compare import sdist_files
@@ -154,11 +160,11 @@ class GitRebuilder:
         """Build from ``git_tar`` (``subdir`` in it); one result for the sdist and the wheel.
 
         ``commit_time`` (the tagged commit's, seconds) is the clock of the sdist build.
+        Without a pure wheel, the sdist alone is built, planned from its own
+        ``[build-system]`` (:func:`plan_sdist`): its regenerated files are still there
+        for the rules, and no wheel is judged.
         """
-        if not wheels:
-            return not_rebuilt((GitBuild(sdist.filename, "unsupported", reason="no pure "
-                                "wheel to take the build strategy from"),))  # fmt: skip
-        wheel = wheels[0]
+        wheel = wheels[0] if wheels else None
         with owned_dir(self._work_root, "from-git-") as work:
             try:
                 return self._rebuild(
@@ -174,7 +180,7 @@ class GitRebuilder:
         git_tar: Path,
         subdir: str,
         published: tuple[IndexFile, Path],
-        wheel: IndexFile,
+        wheel: IndexFile | None,
         evidence: Path,
         commit_time: int | None,
     ) -> FromGit:
@@ -186,19 +192,12 @@ class GitRebuilder:
             reason = f"unusable tree: {exc.diagnostics()}"
             return not_rebuilt((GitBuild(sdist.filename, "failed", reason=reason),))
         tree = top / subdir if subdir else top
-        published_wheel = self._index.download(wheel)
-        archive = read_zip(published_wheel)
-        info = read_wheel_info(archive)
+        plan = self._planner(work, sdist, published_src, wheel)
         extra: tuple[str, ...] = ()
         outcome: BuildOutcome | None = None
         strategy: Strategy | None = None
         for _ in range(_ROUNDS):
-            strategy = plan_wheel(
-                wheel=wheel, sdist=sdist, generator=info.generator, tags=info.tags,
-                entries=archive.entries, source_dir=published_src, image=self._image(),
-                resolver=self._resolver, index=self._index, wheelhouse=work / "wheelhouse",
-                extra_requires=extra,
-            )  # fmt: skip
+            strategy = plan(extra)
             outcome = self._build_sdist(strategy, tree, work / "sdist-out", commit_time)
             if outcome.status is not BuildStatus.MISSING_REQUIREMENTS:
                 break
@@ -221,29 +220,71 @@ class GitRebuilder:
         try:
             wheel_src = extract_sdist(built_sdist, work / "built-src")
         except ArchiveError as exc:
-            failed = GitBuild(wheel.filename, "failed", reason=exc.diagnostics())
-            return not_rebuilt((sdist_result, failed))
+            reason = exc.diagnostics()
+            failed = () if wheel is None else (GitBuild(wheel.filename, "failed", reason=reason),)
+            return FromGit(
+                (sdist_result, *failed),
+                Regeneration(why=f"rebuilding the sdist from git: {reason}"),
+            )
         pins = ", ".join(r.spec for r in strategy.requirements) or "no build requirements"
         clock = f", SOURCE_DATE_EPOCH={commit_time}" if commit_time is not None else ""
         regeneration = Regeneration(
             regenerated_files(wheel_src), f"sdist rebuilt from git with {pins}{clock}", ""
         )
+        if wheel is None:  # nothing published to judge a wheel against
+            return FromGit((sdist_result,), regeneration)
+        wheel_result = self._wheel(strategy, wheel, (wheel_src, tree), work, folder)
+        return FromGit((sdist_result, wheel_result), regeneration)
+
+    def _wheel(
+        self,
+        strategy: Strategy,
+        wheel: IndexFile,
+        sources: tuple[Path, Path],
+        work: Path,
+        folder: Path,
+    ) -> GitBuild:
+        """The wheel built from the sdist built from git (or from the tree), judged."""
+        wheel_src, tree = sources
+        published_wheel = self._index.download(wheel)
         outcome = self._build(strategy, wheel_src, work / "wheel-out", "wheel", work)
         (folder / "wheel-build.log").write_text(outcome.log, encoding="utf-8", errors="replace")
         if outcome.status is not BuildStatus.OK or outcome.artifact is None:
             reason = outcome.detail or f"wheel build ended {outcome.status.value}"
-            return FromGit((sdist_result, GitBuild(wheel.filename, "failed", reason=reason)),
-                           regeneration)  # fmt: skip
+            return GitBuild(wheel.filename, "failed", reason=reason)
         rebuilt = Evidence(folder).keep_rebuilt(outcome.artifact)
         from_sdist = _wheel_build(wheel.filename, compare_files(published_wheel, rebuilt))
         if from_sdist.verdict in _GOOD or not _lacks_files(from_sdist):
-            return FromGit((sdist_result, from_sdist), regeneration)
+            return from_sdist
         # The published wheel holds files the sdist does not: it may have been built from
         # a checkout. Build the wheel from the tagged tree itself, and keep that build if
         # it matches (docs/diagnosis.md, the git-tag route).
         from_tree = self._tree_wheel(strategy, tree, work, folder, published_wheel, wheel)
-        chosen = from_tree if from_tree is not None and from_tree.verdict in _GOOD else from_sdist
-        return FromGit((sdist_result, chosen), regeneration)
+        return from_tree if from_tree is not None and from_tree.verdict in _GOOD else from_sdist
+
+    def _planner(
+        self, work: Path, sdist: IndexFile, published_src: Path, wheel: IndexFile | None
+    ) -> Callable[[tuple[str, ...]], Strategy]:
+        """Plans the build given the requirements the backend asked for dynamically.
+
+        From the published pure wheel when there is one (the core's inference), else
+        from the sdist's own ``[build-system]``.
+        """
+        wheelhouse = work / "wheelhouse"
+        if wheel is None:
+            return lambda extra: plan_sdist(
+                sdist=sdist, source_dir=published_src, image=self._image(),
+                resolver=self._resolver, index=self._index, wheelhouse=wheelhouse,
+                extra_requires=extra,
+            )  # fmt: skip
+        archive = read_zip(self._index.download(wheel))
+        info = read_wheel_info(archive)
+        return lambda extra: plan_wheel(
+            wheel=wheel, sdist=sdist, generator=info.generator, tags=info.tags,
+            entries=archive.entries, source_dir=published_src, image=self._image(),
+            resolver=self._resolver, index=self._index, wheelhouse=wheelhouse,
+            extra_requires=extra,
+        )  # fmt: skip
 
     def _tree_wheel(  # noqa: PLR0917 - one private step of _rebuild()
         self,

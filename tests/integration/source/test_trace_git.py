@@ -307,7 +307,7 @@ def test_check_source_cli_reports_an_injected_file_and_signs_it(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`rebuilder check --source` on a release with only an sdist: no build, no Docker."""
+    """`rebuilder check --source` on a release with only an sdist its index cannot build."""
     files = project_files()
     commit = repo.commit(files)
     repo.tag("v1.2.3")
@@ -326,16 +326,17 @@ def test_check_source_cli_reports_an_injected_file_and_signs_it(
     assert (source["verdict"], source["commit"], source["found_in"]) == (
         "inconsistent", commit, "override",
     )  # fmt: skip
-    # no wheel to take a build strategy from: nothing regenerated, so the generated
-    # files are unexplained (with why) and never taken on trust
+    # no wheel: the sdist's own [build-system] is planned, but the index holds no
+    # setuptools, so nothing is regenerated: the generated files are unexplained (with
+    # why) and never taken on trust
     assert {"path": "src/demo/_evil.py", "kind": "sdist-only"} in source["differing"]
     unexplained = {
         d["path"]: d["detail"] for d in source["differing"] if d["kind"] == "unexplained"
     }
     assert sorted(unexplained) == ["PKG-INFO", "setup.cfg", *(f"src/demo.egg-info/{n}" for n in
                                    ("PKG-INFO", "SOURCES.txt", "top_level.txt"))]  # fmt: skip
-    assert "no pure wheel to take the build strategy from" in unexplained["PKG-INFO"]
-    assert source["from_git"][0]["verdict"] == "unsupported"
+    assert "the index has no project named setuptools" in unexplained["PKG-INFO"]
+    assert source["from_git"][0]["verdict"] == "failed"
     bundle = out / "pypi" / "demo" / "1.2.3" / sdist.name / "source.intoto.jsonl"
     payloads = [json.loads(line) for line in bundle.read_text().splitlines()]
     assert len(payloads) == 1
