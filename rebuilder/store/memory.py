@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.store import StoreError
@@ -31,6 +31,44 @@ from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import FileResult, Verdict
 
 _T = TypeVar("_T")
+
+
+class _JobRow(Protocol):
+    """What the claim reads of a job row (an attempt or a source check, both dataclasses)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def status(self) -> AttemptStatus: ...
+    @property
+    def worker(self) -> str | None: ...
+    @property
+    def tries(self) -> int: ...
+
+
+_Job = TypeVar("_Job", bound=_JobRow)
+
+
+def claimed(row: _Job | None, worker: str, now: datetime) -> _Job | None:
+    """The in-memory claim of a job row (attempt or source check): queued -> running by
+    ``worker``, one more try; None when it is not queued (the SQL claim's guard)."""
+    if row is None or row.status is not AttemptStatus.QUEUED:
+        return None
+    return replace(
+        row,
+        status=AttemptStatus.RUNNING,
+        worker=worker,
+        started_at=now,
+        heartbeat_at=now,
+        tries=row.tries + 1,
+    )
+
+
+def beaten(row: _Job | None, worker: str, now: datetime) -> _Job | None:
+    """The row after ``worker``'s heartbeat; None unless ``worker`` holds it running."""
+    if row is None or row.status is not AttemptStatus.RUNNING or row.worker != worker:
+        return None
+    return replace(row, heartbeat_at=now)
 
 
 class MemoryStore:
@@ -174,27 +212,17 @@ class MemoryStore:
 
     def start_attempt(self, attempt_id: int, worker: str) -> AttemptRow | None:
         with self._lock:
-            row = self._attempts.get(attempt_id)
-            if row is None or row.status is not AttemptStatus.QUEUED:
-                return None
-            now = self._clock()
-            row = replace(
-                row,
-                status=AttemptStatus.RUNNING,
-                worker=worker,
-                started_at=now,
-                heartbeat_at=now,
-                tries=row.tries + 1,
-            )
-            self._attempts[attempt_id] = row
+            row = claimed(self._attempts.get(attempt_id), worker, self._clock())
+            if row is not None:
+                self._attempts[attempt_id] = row
             return row
 
     def heartbeat(self, attempt_id: int, worker: str) -> bool:
         with self._lock:
-            row = self._attempts.get(attempt_id)
-            if row is None or row.status is not AttemptStatus.RUNNING or row.worker != worker:
+            row = beaten(self._attempts.get(attempt_id), worker, self._clock())
+            if row is None:
                 return False
-            self._attempts[attempt_id] = replace(row, heartbeat_at=self._clock())
+            self._attempts[attempt_id] = row
             return True
 
     def finish_attempt(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from rebuilder.index.model import FileKind
 from rebuilder.source.checks import SourceCheckRow, SourceOutcome
 from rebuilder.store import StoreError
+from rebuilder.store.memory import beaten, claimed
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.records import AttemptStatus, FileRow
 
@@ -204,27 +205,17 @@ class MemorySourceChecks:
     def start_source_check(self, check_id: int, worker: str) -> SourceCheckRow | None:
         self._maybe_fail()
         with self._lock:
-            row = self._checks.get(check_id)
-            if row is None or row.status is not AttemptStatus.QUEUED:
-                return None
-            now = datetime.now(UTC)
-            row = replace(
-                row,
-                status=AttemptStatus.RUNNING,
-                worker=worker,
-                started_at=now,
-                heartbeat_at=now,
-                tries=row.tries + 1,
-            )
-            self._checks[check_id] = row
+            row = claimed(self._checks.get(check_id), worker, datetime.now(UTC))
+            if row is not None:
+                self._checks[check_id] = row
             return row
 
     def source_heartbeat(self, check_id: int, worker: str) -> bool:
         with self._lock:
-            row = self._checks.get(check_id)
-            if row is None or row.status is not AttemptStatus.RUNNING or row.worker != worker:
+            row = beaten(self._checks.get(check_id), worker, datetime.now(UTC))
+            if row is None:
                 return False
-            self._checks[check_id] = replace(row, heartbeat_at=datetime.now(UTC))
+            self._checks[check_id] = row
             return True
 
     def release_files(self, release_id: int) -> list[FileRow]:
