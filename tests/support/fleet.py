@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from rebuilder.store.repository import PostgresStore
+
 T = TypeVar("T")
 
 
@@ -23,6 +25,13 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 180.0) -
             return value
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def source_checks_pending(store: PostgresStore) -> int:
+    """How many source checks are not done yet (they run beside the wheels' rebuilds)."""
+    with store.connection() as conn:
+        row = conn.execute("SELECT count(*) FROM source_checks WHERE status <> 'done'").fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def fleet_env(

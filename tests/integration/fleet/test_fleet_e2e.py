@@ -19,7 +19,7 @@ from rebuilder.store.repository import PostgresStore
 from rebuilder.verdict import Verdict
 from tests.integration.fleet.conftest import FleetSetup
 from tests.support.dists import SdistSpec, in_tree_backend_members, make_wheel, write_sdist
-from tests.support.fleet import Fleet, wait_for
+from tests.support.fleet import Fleet, source_checks_pending, wait_for
 from tests.support.index_server import FixtureIndex
 from tests.support.releases import maintainer_build, publish, tamper
 
@@ -145,6 +145,12 @@ def test_fleet_rebuilds_judges_signs_and_survives_kills(
         done = setup.store.attempt(running[0].attempt_id)
         assert done is not None and done.status is AttemptStatus.DONE
         assert (done.worker, done.tries) == ("worker-2", 2)
+        # the releases' source checks run beside the rebuilds and may finish later
+        wait_for(
+            "every source check to finish",
+            lambda: source_checks_pending(setup.store) == 0,
+            timeout=180,
+        )
         with setup.store.connection() as conn:
             attempts = conn.execute(
                 "SELECT count(*) FROM attempts a JOIN files f ON f.id = a.file_id "

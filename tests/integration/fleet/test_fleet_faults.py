@@ -17,7 +17,7 @@ from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.sandbox.image import ImageRef
 from tests.integration.fleet.conftest import FleetSetup
 from tests.support import services
-from tests.support.fleet import Fleet, wait_for
+from tests.support.fleet import Fleet, source_checks_pending, wait_for
 from tests.support.releases import maintainer_build, publish
 
 pytestmark = pytest.mark.docker
@@ -31,9 +31,21 @@ def setup(fleet_setup: FleetSetup) -> FleetSetup:
 
 
 def outcomes_are_whole(setup: FleetSetup) -> None:
-    """Every attempt done, once per file; every logged envelope attested once."""
+    """Every attempt and source check done, once each; every logged envelope attested once.
+
+    A release's source check runs beside its wheel's rebuild and may finish after it: the
+    fleet is waited on until none is left, then nothing may remain in the work folder.
+    """
+    wait_for(
+        "every source check to finish",
+        lambda: source_checks_pending(setup.store) == 0,
+        timeout=240,
+    )
     with setup.store.connection() as conn:
         not_done = conn.execute("SELECT count(*) FROM attempts WHERE status <> 'done'").fetchone()
+        checks = conn.execute(
+            "SELECT count(*), count(DISTINCT release_id) FROM source_checks"
+        ).fetchone()
         per_file = conn.execute(
             "SELECT max(n) FROM (SELECT count(*) AS n FROM attempts GROUP BY file_id) c"
         ).fetchone()
@@ -44,6 +56,7 @@ def outcomes_are_whole(setup: FleetSetup) -> None:
         ).fetchone()
     assert not_done == (0,)
     assert per_file == (1,)
+    assert checks is not None and checks[0] == checks[1]
     assert logged is not None and logged[0] == logged[1]
     assert attested == (logged[0],)
     work = Path(setup.env["REBUILDER_DATA_DIR"]) / "work"
