@@ -298,6 +298,7 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
         f"exported to {escape(str(args.dir))}: {report.written} written, "
         f"{report.unchanged} unchanged"
         + (f", {report.unproven} without proof (no checkpoint yet)" if report.unproven else "")
+        + (f", {report.skipped} skipped (unsafe file names)" if report.skipped else "")
         + (f"; checkpoint {head.tree_size}" if head is not None else "; no checkpoint")
     )
     return 0

@@ -92,6 +92,7 @@ class Outcome(StrEnum):
     WRITTEN = "written"
     UNCHANGED = "unchanged"
     UNPROVEN = "unproven"  # written, but no checkpoint covers its lines yet
+    SKIPPED = "skipped"  # a name that cannot be a path (refused by the index client)
 
 
 @dataclass
@@ -101,10 +102,14 @@ class ExportReport:
     written: int = 0
     unchanged: int = 0
     unproven: int = 0
+    skipped: int = 0
     checkpoint: StoredCheckpoint | None = None
     files: list[str] = field(default_factory=list)
 
     def add(self, bundle: FileBundle, outcome: Outcome) -> None:
+        if outcome is Outcome.SKIPPED:
+            self.skipped += 1
+            return
         if outcome is Outcome.UNCHANGED:
             self.unchanged += 1
         else:
@@ -158,11 +163,12 @@ def export(
         write_atomic(root, KEY_FILE, f"{key.vkey}\n".encode())
         write_atomic(root, KEY_PEM_FILE, key.pem.encode("ascii"))
     logger.info(
-        "exported to %s: %d written, %d unchanged, %d without proof",
+        "exported to %s: %d written, %d unchanged, %d without proof, %d skipped",
         root,
         report.written,
         report.unchanged,
         report.unproven,
+        report.skipped,
     )
     return report
 
@@ -173,7 +179,10 @@ def _export_one(
     try:
         relative = bundle_path(bundle.project, bundle.version, bundle.filename)
     except AttestationError as exc:
-        raise ExportError(f"{bundle.filename}: cannot be exported: {exc}") from exc
+        # The index listed a file under an unsafe name; its `failed` statement stays in
+        # the log (and the API), but no file of the export may be named after it.
+        logger.warning("%r: not exported: %s", bundle.filename, exc)
+        return Outcome.SKIPPED
     proof_relative = relative.with_name(relative.name + PROOF_SUFFIX)
     data = bundle.data()
     if _read_if_file(root / relative) == data and _proves(root / proof_relative, bundle):

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.index.model import IndexFile
 from rebuilder.store import StoreError
 from rebuilder.store.outcomes import SignedStatement
 from rebuilder.store.projects import normalize
@@ -26,6 +26,7 @@ from rebuilder.store.records import (
     ProjectRow,
     RunningRow,
     VerdictRow,
+    judged_on_discovery,
 )
 from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import FileResult, Verdict
@@ -153,7 +154,7 @@ class MemoryStore:
         cursor: tuple[str, str] | None = None,
     ) -> tuple[list[FileRow], list[int]]:
         new = self.record_release(project, version, files, cursor=cursor)
-        wheels = [r.id for r in new if r.kind is FileKind.WHEEL and not r.yanked]
+        wheels = judged_on_discovery(new)
         return new, self.request_attempts_bulk(wheels, priority)
 
     def release_versions(self, project: str) -> set[str]:

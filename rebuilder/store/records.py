@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from rebuilder.errors import FailureReason
-from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.index.model import FileKind, IndexFile, refused_name
 from rebuilder.verdict import (
     Diagnosis,
     Difference,
@@ -98,6 +98,20 @@ class FileRow:
             size=self.size,
             yanked=self.yanked,
         )
+
+
+def judged_on_discovery(rows: Iterable[FileRow]) -> list[int]:
+    """The ids of the new files the fleet queues for a verdict as soon as they are recorded.
+
+    Every wheel that is not yanked, and every file whose name is refused (``../x.whl``,
+    ``a/b.whl``): the worker gives it a ``failed`` verdict saying why, without downloading
+    it, so an unsafe name on the index shows on the status page instead of vanishing.
+    """
+    return [
+        r.id
+        for r in rows
+        if not r.yanked and (r.kind is FileKind.WHEEL or refused_name(r.filename) is not None)
+    ]
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,19 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from rebuilder.index.model import FileKind, IndexFile
+from rebuilder.index.model import IndexFile
 from rebuilder.store import attempts, outcomes, projects, workers
 from rebuilder.store import poll_cursors as cursors
 from rebuilder.store.db import Connection, Pool, borrow
 from rebuilder.store.outcomes import SignedStatement
-from rebuilder.store.records import AttemptRow, FileRow, ProjectRow, RunningRow, VerdictRow
+from rebuilder.store.records import (
+    AttemptRow,
+    FileRow,
+    ProjectRow,
+    RunningRow,
+    VerdictRow,
+    judged_on_discovery,
+)
 from rebuilder.store.workers import WorkerRow
 from rebuilder.verdict import FileResult, Verdict
 
@@ -76,7 +83,7 @@ class PostgresStore:
         doing = f"recording and queueing {project} {version}"
         with self.connection(doing) as conn, conn.transaction():
             new = projects.record_release(conn, project, version, files)
-            wheels = [r.id for r in new if r.kind is FileKind.WHEEL and not r.yanked]
+            wheels = judged_on_discovery(new)
             queued = attempts.request_attempts_bulk(conn, wheels, priority)
             if cursor is not None:
                 cursors.set_cursor(conn, *cursor)

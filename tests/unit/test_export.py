@@ -140,10 +140,19 @@ def test_symbolic_links_are_never_followed(tmp_path: Path, key: LocalKeySigner) 
             write_atomic(root, bad, b"data")
 
 
-def test_hostile_names_are_refused(tmp_path: Path, key: LocalKeySigner) -> None:
+def test_hostile_names_are_skipped_and_the_rest_exported(
+    tmp_path: Path, key: LocalKeySigner
+) -> None:
+    """A file the index listed under an unsafe name has a `failed` statement in the log;
+    no path of the export is named after it, and the other files are exported."""
     log = MemoryLog(ORIGIN)
-    log.add_file("demo", "1.0", "../../evil.whl", ['{"p":"x"}'])
+    log.add_file("demo", "1.0", "../../evil.whl", ['{"f":"x"}'])
+    log.add_file("demo", "1.0", "demo-1.0-py3-none-any.whl", ['{"p":"d1"}', '{"v":"d1"}'])
     log.checkpoint(key, NAME)
-    with pytest.raises(ExportError, match="cannot be exported"):
-        export(log, tmp_path, origin=ORIGIN)
-    assert not list(tmp_path.iterdir())
+
+    report = export(log, tmp_path, origin=ORIGIN)
+
+    assert (report.written, report.skipped) == (1, 1)
+    assert report.files == ["demo-1.0-py3-none-any.whl"]
+    assert _bundle(tmp_path, "demo", "1.0", "demo-1.0-py3-none-any.whl").is_file()
+    assert not list(tmp_path.parent.glob("evil*")) and not list(tmp_path.rglob("evil*"))

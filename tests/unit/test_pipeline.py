@@ -240,6 +240,29 @@ def test_release_without_sdist_is_unsupported(tmp_path: Path) -> None:
     assert "no sdist" in (result.reason or "")
 
 
+def test_a_file_the_fleet_queues_under_a_refused_name_fails_without_download(
+    tmp_path: Path,
+) -> None:
+    """The fleet's unit of work (`judge_file`) for a file listed under an unsafe name."""
+    world = _world(tmp_path)
+    hostile = IndexFile(
+        "demo",
+        "1.0",
+        "../demo-1.0-py3-none-any.whl",
+        "http://127.0.0.1:9/x",
+        "a" * 64,
+        FileKind.OTHER,
+        UPLOADED,
+    )
+    world.index.add(hostile)
+
+    result = world.rebuilder.judge_file(hostile)
+
+    assert (result.verdict, result.reason_class) == (Verdict.FAILED, FailureReason.SANDBOX)
+    assert "unsafe file name" in (result.reason or "")
+    assert world.index.downloads == [] and world.sandbox.requests == []
+
+
 def test_unknown_release_raises_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         _world(tmp_path).rebuilder.check_release("demo", "9.9")

@@ -101,7 +101,11 @@ def test_impossible_states_are_refused(conn: Any, statement: str) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value", "constraint"),
-    [("sha256", "xyz", "files_sha256_check"), ("filename", "../evil.whl", "files_filename_check")],
+    [
+        ("sha256", "xyz", "files_sha256_check"),
+        ("filename", "", "files_filename_check"),
+        ("filename", "x" * 1025 + ".whl", "files_filename_check"),
+    ],
 )
 def test_files_refuse_malformed_hashes_and_names(
     pg_store: PostgresStore, field: str, value: str, constraint: str

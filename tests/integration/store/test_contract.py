@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from rebuilder.errors import FailureReason, UsageError
+from rebuilder.index.model import FileKind
 from rebuilder.store import StoreError
 from rebuilder.store.memory import MemoryStore
 from rebuilder.store.records import AttemptStatus
@@ -114,6 +115,31 @@ def test_bulk_request_skips_busy_files_and_repeats(store: Store) -> None:
     assert store.queue_depth() == 5
     assert store.request_attempts_bulk(ids, 1) == []
     assert store.queued_ids()[0] == busy  # higher priority first
+
+
+def test_recording_queues_wheels_and_refused_names_for_a_verdict(store: Store) -> None:
+    """A file whose name is refused is queued like a wheel (its verdict says why); an
+    sdist, another format and a yanked wheel are not."""
+    files = [
+        wheel("demo", "1.0"),
+        index_file("demo", "1.0", "demo-1.0.tar.gz"),
+        index_file("demo", "1.0", "demo-1.0.egg", kind=FileKind.OTHER),
+        index_file("demo", "1.0", "../demo-1.0-py3-none-any.whl", kind=FileKind.OTHER),
+        index_file("demo", "1.0", "demo-1.0-py2-none-any.whl", yanked=True),
+    ]
+
+    new, queued = store.record_and_queue("demo", "1.0", files, priority=3)
+
+    assert len(new) == len(files)  # every listed file is recorded, the refused one too
+    names = []
+    for attempt_id in queued:
+        attempt = store.attempt(attempt_id)
+        assert attempt is not None
+        row = store.file(attempt.file_id)
+        assert row is not None
+        names.append(row.filename)
+    assert sorted(names) == ["../demo-1.0-py3-none-any.whl", "demo-1.0-py3-none-any.whl"]
+    assert store.queue_depth() == 2
 
 
 def test_a_claim_succeeds_once(store: Store) -> None:
