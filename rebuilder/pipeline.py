@@ -24,6 +24,7 @@ from rebuilder.archive.zipread import ZipArchive, read_zip
 from rebuilder.compare.diagnose import SourceFiles
 from rebuilder.compare.diffoscope import run_diffoscope
 from rebuilder.compare.judge import compare_files
+from rebuilder.compare.stabilizers import METADATA_FIELD_ORDER, sort_metadata_fields
 from rebuilder.errors import (
     ArchiveError,
     FailureReason,
@@ -476,6 +477,10 @@ class Rebuilder:
                 sdist_sha256=f"{sdist.sha256}/py{image.python_version}",
                 produce=produce,
                 cache=self._metadata_cache,
+                normalization=(
+                    f"{METADATA_FIELD_ORDER.name}@{METADATA_FIELD_ORDER.version}",
+                    sort_metadata_fields,
+                ),
             )
         logger.info("%s: %s", wheel.filename, choice.note)
         return choice

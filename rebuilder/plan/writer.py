@@ -136,6 +136,8 @@ class WriterChoice:
     distribution: str
     tried: tuple[tuple[str, str], ...]  # (version, what it gave: "match", "differs", ...)
     chosen: str | None
+    #: The name of the normalization under which ``chosen`` matched, None for bytes.
+    normalized_by: str | None = None
 
     @property
     def requirement(self) -> str | None:
@@ -148,6 +150,12 @@ class WriterChoice:
             return (
                 f"metadata writer: no {self.distribution} candidate wrote the published "
                 f"METADATA byte for byte (tried {tried}): the planner's choice kept"
+            )
+        if self.normalized_by is not None:
+            return (
+                f"metadata writer: {self.distribution}=={self.chosen} writes the published "
+                f"METADATA up to {self.normalized_by} (no candidate wrote it byte for byte; "
+                f"tried {tried})"
             )
         return (
             f"metadata writer: {self.distribution}=={self.chosen} writes the published "
@@ -195,9 +203,18 @@ def choose_writer(
     sdist_sha256: str,
     produce: Produce,
     cache: MetadataCache | None,
+    normalization: tuple[str, Callable[[bytes], bytes]] | None = None,
 ) -> WriterChoice:
-    """Run candidates in order and stop at the first whose METADATA equals ``published``."""
+    """Run candidates in order and stop at the first whose METADATA equals ``published``.
+
+    ``normalization`` (its name and function, a named stabilizer of the comparison):
+    when no candidate writes the published bytes, the first one whose output equals
+    them after it is chosen, and the choice says so. Its rebuild can then at best be
+    ``equivalent`` under that stabilizer, never ``reproducible`` by it.
+    """
     tried: list[tuple[str, str]] = []
+    near: str | None = None
+    normalized = normalization[1](published) if normalization is not None else None
     for version in candidates:
         output = cache.get(sdist_sha256, distribution, version) if cache else None
         why = "cached"
@@ -211,5 +228,11 @@ def choose_writer(
         if output == published:
             tried.append((version, "match"))
             return WriterChoice(distribution, tuple(tried), version)
+        if normalization is not None and normalization[1](output) == normalized:
+            tried.append((version, f"matches up to {normalization[0]}"))
+            near = near or version
+            continue
         tried.append((version, "differs"))
+    if near is not None and normalization is not None:
+        return WriterChoice(distribution, tuple(tried), near, normalized_by=normalization[0])
     return WriterChoice(distribution, tuple(tried), None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rebuilder.compare.stabilizers import sort_metadata_fields
 from rebuilder.index.model import FileKind, IndexFile
 from rebuilder.plan.writer import (
     MetadataCache,
@@ -140,6 +141,60 @@ def test_no_candidate_matching_keeps_the_planners_choice(tmp_path: Path) -> None
     assert choice.requirement is None
     assert choice.tried == (("57.0.0", "differs"), ("49.6.0", "differs"))
     assert "the planner's choice kept" in choice.note
+
+
+SORTED = b"Metadata-Version: 2.1\nName: demo\nRequires-Dist: a\nRequires-Dist: b\n\n"
+UNSORTED = b"Metadata-Version: 2.1\nName: demo\nRequires-Dist: b\nRequires-Dist: a\n\n"
+FIELD_ORDER = ("metadata-field-order@1", sort_metadata_fields)
+
+
+def test_a_candidate_equal_only_after_a_named_normalization_is_chosen_and_says_so() -> None:
+    produce = FakeProducer({"60.0.0": b"other\n", "59.0.0": UNSORTED, "58.0.0": UNSORTED})
+
+    choice = choose_writer(
+        distribution="setuptools",
+        candidates=["60.0.0", "59.0.0", "58.0.0"],
+        published=SORTED,
+        sdist_sha256="a" * 64,
+        produce=produce,
+        cache=None,
+        normalization=FIELD_ORDER,
+    )
+
+    assert choice.chosen == "59.0.0"  # the newest of the near matches
+    assert choice.normalized_by == "metadata-field-order@1"
+    assert produce.runs == ["60.0.0", "59.0.0", "58.0.0"]  # still looked for the bytes
+    assert "up to metadata-field-order@1" in choice.note
+    assert "byte for byte (tried" not in choice.note
+
+
+def test_a_byte_for_byte_writer_wins_over_an_earlier_near_match() -> None:
+    produce = FakeProducer({"59.0.0": UNSORTED, "58.0.0": SORTED})
+
+    choice = choose_writer(
+        distribution="setuptools",
+        candidates=["59.0.0", "58.0.0"],
+        published=SORTED,
+        sdist_sha256="a" * 64,
+        produce=produce,
+        cache=None,
+        normalization=FIELD_ORDER,
+    )
+
+    assert (choice.chosen, choice.normalized_by) == ("58.0.0", None)
+
+
+def test_without_a_normalization_a_near_match_is_not_chosen() -> None:
+    choice = choose_writer(
+        distribution="setuptools",
+        candidates=["59.0.0"],
+        published=SORTED,
+        sdist_sha256="a" * 64,
+        produce=FakeProducer({"59.0.0": UNSORTED}),
+        cache=None,
+    )
+
+    assert choice.chosen is None
 
 
 def test_outputs_are_cached_per_sdist_and_candidate(tmp_path: Path) -> None:
