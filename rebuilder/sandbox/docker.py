@@ -671,17 +671,23 @@ def grant_read(source_dir: Path) -> dict[str, int]:
     original modes back on its own copy: the wheel must carry the sdist's modes.
     """
     changed: dict[str, int] = {}
+
+    def open_up(path: Path) -> None:
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            return
+        mode = stat.S_IMODE(info.st_mode)
+        wanted = mode | stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(info.st_mode) else 0)
+        if wanted != mode:
+            changed[path.relative_to(source_dir).as_posix()] = mode
+            path.chmod(wanted)
+
+    # The top folder too: an sdist whose own folder is 0750 is unreadable to the build
+    # user as a whole (recorded as ".", put back on the driver's copy like the rest).
+    open_up(source_dir)
     for top, dirs, files in os.walk(source_dir):
         for name in (*dirs, *files):
-            path = Path(top, name)
-            info = path.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                continue
-            mode = stat.S_IMODE(info.st_mode)
-            wanted = mode | stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(info.st_mode) else 0)
-            if wanted != mode:
-                changed[path.relative_to(source_dir).as_posix()] = mode
-                path.chmod(wanted)
+            open_up(Path(top, name))
     return changed
 
 

@@ -49,3 +49,21 @@ def test_modes_naming_paths_outside_the_copy_are_ignored(tmp_path: Path) -> None
     outside.chmod(0o644)
     driver.copy_source(source, tmp_path / "copy", None, {"../outside": 0o600})
     assert _mode(outside) == 0o644
+
+
+def test_a_top_folder_only_its_group_can_read_is_opened_and_restored(tmp_path: Path) -> None:
+    """An sdist whose own folder is ``drwxr-x---``: the build user could not list it."""
+    source = tmp_path / "demo-1.0"
+    source.mkdir()
+    (source / "setup.py").write_text("")
+    (source / "setup.py").chmod(0o640)
+    source.chmod(0o750)
+
+    changed = grant_read(source)
+
+    assert changed == {".": 0o750, "setup.py": 0o640}
+    assert _mode(source) & stat.S_IROTH and _mode(source) & stat.S_IXOTH
+    copy = tmp_path / "copy"
+    driver.copy_source(source, copy, None, changed)
+    assert _mode(copy) == 0o750
+    assert _mode(copy / "setup.py") == 0o640
