@@ -19,7 +19,7 @@ import lzma
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -99,8 +99,14 @@ def diagnose(
     rebuilt: ZipArchive,
     differences: Iterable[Difference],
     source: SourceFiles | None = None,
+    *,
+    written_on_windows: bool = False,
 ) -> tuple[Diagnosis, ...]:
-    """One diagnosis per difference (published and rebuilt are the stabilized archives)."""
+    """One diagnosis per difference (published and rebuilt are the stabilized archives).
+
+    ``written_on_windows``: the published archive's own entries say so (see
+    :func:`written_on_windows`); line-ending differences then name that origin.
+    """
     sides = _Sides(
         published,
         rebuilt,
@@ -111,13 +117,33 @@ def diagnose(
     found = []
     for diff in differences:
         try:
-            found.append(_diagnose_one(diff, sides))
+            one = _diagnose_one(diff, sides)
+            if written_on_windows and one.cause is Cause.LINE_ENDINGS:
+                one = replace(one, detail=f"{one.detail}; {_WINDOWS}")
+            found.append(one)
         except Exception:  # a rule's own bug must not hide the mismatch: say so
             logger.exception("diagnosing %s failed", diff.path)
             found.append(
                 Diagnosis(diff.path, diff.kind, Cause.UNKNOWN, "the analysis failed", Risk.REVIEW)
             )
     return tuple(found)
+
+
+_WINDOWS = (
+    "the published wheel was written on Windows (zip made-by system 0 on every entry), "
+    "where text files written in text mode end their lines with CRLF"
+)
+
+
+def written_on_windows(published: ZipArchive, rebuilt: ZipArchive) -> bool:
+    """Every entry of the published archive was made by MS-DOS/Windows (zip "version made
+    by" system 0) and not every entry of the rebuilt one was: the original build ran on
+    Windows, which no sandbox image here reproduces."""
+    return (
+        bool(published.entries)
+        and all(e.create_system == 0 for e in published.entries)
+        and not all(e.create_system == 0 for e in rebuilt.entries)
+    )
 
 
 def _diagnose_one(diff: Difference, sides: _Sides) -> Diagnosis:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rebuilder.archive.limits import DEFAULT_LIMITS, ArchiveLimits
 from rebuilder.archive.zipread import ZipArchive, read_zip
-from rebuilder.compare.diagnose import SourceFiles, diagnose
+from rebuilder.compare.diagnose import SourceFiles, diagnose, written_on_windows
 from rebuilder.compare.stabilizers import STABILIZERS, ZIP_LAYOUT, Stabilizer, apply_stabilizers
 from rebuilder.compare.textdiff import unified_diffs
 from rebuilder.verdict import Diagnosis, Difference, DifferenceKind, StabilizerUse, Verdict
@@ -70,7 +70,13 @@ def compare_files(
     if verdict is Verdict.MISMATCH:
         stable_ours = apply_stabilizers(ours, STABILIZERS)
         stable_theirs = apply_stabilizers(theirs, STABILIZERS)
-        diagnosis = diagnose(stable_ours, stable_theirs, differences, source)
+        diagnosis = diagnose(
+            stable_ours,
+            stable_theirs,
+            differences,
+            source,
+            written_on_windows=written_on_windows(ours, theirs),
+        )
         text_diff = unified_diffs(stable_ours, stable_theirs, differences)
     return Comparison(
         verdict, published_sha256, rebuilt_sha256, stabilizers, differences, diagnosis, text_diff

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -416,3 +417,36 @@ def test_an_empty_file_in_the_sdist_must_have_the_same_name(tmp_path: Path) -> N
     assert only(lacking, "demo/py.typed").risk is Risk.REVIEW
     there = judge(tmp_path, wheel(published), wheel(base), sdist={"src/demo/py.typed": b""})
     assert only(there, "demo/py.typed").risk is Risk.PACKAGING
+
+
+def _as_if_written_on_windows(path: Path) -> None:
+    """Rewrite ``path`` with every entry made by system 0 (MS-DOS/Windows), mode 0666."""
+    with zipfile.ZipFile(path) as zf:
+        items = [(info, zf.read(info)) for info in zf.infolist()]
+    with zipfile.ZipFile(path, "w") as zf:
+        for info, data in items:
+            info.create_system = 0
+            info.external_attr = (0o100666 << 16) | 0x20  # the archive bit
+            zf.writestr(info, data)
+
+
+def test_crlf_metadata_of_a_wheel_written_on_windows_names_that_origin(tmp_path: Path) -> None:
+    crlf = (HEADER + "\n" + BODY).replace("\n", "\r\n")
+    p = write_wheel(tmp_path / "p.whl", wheel(metadata=crlf))
+    r = write_wheel(tmp_path / "r.whl", wheel())
+    _as_if_written_on_windows(p)
+
+    found = only(compare_files(p, r), META)
+
+    assert (found.cause, found.risk) == (Cause.LINE_ENDINGS, Risk.PACKAGING)
+    assert "written on Windows" in found.detail
+
+
+def test_crlf_metadata_of_a_wheel_not_written_on_windows_says_nothing_of_it(
+    tmp_path: Path,
+) -> None:
+    crlf = (HEADER + "\n" + BODY).replace("\n", "\r\n")
+    found = only(judge(tmp_path, wheel(metadata=crlf), wheel()), META)
+
+    assert found.cause is Cause.LINE_ENDINGS
+    assert "Windows" not in found.detail
