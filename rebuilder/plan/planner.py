@@ -22,10 +22,12 @@ from rebuilder.plan.backend import (
     infer_config_settings,
     parse_generator,
     read_build_system,
+    setuptools_option_key,
+    with_options,
 )
 from rebuilder.plan.clock import TimedEntry, infer_archive_inputs
 from rebuilder.plan.modes import infer_source_mode_mask, source_modes
-from rebuilder.plan.pureswitch import pure_switches
+from rebuilder.plan.pureswitch import pure_options, pure_switches
 from rebuilder.plan.strategy import ArchiveInputs, BackendPin, Strategy
 from rebuilder.plan.wheeltool import installed_wheel
 
@@ -115,6 +117,11 @@ def _names_pinned(requirement: str, pin: BackendPin) -> bool:
     )
 
 
+def _setuptools_backend(backend: str) -> bool:
+    """True for setuptools' PEP 517 backends (``setuptools.build_meta[:__legacy__]``)."""
+    return backend.split(":", 1)[0] == "setuptools.build_meta"
+
+
 def plan_wheel(
     *,
     wheel: IndexFile,
@@ -196,6 +203,17 @@ def plan_wheel(
         notes.append(
             "the published wheel is pure and the sdist has extension sources: built with "
             "the switch its build code reads (" + ", ".join(f"{k}={v}" for k, v in switches) + ")"
+        )
+    # setup.py options skipping the extensions go on its argv through setuptools' own
+    # PEP 517 config setting (only setuptools hands such options to setup.py).
+    options = pure_options(source_dir, tags) if _setuptools_backend(system.backend) else ()
+    if options:
+        key = setuptools_option_key(setuptools)
+        config_settings = with_options(config_settings, key, options)
+        notes.append(
+            "the published wheel is pure and the sdist has extension sources: built with the "
+            f"option its setup.py takes from sys.argv ({key}={' '.join(options)}, "
+            f"setuptools {setuptools or 'unpinned'})"
         )
     return Strategy(
         project=wheel.project,
