@@ -311,7 +311,6 @@ def test_a_source_build_that_fails_or_times_out_says_so(
 
 
 def test_built_requirements_are_installed_and_survive_strategy_json() -> None:
-
     built = SourceBuild(
         "versioner", "2.0", PinnedFile("v.tar.gz", "http://x/v", "1" * 64),
         PinnedFile("versioner-2.0-py3-none-any.whl", "", "2" * 64),
