@@ -44,6 +44,7 @@ from rebuilder.plan.interpreter import (
     older_than,
 )
 from rebuilder.plan.planner import ImageChoice, dist_info_entry, plan_wheel
+from rebuilder.plan.sourcedeps import SandboxSourceBuilder
 from rebuilder.plan.strategy import Strategy
 from rebuilder.plan.writer import (
     WRITER,
@@ -132,6 +133,10 @@ class Rebuilder:
         self._diffoscope_timeout = diffoscope_timeout
         self._labels = dict(labels or {})
         self._clock = clock
+        # build requirements with no wheel: built from their sdist in the same sandbox
+        self._source_builder = SandboxSourceBuilder(
+            index=index, resolver=resolver, sandbox=sandbox, limits=limits, labels=self._labels
+        )
 
     def latest_version(self, project: str) -> str:
         """The newest non-yanked version on the index (pre-releases only if nothing else)."""
@@ -560,6 +565,7 @@ class Rebuilder:
                     wheelhouse=work / "wheelhouse",
                     extra_requires=extra,
                     interpreter_reason=why,
+                    source_builder=self._source_builder,
                 )
             if writer_note:
                 strategy = replace(strategy, notes=(*strategy.notes, writer_note))
@@ -573,7 +579,7 @@ class Rebuilder:
                 image=strategy.image,
                 source_dir=source_dir,
                 wheelhouse=work / "wheelhouse",
-                requirements=tuple(r.spec for r in strategy.requirements),
+                requirements=strategy.install_specs,
                 distribution="metadata" if metadata_only else "wheel",
                 env=strategy.env,
                 output_dir=out,

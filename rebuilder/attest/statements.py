@@ -288,6 +288,22 @@ def provenance_statement(
         }
         for req in strategy.requirements
     ]
+    # A requirement with no wheel was built from this sdist (externalParameters'
+    # built_from_source names the wheel it gave).
+    dependencies += [
+        {
+            "uri": built.sdist.url,
+            "name": built.sdist.filename,
+            "digest": {"sha256": _hex_digest(built.sdist.sha256, f"{built.spec} sdist sha256")},
+            "annotations": {
+                "role": "build-dependency-sdist",
+                "requirement": built.spec,
+                "built_wheel": built.wheel.filename,
+                "built_wheel_sha256": built.wheel.sha256,
+            },
+        }
+        for built in strategy.built_from_source
+    ]
     dependencies += [dict(d) for d in environment.dependencies]
     version = {TOOL_NAME: run.builder_version}
     if environment.builder_commit:

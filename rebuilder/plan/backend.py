@@ -195,11 +195,31 @@ def infer_config_settings(
     interpreters = {tag.split("-", 1)[0] for tag in tags}
     if pin.distribution not in _BDIST_WHEEL_PROVIDERS or not {"py2", "py3"} <= interpreters:
         return ()
-    key = "--build-option"
+    return ((setuptools_option_key(setuptools_version), ("--universal",)),)
+
+
+def setuptools_option_key(setuptools_version: str | None) -> str:
+    """The PEP 517 config setting by which setuptools puts an option on ``setup.py``'s argv.
+
+    From setuptools 64 on, ``--build-option`` values follow the command; before it, only
+    ``--global-option`` existed (appended after ``bdist_wheel`` by the legacy hooks).
+    Either way a ``setup.py`` that looks for the option in ``sys.argv`` sees it.
+    """
     if setuptools_version is not None:
         try:
             if Version(setuptools_version) < _SETUPTOOLS_BUILD_OPTION:
-                key = "--global-option"
+                return "--global-option"
         except InvalidVersion:
             pass
-    return ((key, ("--universal",)),)
+    return "--build-option"
+
+
+def with_options(
+    settings: tuple[tuple[str, tuple[str, ...]], ...], key: str, options: Sequence[str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``settings`` with ``options`` appended to ``key``'s values (added when absent)."""
+    if not options:
+        return settings
+    merged = dict(settings)
+    merged[key] = (*merged.get(key, ()), *(o for o in options if o not in merged.get(key, ())))
+    return tuple(merged.items())

@@ -7,6 +7,7 @@ import os
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -15,18 +16,20 @@ from packaging.utils import canonicalize_name
 
 from rebuilder.errors import NotFoundError, RebuilderError, ResolveError
 from rebuilder.index.model import BuildRequirement, Index, IndexFile, PinnedFile, Resolver
-from rebuilder.index.wheelhouse import fetch_wheelhouse, manylinux_platforms
 from rebuilder.plan.backend import (
     alias_through_requirements,
     build_requirements,
     infer_config_settings,
     parse_generator,
     read_build_system,
+    setuptools_option_key,
+    with_options,
 )
 from rebuilder.plan.clock import TimedEntry, infer_archive_inputs
 from rebuilder.plan.modes import infer_source_mode_mask, source_modes
-from rebuilder.plan.pureswitch import pure_switches
-from rebuilder.plan.strategy import ArchiveInputs, BackendPin, Strategy
+from rebuilder.plan.pureswitch import pure_options, pure_switches
+from rebuilder.plan.sourcedeps import SourceBuilder, resolve_build_requirements
+from rebuilder.plan.strategy import ArchiveInputs, BackendPin, SourceBuild, Strategy
 from rebuilder.plan.wheeltool import installed_wheel
 
 logger = logging.getLogger(__name__)
@@ -115,6 +118,48 @@ def _names_pinned(requirement: str, pin: BackendPin) -> bool:
     )
 
 
+def _resolve(  # noqa: PLR0917 - a private helper of the two planners
+    requires: Sequence[str],
+    as_of: datetime | None,
+    image: ImageChoice,
+    resolver: Resolver,
+    index: Index,
+    wheelhouse: Path,
+    builder: SourceBuilder | None,
+) -> tuple[tuple[BuildRequirement, ...], tuple[SourceBuild, ...]]:
+    """Resolve and fetch ``requires``; a failure names the projects the index lacks."""
+    try:
+        return resolve_build_requirements(
+            requires,
+            as_of=as_of,
+            python_version=image.python_version,
+            glibc_minor=image.glibc_minor,
+            image=image.reference,
+            resolver=resolver,
+            index=index,
+            wheelhouse=wheelhouse,
+            builder=builder,
+        )
+    except ResolveError as exc:
+        unknown = unknown_projects(index, requires)
+        if not unknown:
+            raise
+        raise ResolveError(
+            f"{exc.diagnostics()}\nthe index has no project named {', '.join(unknown)}"
+        ) from exc
+
+
+def _built_note(built: Sequence[SourceBuild]) -> str:
+    return "built from source for want of a wheel as of the upload time: " + ", ".join(
+        f"{b.spec} (sdist {b.sdist.sha256[:12]}, wheel {b.wheel.sha256[:12]})" for b in built
+    )
+
+
+def _setuptools_backend(backend: str) -> bool:
+    """True for setuptools' PEP 517 backends (``setuptools.build_meta[:__legacy__]``)."""
+    return backend.split(":", 1)[0] == "setuptools.build_meta"
+
+
 def plan_wheel(
     *,
     wheel: IndexFile,
@@ -129,6 +174,7 @@ def plan_wheel(
     wheelhouse: Path,
     extra_requires: Sequence[str] = (),
     interpreter_reason: str = "",
+    source_builder: SourceBuilder | None = None,
 ) -> Strategy:
     """Infer everything needed to rebuild ``wheel`` from ``sdist``.
 
@@ -137,7 +183,9 @@ def plan_wheel(
     requirements are resolved as of the wheel's upload time and their wheels fetched
     into ``wheelhouse``. ``extra_requires`` are requirements the backend asked for
     dynamically in an earlier attempt. ``interpreter_reason`` says why ``image``'s
-    interpreter was chosen (see :mod:`rebuilder.plan.interpreter`).
+    interpreter was chosen (see :mod:`rebuilder.plan.interpreter`). With a
+    ``source_builder``, a build requirement with no wheel is built from its sdist (see
+    :mod:`rebuilder.plan.sourcedeps`).
     """
     pin = parse_generator(generator)
     notes: list[str] = []
@@ -171,20 +219,10 @@ def plan_wheel(
         notes.append("the index gave no upload time: build requirements resolved as of now")
     if pin.version is None:
         notes.append(f"Generator {generator!r} names no version: backend left to the resolver")
-    try:
-        pins = resolver.resolve(requires, as_of=as_of, python_version=image.python_version)
-    except ResolveError as exc:
-        unknown = unknown_projects(index, requires)
-        if not unknown:
-            raise
-        raise ResolveError(
-            f"{exc.diagnostics()}\nthe index has no project named {', '.join(unknown)}"
-        ) from exc
     # Wheels for the image's own interpreter and glibc, as the resolver chose them.
-    platforms = manylinux_platforms(image.glibc_minor) if image.glibc_minor else None
-    resolved: tuple[BuildRequirement, ...] = fetch_wheelhouse(
-        index, pins, wheelhouse, python_version=image.python_version, platforms=platforms
-    )
+    resolved, built = _resolve(requires, as_of, image, resolver, index, wheelhouse, source_builder)
+    if built:
+        notes.append(_built_note(built))
     archive = infer_archive_inputs(entries, source_mtimes(source_dir))
     mask = infer_source_mode_mask(entries, source_modes(source_dir), archive.umask)
     if mask:
@@ -196,6 +234,17 @@ def plan_wheel(
         notes.append(
             "the published wheel is pure and the sdist has extension sources: built with "
             "the switch its build code reads (" + ", ".join(f"{k}={v}" for k, v in switches) + ")"
+        )
+    # setup.py options skipping the extensions go on its argv through setuptools' own
+    # PEP 517 config setting (only setuptools hands such options to setup.py).
+    options = pure_options(source_dir, tags) if _setuptools_backend(system.backend) else ()
+    if options:
+        key = setuptools_option_key(setuptools)
+        config_settings = with_options(config_settings, key, options)
+        notes.append(
+            "the published wheel is pure and the sdist has extension sources: built with the "
+            f"option its setup.py takes from sys.argv ({key}={' '.join(options)}, "
+            f"setuptools {setuptools or 'unpinned'})"
         )
     return Strategy(
         project=wheel.project,
@@ -215,6 +264,7 @@ def plan_wheel(
         config_settings=config_settings,
         notes=tuple(notes),
         build_env=switches,
+        built_from_source=built,
     )
 
 
@@ -227,6 +277,7 @@ def plan_sdist(
     index: Index,
     wheelhouse: Path,
     extra_requires: Sequence[str] = (),
+    source_builder: SourceBuilder | None = None,
 ) -> Strategy:
     """Plan building ``sdist`` again from its own ``[build-system]`` (no wheel to read).
 
@@ -250,19 +301,9 @@ def plan_sdist(
     as_of = sdist.upload_time
     if as_of is None:
         notes.append("the index gave no upload time: build requirements resolved as of now")
-    try:
-        pins = resolver.resolve(requires, as_of=as_of, python_version=image.python_version)
-    except ResolveError as exc:
-        unknown = unknown_projects(index, requires)
-        if not unknown:
-            raise
-        raise ResolveError(
-            f"{exc.diagnostics()}\nthe index has no project named {', '.join(unknown)}"
-        ) from exc
-    platforms = manylinux_platforms(image.glibc_minor) if image.glibc_minor else None
-    resolved = fetch_wheelhouse(
-        index, pins, wheelhouse, python_version=image.python_version, platforms=platforms
-    )
+    resolved, built = _resolve(requires, as_of, image, resolver, index, wheelhouse, source_builder)
+    if built:
+        notes.append(_built_note(built))
     return Strategy(
         project=sdist.project,
         version=sdist.version,
@@ -278,4 +319,5 @@ def plan_sdist(
         resolved_as_of=as_of.isoformat() if as_of else None,
         build_requires=tuple(requires),
         notes=tuple(notes),
+        built_from_source=built,
     )

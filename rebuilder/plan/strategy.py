@@ -33,6 +33,20 @@ class BackendPin:
 
 
 @dataclass(frozen=True)
+class SourceBuild:
+    """A build requirement that had no wheel, built from its sdist for this rebuild."""
+
+    name: str
+    version: str
+    sdist: PinnedFile  # the sdist, as the index lists it (downloaded hash-checked)
+    wheel: PinnedFile  # the wheel built from it (url empty: it exists only here)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@dataclass(frozen=True)
 class ArchiveInputs:
     """Inputs that shape the archive's bytes, inferred from the published wheel.
 
@@ -82,6 +96,16 @@ class Strategy:
     notes: tuple[str, ...] = field(default=())
     # variables the build code documents as its pure switch (see plan.pureswitch)
     build_env: tuple[tuple[str, str], ...] = ()
+    # build requirements that had no wheel, built from their sdist (see plan.sourcedeps)
+    built_from_source: tuple[SourceBuild, ...] = ()
+
+    @property
+    def install_specs(self) -> tuple[str, ...]:
+        """Every ``name==version`` the build installs from the wheelhouse."""
+        return (
+            *(r.spec for r in self.requirements),
+            *(b.spec for b in self.built_from_source),
+        )
 
     @property
     def env(self) -> dict[str, str]:
@@ -129,6 +153,15 @@ class Strategy:
             ),
             notes=tuple(data.get("notes", ())),
             build_env=tuple((str(k), str(v)) for k, v in data.get("build_env", ())),
+            built_from_source=tuple(
+                SourceBuild(
+                    str(b["name"]),
+                    str(b["version"]),
+                    PinnedFile(**b["sdist"]),
+                    PinnedFile(**b["wheel"]),
+                )
+                for b in data.get("built_from_source", ())
+            ),
         )
 
 

@@ -36,11 +36,28 @@ from rebuilder.attest.statements import (
     validate_statement,
     verification_summary_statement,
 )
-from rebuilder.plan.strategy import Strategy
+from rebuilder.index.model import PinnedFile
+from rebuilder.plan.strategy import SourceBuild, Strategy
 from rebuilder.sandbox.image import ImageDescription
 from rebuilder.verdict import Verdict
 
 from .conftest import FILENAME, PUBLISHED, REBUILT, make_result
+
+
+def test_a_requirement_built_from_its_sdist_is_an_input_and_round_trips(
+    strategy: Strategy, run: BuildRun
+) -> None:
+    built = SourceBuild(
+        "helper", "1.0", PinnedFile("helper-1.0.tar.gz", "https://files.example/h", "a" * 64),
+        PinnedFile("helper-1.0-py3-none-any.whl", "", "b" * 64),
+    )  # fmt: skip
+    with_built = replace(strategy, built_from_source=(built,))
+    statement = provenance_statement(make_result(), with_built, run)
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    (sdist,) = [d for d in deps if d["annotations"]["role"] == "build-dependency-sdist"]
+    assert (sdist["uri"], sdist["digest"]) == ("https://files.example/h", {"sha256": "a" * 64})
+    assert sdist["annotations"]["built_wheel_sha256"] == "b" * 64
+    assert strategy_from_provenance(statement["predicate"]) == with_built
 
 
 def test_provenance_names_the_rebuilt_file_and_every_input(

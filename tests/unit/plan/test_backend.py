@@ -10,6 +10,8 @@ from rebuilder.plan.backend import (
     infer_config_settings,
     parse_generator,
     read_build_system,
+    setuptools_option_key,
+    with_options,
 )
 
 
@@ -155,3 +157,15 @@ def test_a_generator_that_is_its_own_distribution_is_not_remapped() -> None:
     # no version on the Generator: nothing to pin
     bare = parse_generator("poetry")
     assert alias_through_requirements(bare, _system(["poetry-core"], "poetry.core.api")) == bare
+
+
+def test_setup_py_options_go_through_the_setting_the_setuptools_version_reads() -> None:
+    assert setuptools_option_key("63.4.3") == "--global-option"
+    assert setuptools_option_key("64.0.0") == "--build-option"
+    assert setuptools_option_key(None) == "--build-option"
+    universal = (("--global-option", ("--universal",)),)
+    assert with_options(universal, "--global-option", ["--no-x-ext"]) == (
+        ("--global-option", ("--universal", "--no-x-ext")),
+    )
+    assert with_options((), "--build-option", ["--pure"]) == (("--build-option", ("--pure",)),)
+    assert with_options(universal, "--build-option", []) == universal

@@ -268,3 +268,18 @@ def test_build_requirements_are_wheels_for_the_images_interpreter(
     assert requirement.file.filename.startswith(f"tool-1.0-{expected}-")
     assert strategy.python_version == python
     assert strategy.interpreter_reason == "a test"
+
+
+def test_a_pure_wheel_builds_with_the_pure_option_its_setup_py_takes_from_argv(
+    tmp_path: Path,
+) -> None:
+    setup = b'import sys\nif "--no-demo-ext" in sys.argv:\n    sys.argv.remove("--no-demo-ext")\n'
+    members = [
+        *setuptools_sdist_members(),
+        SdistMember("setup.py", setup),
+        SdistMember("src/demo/_speed.pyx", b"\n"),
+    ]
+    strategy, _ = _plan(tmp_path, wheel_entries(generator="setuptools (75.1.0)"), members)
+    assert strategy.config_settings == (("--build-option", ("--no-demo-ext",)),)
+    assert any("--build-option=--no-demo-ext" in note for note in strategy.notes)
+    assert Strategy.from_json(strategy.to_json()) == strategy

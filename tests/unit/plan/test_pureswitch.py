@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rebuilder.plan.pureswitch import has_extension_sources, pure_switches, switch_variables
+import pytest
+
+from rebuilder.plan.pureswitch import (
+    argv_options,
+    has_extension_sources,
+    means_pure,
+    pure_options,
+    pure_switches,
+    switch_variables,
+)
 
 PURE = ("py3-none-any",)
 
@@ -71,3 +80,82 @@ def test_a_constant_naming_the_environment_variable_counts() -> None:
         "OTHER = 'X_NO_EXTENSIONS'\n"  # not said to be an environment variable
     )
     assert switch_variables([backend]) == ("DEMO_NO_EXTENSIONS",)
+
+
+SETUP_WITH_OPTIONS = """
+import sys
+from sys import argv
+if "--no-demo-compile" in sys.argv:
+    sys.argv.remove("--no-demo-compile")
+    compile_itself = False
+if '--demo-profile' in sys.argv:
+    pass
+if "--without-speedups" not in argv:
+    pass
+sys.argv.remove("--pure")
+if "--no-compile" in sys.argv:  # distutils' own: no byte-code
+    pass
+if "--with-cython" in sys.argv:
+    pass
+text = "--no-extensions"  # mentioned, not tested against sys.argv
+"""
+
+
+def test_options_are_read_from_the_syntax_tree_of_setup_py() -> None:
+    assert argv_options(SETUP_WITH_OPTIONS) == (
+        "--demo-profile",
+        "--no-compile",
+        "--no-demo-compile",
+        "--pure",
+        "--with-cython",
+        "--without-speedups",
+    )
+    assert argv_options("if '--no-cext' in sys.argv\n") == ()  # does not parse
+
+
+@pytest.mark.parametrize(
+    ("option", "pure"),
+    [
+        ("--pure", True),
+        ("--pure-python", True),
+        ("--no-cython-build", True),
+        ("--without-extensions", True),
+        ("--disable-speedups", True),
+        ("--skip_cext", True),
+        ("--no-compile", False),
+        ("--no-demo-compile", False),
+        ("--with-cython", False),
+        ("--cython-profile", False),
+        ("--extensions", False),
+    ],
+)
+def test_only_options_whose_words_say_skip_the_extensions_count(option: str, pure: bool) -> None:
+    assert means_pure(option) is pure
+
+
+def test_a_pure_wheel_gets_the_pure_options_of_its_setup_py(tmp_path: Path) -> None:
+    setup = 'import sys\nif "--no-cext-compile" in sys.argv: sys.argv.remove("--no-cext-compile")\n'
+    root = _tree(tmp_path, {"setup.py": setup, "demo/_speed.pyx": ""})
+    assert pure_options(root, PURE) == ("--no-cext-compile",)
+    assert pure_options(root, ("cp311-cp311-linux_x86_64",)) == ()
+    (root / "demo" / "_speed.pyx").unlink()
+    assert pure_options(root, PURE) == ()  # no extension sources: nothing to skip
+
+
+def test_a_helper_testing_a_prefixed_parameter_names_an_option_per_call() -> None:
+    setup = (
+        "import sys\n"
+        "def check_option(name):\n"
+        "    cli_arg = '--' + name\n"
+        "    if cli_arg in sys.argv:\n"
+        "        sys.argv.remove(cli_arg)\n"
+        "        return True\n"
+        "    return False\n"
+        "def flag(word):\n"
+        "    return f'--{word}' in sys.argv\n"
+        "profile = check_option('demo-profile')\n"
+        "compiled = not check_option('no-demo-ext')\n"
+        "fast = flag('without-speedups')\n"
+        "other = print('no-x-ext')\n"
+    )
+    assert argv_options(setup) == ("--demo-profile", "--no-demo-ext", "--without-speedups")
