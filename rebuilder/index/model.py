@@ -89,8 +89,12 @@ class Resolver(Protocol):
         *,
         as_of: datetime | None,
         python_version: str,
+        beyond_as_of: Sequence[str] = (),
     ) -> Sequence[ResolvedPin]:
         """Pin ``requirements`` (PEP 508 strings) to wheels uploaded no later than ``as_of``.
+
+        ``beyond_as_of``: distributions exempt from ``as_of`` (the caller pins each one
+        exactly, to a release it chose on purpose).
 
         Raises ResolveError when no solution exists.
         """

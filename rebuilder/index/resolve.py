@@ -69,6 +69,11 @@ def _system_certs_flag(uv: str) -> str:
     return "--system-certs" if "--system-certs" in out else "--native-tls"
 
 
+_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+# A cutoff later than any upload: how uv is told a distribution has none.
+_NO_CUTOFF = "2999-12-31T00:00:00Z"
+
+
 def format_exclude_newer(as_of: datetime) -> str:
     """``as_of`` as the UTC RFC 3339 timestamp uv expects; naive times are refused.
 
@@ -179,7 +184,9 @@ class UvResolver:
         self.platforms = dict(platforms or {})
         self.timeout = timeout
 
-    def command(self, *, as_of: datetime | None, python_version: str) -> list[str]:
+    def command(
+        self, *, as_of: datetime | None, python_version: str, beyond_as_of: Sequence[str] = ()
+    ) -> list[str]:
         """The uv command line for one resolution (requirements come on stdin)."""
         uv = self.uv or find_uv()
         cmd = [
@@ -211,6 +218,9 @@ class UvResolver:
         ]
         if as_of is not None:
             cmd += ["--exclude-newer", format_exclude_newer(as_of)]
+            for name in beyond_as_of:
+                # No cutoff for it: the caller pins it exactly.
+                cmd += ["--exclude-newer-package", f"{name}={_NO_CUTOFF}"]
         return cmd
 
     def resolve(
@@ -219,12 +229,17 @@ class UvResolver:
         *,
         as_of: datetime | None,
         python_version: str,
+        beyond_as_of: Sequence[str] = (),
     ) -> Sequence[ResolvedPin]:
-        """Pin ``requirements`` to wheels uploaded no later than ``as_of``."""
+        """Pin ``requirements`` to wheels uploaded no later than ``as_of`` (but for the
+        distributions ``beyond_as_of``, which the requirements pin exactly)."""
         lines = validate_requirements(requirements)
         if not lines:
             return ()
-        cmd = self.command(as_of=as_of, python_version=python_version)
+        for name in beyond_as_of:
+            if not _NAME.fullmatch(name):
+                raise ResolveError(f"invalid distribution name {name!r}")
+        cmd = self.command(as_of=as_of, python_version=python_version, beyond_as_of=beyond_as_of)
         # uv's own settings in our environment (an index, find-links, a cutoff) must not
         # change what is resolved.
         env = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}

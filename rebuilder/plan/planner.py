@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from rebuilder.plan.backend import (
     with_options,
 )
 from rebuilder.plan.clock import TimedEntry, infer_archive_inputs
+from rebuilder.plan.floor import FlooredResolver, below, floor_for
 from rebuilder.plan.modes import infer_source_mode_mask, source_modes
 from rebuilder.plan.pureswitch import pure_options, pure_switches
 from rebuilder.plan.sourcedeps import SourceBuilder, resolve_build_requirements
@@ -126,27 +128,57 @@ def _resolve(  # noqa: PLR0917 - a private helper of the two planners
     index: Index,
     wheelhouse: Path,
     builder: SourceBuilder | None,
-) -> tuple[tuple[BuildRequirement, ...], tuple[SourceBuild, ...]]:
-    """Resolve and fetch ``requires``; a failure names the projects the index lacks."""
-    try:
+) -> tuple[tuple[BuildRequirement, ...], tuple[SourceBuild, ...], tuple[str, ...]]:
+    """Resolve and fetch ``requires``; a failure names the projects the index lacks.
+
+    A backend of the upload time too old to run on the image's interpreter is replaced
+    by the oldest release that runs (:mod:`rebuilder.plan.floor`); the notes say so.
+    """
+
+    def attempt(
+        using: Resolver,
+    ) -> tuple[tuple[BuildRequirement, ...], tuple[SourceBuild, ...]]:
         return resolve_build_requirements(
             requires,
             as_of=as_of,
             python_version=image.python_version,
             glibc_minor=image.glibc_minor,
             image=image.reference,
-            resolver=resolver,
+            resolver=using,
             index=index,
             wheelhouse=wheelhouse,
             builder=builder,
         )
+
+    floor = floor_for(requires, image.python_version) if as_of is not None else None
+    try:
+        resolved, built = attempt(resolver)
     except ResolveError as exc:
+        if floor is not None:
+            try:
+                resolved, built = attempt(FlooredResolver(resolver, floor))
+            except ResolveError:
+                pass
+            else:
+                return resolved, built, (floor.note(None, image.python_version),)
         unknown = unknown_projects(index, requires)
         if not unknown:
             raise
         raise ResolveError(
             f"{exc.diagnostics()}\nthe index has no project named {', '.join(unknown)}"
         ) from exc
+    old = below(floor, resolved) if floor is not None else None
+    if floor is None or old is None:
+        return resolved, built, ()
+    shutil.rmtree(wheelhouse, ignore_errors=True)
+    try:
+        resolved, built = attempt(FlooredResolver(resolver, floor))
+    except ResolveError as exc:
+        logger.info("the floor %s did not resolve: %s", floor.requirement, exc.diagnostics())
+        shutil.rmtree(wheelhouse, ignore_errors=True)
+        resolved, built = attempt(resolver)
+        return resolved, built, ()
+    return resolved, built, (floor.note(old, image.python_version),)
 
 
 def _built_note(built: Sequence[SourceBuild]) -> str:
@@ -220,7 +252,10 @@ def plan_wheel(
     if pin.version is None:
         notes.append(f"Generator {generator!r} names no version: backend left to the resolver")
     # Wheels for the image's own interpreter and glibc, as the resolver chose them.
-    resolved, built = _resolve(requires, as_of, image, resolver, index, wheelhouse, source_builder)
+    resolved, built, floored = _resolve(
+        requires, as_of, image, resolver, index, wheelhouse, source_builder
+    )
+    notes.extend(floored)
     if built:
         notes.append(_built_note(built))
     archive = infer_archive_inputs(entries, source_mtimes(source_dir))
@@ -301,7 +336,10 @@ def plan_sdist(
     as_of = sdist.upload_time
     if as_of is None:
         notes.append("the index gave no upload time: build requirements resolved as of now")
-    resolved, built = _resolve(requires, as_of, image, resolver, index, wheelhouse, source_builder)
+    resolved, built, floored = _resolve(
+        requires, as_of, image, resolver, index, wheelhouse, source_builder
+    )
+    notes.extend(floored)
     if built:
         notes.append(_built_note(built))
     return Strategy(

@@ -80,7 +80,12 @@ class FakeResolver:
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
     def resolve(
-        self, requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+        self,
+        requirements: Sequence[str],
+        *,
+        as_of: datetime | None,
+        python_version: str,
+        beyond_as_of: Sequence[str] = (),
     ) -> Sequence[ResolvedPin]:
         assert as_of == UPLOADED
         self.calls.append(tuple(requirements))
@@ -405,7 +410,11 @@ def test_a_retry_that_cannot_resolve_keeps_the_first_failure(tmp_path: Path) -> 
     original = world.resolver.resolve
 
     def resolve(
-        requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+        requirements: Sequence[str],
+        *,
+        as_of: datetime | None,
+        python_version: str,
+        beyond_as_of: Sequence[str] = (),
     ) -> Sequence[ResolvedPin]:
         calls.append(python_version)
         if python_version == "3.9":
@@ -415,7 +424,8 @@ def test_a_retry_that_cannot_resolve_keeps_the_first_failure(tmp_path: Path) -> 
     world.resolver.resolve = resolve  # type: ignore[method-assign]
     result, _ = _wheel_result(world)
     assert (result.verdict, result.reason) == (Verdict.FAILED, "boom")
-    assert calls == ["3.11", "3.9"]
+    # on 3.9 once as of the upload, once more with setuptools' floor for 3.9 (floor.py)
+    assert calls == ["3.11", "3.9", "3.9"]
     assert asked == ["3.9"]
     strategy = json.loads((Path(result.evidence or "") / "strategy.json").read_text())
     assert strategy["python_version"] == "3.11"

@@ -64,6 +64,24 @@ def test_unsatisfiable(synthetic: FixtureIndex, tmp_path: Path) -> None:
     assert "No solution found" in str(e.value)
 
 
+def test_one_distribution_exempt_from_the_cutoff_resolves_to_its_later_release(
+    synthetic: FixtureIndex, tmp_path: Path
+) -> None:
+    """A backend floor: ``backend==2.0`` (uploaded after ``as_of``) for that one
+    distribution; its dependency ``helper`` still as of ``as_of``."""
+    r = resolver(synthetic, tmp_path)
+    with pytest.raises(ResolveError):
+        r.resolve(["backend==2.0"], as_of=BETWEEN, python_version="3.11")
+
+    pins = r.resolve(
+        ["backend==2.0"], as_of=BETWEEN, python_version="3.11", beyond_as_of=["backend"]
+    )
+
+    assert [(p.name, p.version) for p in pins] == [("backend", "2.0"), ("helper", "1.5")]
+    with pytest.raises(ResolveError, match="invalid distribution name"):
+        r.resolve(["backend"], as_of=BETWEEN, python_version="3.11", beyond_as_of=["a b"])
+
+
 def test_resolve_then_fetch(synthetic: FixtureIndex, tmp_path: Path) -> None:
     pins = resolver(synthetic, tmp_path).resolve(["backend"], as_of=None, python_version="3.11")
     index = SimpleIndex(synthetic.url, tmp_path / "cache", session=make_session(HttpSettings()))

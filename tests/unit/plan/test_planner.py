@@ -33,7 +33,12 @@ class RecordingResolver:
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
     def resolve(
-        self, requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+        self,
+        requirements: Sequence[str],
+        *,
+        as_of: datetime | None,
+        python_version: str,
+        beyond_as_of: Sequence[str] = (),
     ) -> Sequence[ResolvedPin]:
         assert as_of == UPLOADED
         self.calls.append(tuple(requirements))
@@ -131,7 +136,12 @@ def test_package_data_modes_record_the_data_filter(tmp_path: Path) -> None:
 
 class FailingResolver(RecordingResolver):
     def resolve(
-        self, requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+        self,
+        requirements: Sequence[str],
+        *,
+        as_of: datetime | None,
+        python_version: str,
+        beyond_as_of: Sequence[str] = (),
     ) -> Sequence[ResolvedPin]:
         raise ResolveError("only dep[x]<0.1.2 is available and you require dep[x]>=0.1.2")
 
@@ -231,7 +241,12 @@ class PinningResolver:
     versions: list[str] = field(default_factory=list)
 
     def resolve(
-        self, requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+        self,
+        requirements: Sequence[str],
+        *,
+        as_of: datetime | None,
+        python_version: str,
+        beyond_as_of: Sequence[str] = (),
     ) -> Sequence[ResolvedPin]:
         self.versions.append(python_version)
         digests = tuple(sorted(f.sha256 for f, _ in self.index.files.values()))

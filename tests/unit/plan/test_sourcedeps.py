@@ -94,7 +94,12 @@ class ScriptedResolver:
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
     def resolve(
-        self, requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+        self,
+        requirements: Sequence[str],
+        *,
+        as_of: datetime | None,
+        python_version: str,
+        beyond_as_of: Sequence[str] = (),
     ) -> Sequence[ResolvedPin]:
         self.calls.append(tuple(requirements))
         names = {canonicalize_name(r.split(";")[0].split(">")[0].split("=")[0].split("<")[0])
@@ -258,7 +263,12 @@ class NoPins:
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
     def resolve(
-        self, requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+        self,
+        requirements: Sequence[str],
+        *,
+        as_of: datetime | None,
+        python_version: str,
+        beyond_as_of: Sequence[str] = (),
     ) -> Sequence[ResolvedPin]:
         self.calls.append(tuple(requirements))
         return ()

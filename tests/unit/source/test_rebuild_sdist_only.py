@@ -52,7 +52,12 @@ class FakeResolver:
     calls: list[tuple[tuple[str, ...], datetime | None]] = field(default_factory=list)
 
     def resolve(
-        self, requirements: Sequence[str], *, as_of: datetime | None, python_version: str
+        self,
+        requirements: Sequence[str],
+        *,
+        as_of: datetime | None,
+        python_version: str,
+        beyond_as_of: Sequence[str] = (),
     ) -> Sequence[ResolvedPin]:
         self.calls.append((tuple(requirements), as_of))
         return [ResolvedPin("tool", "1.0", (self.tool.sha256,))]
