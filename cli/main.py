@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -237,16 +238,16 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         TimeElapsedColumn,
     )
 
-    from cli.wiring import production_rebuilder, sweep_leftovers  # noqa: PLC0415 - docker
+    from cli.wiring import check_rebuilder  # noqa: PLC0415
     from rebuilder.errors import NotFoundError  # noqa: PLC0415
     from rebuilder.spec import ReleaseSpec, parse_spec  # noqa: PLC0415
 
     specs = [parse_spec(s) for s in args.specs]
     if args.out is not None:
         settings = settings.model_copy(update={"out_dir": args.out})
-    sweep_leftovers(settings)  # what a killed check left: containers, work folders
-    rebuilder = production_rebuilder(settings, index_url=args.index_url)
-    attestor = None if args.no_attest else _attestor(settings)
+    rebuilder, sandbox = check_rebuilder(settings, args.index_url)
+    # The signing key (and cryptography) is loaded when the first file is signed.
+    attestor = None if args.no_attest else cache(partial(_attestor, settings))
     tracer = _source_tracer(settings, args.index_url) if args.source else None
     sources: list[SourceResult] = []
     console = Console()
@@ -285,17 +286,19 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                     elif not interactive:
                         print(_plain_line(result), flush=True)
                     # Attestations stay about the sdist route they describe.
-                    if attestor is not None and not _attest_file(attestor, sdist_route, err):
+                    if attestor is not None and not _attest_file(attestor(), sdist_route, err):
                         unchecked.append(result.filename)
                 if source is not None and args.source:
                     sources.append(_print_source(source, args.json, interactive))
                     if attestor is not None and sources[-1].sdist_sha256 is not None:
-                        _attest_source(attestor, sources[-1])
+                        _attest_source(attestor(), sources[-1])
             except NotFoundError as exc:
                 unchecked.append(str(spec))
                 err.print(f"[bold red]{spec}:[/] {exc.diagnostics()}")
             finally:
                 bar.remove_task(task)
+    if results:  # and no build ran: sweep now (a check of unknown releases leaves it)
+        sandbox.sweep()
     if interactive:
         console.print(_table(results, sources))
         console.print(f"evidence: {settings.out_dir}")

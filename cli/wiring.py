@@ -21,7 +21,7 @@ from rebuilder.sandbox.image import (
     ensure_image,
     suite_base,
 )
-from rebuilder.sandbox.model import SandboxLimits
+from rebuilder.sandbox.model import BuildOutcome, BuildRequest, Sandbox, SandboxLimits
 from rebuilder.sandbox.owners import owner_labels, remove_dead_owners
 from rebuilder.settings import Settings
 from rebuilder.workdirs import sweep_dead
@@ -70,8 +70,9 @@ def production_rebuilder(
     *,
     index_url: str | None = None,
     labels: Mapping[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Rebuilder:
-    """A :class:`Rebuilder` talking to the real index, uv and Docker."""
+    """A :class:`Rebuilder` talking to the real index, uv and Docker (or ``sandbox``)."""
     url = index_url or settings.index_url
     cache = settings.cache_dir
     return Rebuilder(
@@ -79,7 +80,7 @@ def production_rebuilder(
         resolver=UvResolver(
             url, cache / "uv", platforms={i.version: i.python_platform for i in MATRIX}
         ),
-        sandbox=DockerSandbox(),
+        sandbox=sandbox or DockerSandbox(),
         image=lambda: image_choice(settings),
         # An operator's own image (or base) is the one interpreter there is.
         interpreter_image=None if settings.image or settings.image_base else interpreter_image,
@@ -92,14 +93,31 @@ def production_rebuilder(
     )
 
 
-def sweep_leftovers(settings: Settings) -> None:
-    """Remove what killed processes of this host left: work folders, build containers.
+def check_rebuilder(settings: Settings, index_url: str | None) -> tuple[Rebuilder, SweepFirst]:
+    """The rebuilder of a one-shot ``check``, and its sandbox (``sweep()`` it at the end).
 
-    Run at the start of a one-shot check (workers sweep on their own schedule). The
-    containers have stopped at their deadline already; this frees what they still hold.
+    What killed processes left is swept: work folders now, build containers before the
+    first build (or at the sandbox's ``sweep()`` when none ran).
+    """
+    sweep_work_folders(settings)
+    sandbox = SweepFirst(DockerSandbox())
+    return production_rebuilder(settings, index_url=index_url, sandbox=sandbox), sandbox
+
+
+def sweep_work_folders(settings: Settings) -> None:
+    """Remove the work folders that killed processes of this host left.
+
+    Run at the start of a one-shot check (workers sweep on their own schedule).
     """
     for folder in sweep_dead(settings.cache_dir / "work"):
         logger.debug("swept %s", folder)
+
+
+def sweep_containers() -> None:
+    """Remove the build containers that killed processes of this host left.
+
+    They have stopped at their deadline already; this frees what they still hold.
+    """
     from rebuilder.errors import SandboxError  # noqa: PLC0415
     from rebuilder.sandbox.docker import connect  # noqa: PLC0415
 
@@ -113,3 +131,26 @@ def sweep_leftovers(settings: Settings) -> None:
         return
     if removed:
         logger.info("removed %d build containers left by dead processes", len(removed))
+
+
+class SweepFirst:
+    """A sandbox that sweeps dead processes' build containers once, before its first build.
+
+    ``check`` starts without Docker (a tenth of a second of imports and an engine call
+    that a release with nothing to build, or a project the index does not know, never
+    needs); :meth:`sweep` runs at the end of the check when no build ran.
+    """
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._sandbox = sandbox
+        self._swept = False
+
+    def sweep(self) -> None:
+        """Sweep now, unless this sandbox has swept already."""
+        if not self._swept:
+            self._swept = True
+            sweep_containers()
+
+    def run(self, request: BuildRequest) -> BuildOutcome:
+        self.sweep()
+        return self._sandbox.run(request)
