@@ -274,6 +274,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 version = spec.version or rebuilder.latest_version(spec.project)
                 judged = rebuilder.check_release(spec.project, version, stage)
+                sandbox.sweep()  # if no build did (a check of unknown releases leaves it)
                 bar.update(task, description=f"{spec}: tracing the source if needed")
                 tracer, source = _trace_if_needed(
                     tracer, args, settings, judged, (spec.project, version)
@@ -297,8 +298,6 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                 err.print(f"[bold red]{spec}:[/] {exc.diagnostics()}")
             finally:
                 bar.remove_task(task)
-    if results:  # and no build ran: sweep now (a check of unknown releases leaves it)
-        sandbox.sweep()
     if interactive:
         console.print(_table(results, sources))
         console.print(f"evidence: {settings.out_dir}")

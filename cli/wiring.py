@@ -94,10 +94,10 @@ def production_rebuilder(
 
 
 def check_rebuilder(settings: Settings, index_url: str | None) -> tuple[Rebuilder, SweepFirst]:
-    """The rebuilder of a one-shot ``check``, and its sandbox (``sweep()`` it at the end).
+    """The rebuilder of a one-shot ``check``, and its sandbox.
 
     What killed processes left is swept: work folders now, build containers before the
-    first build (or at the sandbox's ``sweep()`` when none ran).
+    first build, or when the caller calls ``sandbox.sweep()`` once a release is judged.
     """
     sweep_work_folders(settings)
     sandbox = SweepFirst(DockerSandbox())
@@ -137,8 +137,8 @@ class SweepFirst:
     """A sandbox that sweeps dead processes' build containers once, before its first build.
 
     ``check`` starts without Docker (a tenth of a second of imports and an engine call
-    that a release with nothing to build, or a project the index does not know, never
-    needs); :meth:`sweep` runs at the end of the check when no build ran.
+    that a project the index does not know never needs); the check calls :meth:`sweep`
+    once a release is judged, for the release that had nothing to build.
     """
 
     def __init__(self, sandbox: Sandbox) -> None:
