@@ -388,6 +388,8 @@ def _attest_source(attestor: Attestor, source: SourceResult) -> None:
 
 def _source_exit_status(status: int, sources: Sequence[SourceResult]) -> int:
     """An inconsistent source counts as a mismatch, a missing one as unchecked."""
+    if not sources:
+        return status
     from rebuilder.source.result import SourceVerdict  # noqa: PLC0415 - per command
 
     if status == EXIT_MISMATCH or any(s.verdict is SourceVerdict.INCONSISTENT for s in sources):
