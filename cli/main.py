@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from cli.campaign import add_campaign_commands
 from cli.fleet import add_fleet_commands
@@ -23,6 +23,7 @@ from rebuilder.verdict import FileResult, Verdict
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, TaskID
     from rich.table import Table
 
     from rebuilder.attest.publish import Attestor
@@ -230,13 +231,6 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
-    from rich.progress import (  # noqa: PLC0415
-        Progress,
-        SpinnerColumn,
-        TaskID,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
     from cli.wiring import check_rebuilder  # noqa: PLC0415
     from rebuilder.errors import NotFoundError  # noqa: PLC0415
@@ -255,14 +249,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     results: list[FileResult] = []
     unchecked: list[str] = []
     interactive = console.is_terminal and not args.json
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
+    with _progress(err) as bar:
         for spec in specs:
             task = bar.add_task(f"{spec}: looking up", total=None)
 
@@ -304,6 +291,41 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     elif not args.json and (ranking := risk_ranking(results)):
         print(ranking, flush=True)
     return _source_exit_status(_exit_status(results, unchecked), sources)
+
+
+def _progress(err: Console) -> Progress | _NoProgress:
+    """A spinner per release on a terminal; elsewhere nothing (and no rich.progress)."""
+    if not err.is_terminal:
+        return _NoProgress()
+    from rich.progress import (  # noqa: PLC0415 - each command imports what it uses
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    return Progress(*columns, console=err, transient=True)
+
+
+class _NoProgress:
+    """The progress display when stderr is no terminal: shows nothing."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> TaskID:
+        del description, total
+        return cast("TaskID", 0)
+
+    def update(self, task: TaskID, description: str) -> None:
+        del task, description
+
+    def remove_task(self, task: TaskID) -> None:
+        del task
 
 
 def risk_ranking(results: Sequence[FileResult]) -> str | None:
