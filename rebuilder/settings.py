@@ -281,6 +281,7 @@ def _checked(name: str, setting: _Setting[Any], value: object) -> Any:  # noqa: 
 
 
 def _read(name: str, kind: Any, value: object) -> object:  # noqa: ANN401 - any field's type
+    """``value`` as a ``kind``; a ValueError naming ``name`` when it is none."""
     origin = typing.get_origin(kind)
     if origin in (types.UnionType, typing.Union):
         if value is None:
@@ -298,7 +299,9 @@ def _read(name: str, kind: Any, value: object) -> object:  # noqa: ANN401 - any 
         ):
             raise ValueError(f"{name}: {value!r} is not an object of strings")
         return dict(value)
-    reader = _READERS[kind]
+    reader = _READERS.get(kind)
+    if reader is None:  # a new field of a new type: give it a reader below
+        raise TypeError(f"{name}: settings of type {kind!r} cannot be read")
     result = reader(value)
     if result is None:
         raise ValueError(f"{name}: {value!r} is not {_WHAT[kind]}")

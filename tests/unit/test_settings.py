@@ -123,3 +123,10 @@ def test_settings_are_frozen_and_every_field_says_what_it_is() -> None:
         settings.out_dir = Path("x")  # type: ignore[misc]
     for setting in dataclasses.fields(Settings):
         assert setting.metadata["description"], setting.name
+
+
+def test_every_field_s_type_can_be_read() -> None:
+    """A field of a type without a reader fails here, not in an operator's shell."""
+    defaults = Settings()
+    again = Settings(**{f.name: getattr(defaults, f.name) for f in dataclasses.fields(Settings)})
+    assert again == defaults
