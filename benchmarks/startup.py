@@ -4,8 +4,14 @@ Each command is run ``--runs`` times in a fresh process; the median and the fast
 wall-clock times, and the median CPU time (user + system, steadier on a busy machine),
 are printed as a Markdown table. ``check`` runs against an empty
 index served on a loopback port (every project is 404), so it does all of its start-up
-(settings, logging, the imports of the index client, uv, Docker, the signing key) and
-one request, then exits 2 ("not checked") without building anything.
+(settings, logging, TLS trust, the index client, uv's resolver, the pipeline) and one
+request, then exits 2 ("not checked") without building anything. What it loads at first
+need (Docker at the first build, the signing key at the first signature, the page parser
+at the first page) an unknown project never reaches.
+
+Python's cached bytecode matters: with ``PYTHONDONTWRITEBYTECODE=1`` and no
+``__pycache__`` in the tree every run compiles the project's modules again (about 0.05 s
+of ``check``); an installed package, or a tree Python may write its caches in, does not.
 
     .venv/bin/python -m benchmarks.startup --runs 21
     .venv/bin/python -m benchmarks.startup --rebuilder "python -m rebuilder"  # another tree

@@ -8,8 +8,9 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from functools import cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from cli.campaign import add_campaign_commands
 from cli.fleet import add_fleet_commands
@@ -22,6 +23,7 @@ from rebuilder.verdict import FileResult, Verdict
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, TaskID
     from rich.table import Table
 
     from rebuilder.attest.publish import Attestor
@@ -229,24 +231,17 @@ def _image(args: argparse.Namespace, settings: Settings) -> int:
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     from rich.console import Console  # noqa: PLC0415 - each command imports what it uses
-    from rich.progress import (  # noqa: PLC0415
-        Progress,
-        SpinnerColumn,
-        TaskID,
-        TextColumn,
-        TimeElapsedColumn,
-    )
 
-    from cli.wiring import production_rebuilder, sweep_leftovers  # noqa: PLC0415 - docker
+    from cli.wiring import check_rebuilder  # noqa: PLC0415
     from rebuilder.errors import NotFoundError  # noqa: PLC0415
     from rebuilder.spec import ReleaseSpec, parse_spec  # noqa: PLC0415
 
     specs = [parse_spec(s) for s in args.specs]
     if args.out is not None:
         settings = settings.model_copy(update={"out_dir": args.out})
-    sweep_leftovers(settings)  # what a killed check left: containers, work folders
-    rebuilder = production_rebuilder(settings, index_url=args.index_url)
-    attestor = None if args.no_attest else _attestor(settings)
+    rebuilder, sandbox = check_rebuilder(settings, args.index_url)
+    # The signing key (and cryptography) is loaded when the first file is signed.
+    attestor = None if args.no_attest else cache(partial(_attestor, settings))
     tracer = _source_tracer(settings, args.index_url) if args.source else None
     sources: list[SourceResult] = []
     console = Console()
@@ -254,14 +249,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     results: list[FileResult] = []
     unchecked: list[str] = []
     interactive = console.is_terminal and not args.json
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
+    with _progress(err) as bar:
         for spec in specs:
             task = bar.add_task(f"{spec}: looking up", total=None)
 
@@ -273,6 +261,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 version = spec.version or rebuilder.latest_version(spec.project)
                 judged = rebuilder.check_release(spec.project, version, stage)
+                sandbox.sweep()  # if no build did (a check of unknown releases leaves it)
                 bar.update(task, description=f"{spec}: tracing the source if needed")
                 tracer, source = _trace_if_needed(
                     tracer, args, settings, judged, (spec.project, version)
@@ -285,12 +274,12 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                     elif not interactive:
                         print(_plain_line(result), flush=True)
                     # Attestations stay about the sdist route they describe.
-                    if attestor is not None and not _attest_file(attestor, sdist_route, err):
+                    if attestor is not None and not _attest_file(attestor(), sdist_route, err):
                         unchecked.append(result.filename)
                 if source is not None and args.source:
                     sources.append(_print_source(source, args.json, interactive))
                     if attestor is not None and sources[-1].sdist_sha256 is not None:
-                        _attest_source(attestor, sources[-1])
+                        _attest_source(attestor(), sources[-1])
             except NotFoundError as exc:
                 unchecked.append(str(spec))
                 err.print(f"[bold red]{spec}:[/] {exc.diagnostics()}")
@@ -302,6 +291,41 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     elif not args.json and (ranking := risk_ranking(results)):
         print(ranking, flush=True)
     return _source_exit_status(_exit_status(results, unchecked), sources)
+
+
+def _progress(err: Console) -> Progress | _NoProgress:
+    """A spinner per release on a terminal; elsewhere nothing (and no rich.progress)."""
+    if not err.is_terminal:
+        return _NoProgress()
+    from rich.progress import (  # noqa: PLC0415 - each command imports what it uses
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    return Progress(*columns, console=err, transient=True)
+
+
+class _NoProgress:
+    """The progress display when stderr is no terminal: shows nothing."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> TaskID:
+        del description, total
+        return cast("TaskID", 0)
+
+    def update(self, task: TaskID, description: str) -> None:
+        del task, description
+
+    def remove_task(self, task: TaskID) -> None:
+        del task
 
 
 def risk_ranking(results: Sequence[FileResult]) -> str | None:
@@ -386,6 +410,8 @@ def _attest_source(attestor: Attestor, source: SourceResult) -> None:
 
 def _source_exit_status(status: int, sources: Sequence[SourceResult]) -> int:
     """An inconsistent source counts as a mismatch, a missing one as unchecked."""
+    if not sources:
+        return status
     from rebuilder.source.result import SourceVerdict  # noqa: PLC0415 - per command
 
     if status == EXIT_MISMATCH or any(s.verdict is SourceVerdict.INCONSISTENT for s in sources):

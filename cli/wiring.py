@@ -1,9 +1,14 @@
-"""Build the production collaborators from the one :class:`Settings` object."""
+"""Build the production collaborators from the one :class:`Settings` object.
+
+The Docker adapter and the image builder are imported where first used, so that
+``check`` reaches its first index request without them.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from rebuilder.index.resolve import UvResolver
 from rebuilder.index.simple import SimpleIndex
@@ -11,20 +16,13 @@ from rebuilder.pipeline import Rebuilder
 from rebuilder.plan.interpreter import MATRIX, Interpreter
 from rebuilder.plan.planner import ImageChoice
 from rebuilder.plan.writer import MetadataCache
-from rebuilder.sandbox.docker import DockerSandbox
-from rebuilder.sandbox.image import (
-    DEFAULT_BASE,
-    DEFAULT_TOOLS,
-    LEGACY_TOOLS,
-    ImageRef,
-    build_image,
-    ensure_image,
-    suite_base,
-)
-from rebuilder.sandbox.model import SandboxLimits
+from rebuilder.sandbox.model import BuildOutcome, BuildRequest, Sandbox, SandboxLimits
 from rebuilder.sandbox.owners import owner_labels, remove_dead_owners
 from rebuilder.settings import Settings
 from rebuilder.workdirs import sweep_dead
+
+if TYPE_CHECKING:
+    from rebuilder.sandbox.image import ImageRef
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +38,15 @@ def sandbox_limits(settings: Settings) -> SandboxLimits:
 
 def build_sandbox_image(settings: Settings) -> ImageRef:
     """Build the local sandbox image now (a no-op when the same one exists)."""
+    from rebuilder.sandbox.image import DEFAULT_BASE, build_image  # noqa: PLC0415
+
     return build_image(base=settings.image_base or DEFAULT_BASE)
 
 
 def image_choice(settings: Settings) -> ImageChoice:
     """Find (or build, on first use) the sandbox image."""
+    from rebuilder.sandbox.image import DEFAULT_BASE, ensure_image  # noqa: PLC0415
+
     ref = ensure_image(reference=settings.image, base=settings.image_base or DEFAULT_BASE)
     # Run by the immutable image id: a tag moved between planning and building cannot
     # swap the image under a strategy.
@@ -55,6 +57,13 @@ def image_choice(settings: Settings) -> ImageChoice:
 
 def interpreter_image(interpreter: Interpreter) -> ImageChoice:
     """The local sandbox image of one interpreter of the matrix, built on first need."""
+    from rebuilder.sandbox.image import (  # noqa: PLC0415
+        DEFAULT_TOOLS,
+        LEGACY_TOOLS,
+        ensure_image,
+        suite_base,
+    )
+
     tools = DEFAULT_TOOLS if interpreter.key >= (3, 10) else LEGACY_TOOLS
     ref = ensure_image(base=suite_base(interpreter.suite), tools=tools)
     return ImageChoice(
@@ -70,8 +79,9 @@ def production_rebuilder(
     *,
     index_url: str | None = None,
     labels: Mapping[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Rebuilder:
-    """A :class:`Rebuilder` talking to the real index, uv and Docker."""
+    """A :class:`Rebuilder` talking to the real index, uv and Docker (or ``sandbox``)."""
     url = index_url or settings.index_url
     cache = settings.cache_dir
     return Rebuilder(
@@ -79,7 +89,7 @@ def production_rebuilder(
         resolver=UvResolver(
             url, cache / "uv", platforms={i.version: i.python_platform for i in MATRIX}
         ),
-        sandbox=DockerSandbox(),
+        sandbox=sandbox or docker_sandbox(),
         image=lambda: image_choice(settings),
         # An operator's own image (or base) is the one interpreter there is.
         interpreter_image=None if settings.image or settings.image_base else interpreter_image,
@@ -92,14 +102,38 @@ def production_rebuilder(
     )
 
 
-def sweep_leftovers(settings: Settings) -> None:
-    """Remove what killed processes of this host left: work folders, build containers.
+def docker_sandbox() -> Sandbox:
+    """The Docker sandbox (it connects to the engine at its first build)."""
+    from rebuilder.sandbox.docker import DockerSandbox  # noqa: PLC0415
 
-    Run at the start of a one-shot check (workers sweep on their own schedule). The
-    containers have stopped at their deadline already; this frees what they still hold.
+    return DockerSandbox()
+
+
+def check_rebuilder(settings: Settings, index_url: str | None) -> tuple[Rebuilder, SweepFirst]:
+    """The rebuilder of a one-shot ``check``, and its sandbox.
+
+    What killed processes left is swept: work folders now, build containers before the
+    first build, or when the caller calls ``sandbox.sweep()`` once a release is judged.
+    """
+    sweep_work_folders(settings)
+    sandbox = SweepFirst(docker_sandbox)
+    return production_rebuilder(settings, index_url=index_url, sandbox=sandbox), sandbox
+
+
+def sweep_work_folders(settings: Settings) -> None:
+    """Remove the work folders that killed processes of this host left.
+
+    Run at the start of a one-shot check (workers sweep on their own schedule).
     """
     for folder in sweep_dead(settings.cache_dir / "work"):
         logger.debug("swept %s", folder)
+
+
+def sweep_containers() -> None:
+    """Remove the build containers that killed processes of this host left.
+
+    They have stopped at their deadline already; this frees what they still hold.
+    """
     from rebuilder.errors import SandboxError  # noqa: PLC0415
     from rebuilder.sandbox.docker import connect  # noqa: PLC0415
 
@@ -113,3 +147,29 @@ def sweep_leftovers(settings: Settings) -> None:
         return
     if removed:
         logger.info("removed %d build containers left by dead processes", len(removed))
+
+
+class SweepFirst:
+    """A sandbox, made at its first build after sweeping dead processes' build containers.
+
+    ``check`` starts without Docker (a tenth of a second of imports and an engine call
+    that a project the index does not know never needs); the check calls :meth:`sweep`
+    once a release is judged, for the release that had nothing to build.
+    """
+
+    def __init__(self, make: Callable[[], Sandbox]) -> None:
+        self._make = make
+        self._sandbox: Sandbox | None = None
+        self._swept = False
+
+    def sweep(self) -> None:
+        """Sweep now, unless this sandbox has swept already."""
+        if not self._swept:
+            self._swept = True
+            sweep_containers()
+
+    def run(self, request: BuildRequest) -> BuildOutcome:
+        self.sweep()
+        if self._sandbox is None:
+            self._sandbox = self._make()
+        return self._sandbox.run(request)

@@ -2,15 +2,50 @@
 
 The one :class:`Settings` object is built by the CLI (or a worker's start-up) and passed
 down; nothing deeper reads the environment.
+
+Plain Python, no pydantic: every command builds it first, and pydantic-settings' imports
+alone took a third of ``rebuilder check``'s start-up (docs/benchmarks.md). A variable is
+read as its field's type says, the way pydantic's lax mode reads a string: ``int`` (an
+optional ``.0``), ``float``, ``bool`` (1/0, true/false, t/f, yes/no, y/n, on/off, any
+case), ``Path``, ``str``, one of a ``Literal``'s choices, a JSON object of strings, or
+any of these for an optional field. Names are case-insensitive; a bad value is a
+``ValueError`` naming its variable; keyword arguments win over the environment.
 """
+
+# Field(...) below is dataclasses.field with a description, not a shared default:
+# ruff: noqa: RUF009
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import Field as _Setting
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+_PREFIX = "rebuilder_"
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+_INTEGRAL = re.compile(r"\s*([+-]?\d[\d_]*)(\.0*)?\s*")
+
+
+def Field(  # noqa: N802 - pydantic's name and keywords, so a setting is declared as ever
+    *,
+    default: object = MISSING,
+    default_factory: Callable[[], object] | None = None,
+    description: str,
+    ge: int | None = None,
+) -> Any:  # noqa: ANN401 - a field's default, whatever its type
+    """One setting: its default (or a factory of it), what it means, its least value."""
+    metadata = {"description": description, "ge": ge}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _default_index_url() -> str:
@@ -24,10 +59,13 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "pypi-rebuilder"
 
 
-class Settings(BaseSettings):
-    """Every knob of the rebuilder, with the defaults a single user wants."""
+@dataclass(frozen=True, init=False)
+class Settings:
+    """Every knob of the rebuilder, with the defaults a single user wants.
 
-    model_config = SettingsConfigDict(env_prefix="REBUILDER_", frozen=True)
+    ``Settings()`` reads the ``REBUILDER_*`` variables; ``Settings(name=value)`` sets a
+    field whatever the environment says.
+    """
 
     index_url: str = Field(
         default_factory=_default_index_url,
@@ -162,6 +200,25 @@ class Settings(BaseSettings):
         default=300.0, description="Source tracing: time limit of one clone or fetch (s)."
     )
 
+    def __init__(self, **values: object) -> None:
+        environment = _environment()
+        for setting in fields(self):
+            object.__setattr__(self, setting.name, _initial(setting, values, environment))
+        if values:
+            raise TypeError(f"unknown settings: {', '.join(sorted(values))}")
+
+    def model_copy(self, *, update: Mapping[str, object]) -> Settings:
+        """A copy with the fields of ``update`` replaced (checked like keyword arguments)."""
+        known = {setting.name: setting for setting in fields(self)}
+        unknown = set(update) - set(known)
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        copied = object.__new__(Settings)
+        copied.__dict__.update(self.__dict__)
+        for name, value in update.items():
+            object.__setattr__(copied, name, _checked(name, known[name], value))
+        return copied
+
     @property
     def fleet_dir(self) -> Path:
         """The fleet's file storage."""
@@ -176,3 +233,139 @@ class Settings(BaseSettings):
     def signing_key_path(self) -> Path:
         """Where the signing key is (or will be made)."""
         return self.signing_key or self.cache_dir / "keys" / "signing-key.pem"
+
+
+def _environment() -> dict[str, str]:
+    """The ``REBUILDER_*`` variables by field name (names compared case-insensitively)."""
+    found = {}
+    for name, value in os.environ.items():
+        lowered = name.lower()
+        if lowered.startswith(_PREFIX):
+            found[lowered.removeprefix(_PREFIX)] = value
+    return found
+
+
+def _initial(
+    setting: _Setting[Any], values: dict[str, object], environment: Mapping[str, str]
+) -> object:
+    """A field's first value: its keyword argument (taken), its variable, or its default."""
+    if setting.name in values:
+        return _checked(setting.name, setting, values.pop(setting.name))
+    text = environment.get(setting.name)
+    if text is not None and (value := _from_environment(setting, text)) is not None:
+        return value
+    if setting.default_factory is not MISSING:
+        return setting.default_factory()
+    return setting.default
+
+
+def _from_environment(setting: _Setting[Any], text: str) -> object:
+    """The value of a variable, or None for a JSON ``null`` (the default then applies)."""
+    name = f"{_PREFIX.upper()}{setting.name.upper()}"
+    if typing.get_origin(_types()[setting.name]) is dict:
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            raise ValueError(f"{name}: not JSON: {text!r}") from None
+        return None if parsed is None else _checked(name, setting, parsed)
+    return _checked(name, setting, text)
+
+
+def _checked(name: str, setting: _Setting[Any], value: object) -> Any:  # noqa: ANN401 - a field's value
+    """``value`` read as the field's type, its least value enforced."""
+    result = _read(name, _types()[setting.name], value)
+    least = setting.metadata.get("ge")
+    if least is not None and result < least:
+        raise ValueError(f"{name}: {result!r} is less than {least}")
+    return result
+
+
+def _read(name: str, kind: Any, value: object) -> object:  # noqa: ANN401 - any field's type
+    """``value`` as a ``kind``; a ValueError naming ``name`` when it is none."""
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        if value is None:
+            return None
+        (inner,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        return _read(name, inner, value)
+    if origin is Literal:
+        choices = typing.get_args(kind)
+        if value not in choices:
+            raise ValueError(f"{name}: {value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
+    if origin is dict:
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ValueError(f"{name}: {value!r} is not an object of strings")
+        return dict(value)
+    reader = _READERS.get(kind)
+    if reader is None:  # a new field of a new type: give it a reader below
+        raise TypeError(f"{name}: settings of type {kind!r} cannot be read")
+    result = reader(value)
+    if result is None:
+        raise ValueError(f"{name}: {value!r} is not {_WHAT[kind]}")
+    return result
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _path(value: object) -> Path | None:
+    return Path(value) if isinstance(value, str | os.PathLike) else None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and (match := _INTEGRAL.fullmatch(value)):
+        try:
+            return int(match.group(1))
+        except ValueError:  # misplaced underscores
+            return None
+    return None
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _bool(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.lower()
+        return True if lowered in _TRUE else False if lowered in _FALSE else None
+    return None
+
+
+_READERS: dict[object, Callable[[object], object]] = {
+    str: _str,
+    Path: _path,
+    int: _int,
+    float: _float,
+    bool: _bool,
+}
+_WHAT = {str: "a string", Path: "a path", int: "an integer", float: "a number", bool: "a boolean"}
+
+
+def _types() -> dict[str, Any]:
+    """The type of each field (its annotation, evaluated once)."""
+    if not _TYPES:
+        _TYPES.update(typing.get_type_hints(Settings))
+    return _TYPES
+
+
+_TYPES: dict[str, Any] = {}

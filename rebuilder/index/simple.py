@@ -1,9 +1,11 @@
 """A client of a PEP 503/691 "simple" package index, with hash-checked, cached downloads.
 
 Pages are requested with JSON preferred (PEP 691) and HTML accepted (PEP 503); both are
-parsed by ``pypi-simple``. Everything the index says is untrusted: bodies are size-capped,
-the JSON is schema-checked, filenames must be plain names, and file URLs are resolved
-against the page URL (the index may answer with relative URLs).
+parsed by ``pypi-simple``, imported when the first page is parsed (a tenth of a second
+that a command answered by a 404 or by the page cache never pays). Everything the index
+says is untrusted: bodies are size-capped, the JSON is schema-checked, filenames must be
+plain names, and file URLs are resolved against the page URL (the index may answer with
+relative URLs).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -29,26 +32,24 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
-from pypi_simple import (
-    ACCEPT_JSON_PREFERRED,
-    PYPI_SIMPLE_ENDPOINT,
-    DistributionPackage,
-    ProjectPage,
-)
-from pypi_simple.errors import UnsupportedRepoVersionError
 
 from rebuilder.errors import IndexError_, IntegrityError, NotFoundError
 from rebuilder.index.cache import BlobStore, CachedPage, PageCache, is_sha256, sha256_file
 from rebuilder.index.http import make_session
 from rebuilder.index.model import FileKind, IndexFile, refused_name
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from pypi_simple import DistributionPackage
 
-#: The public index, as the ``pypi-simple`` library names it.
-DEFAULT_INDEX_URL: str = PYPI_SIMPLE_ENDPOINT
+log = logging.getLogger(__name__)
 
 JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 HTML_CONTENT_TYPES = frozenset({"application/vnd.pypi.simple.v1+html", "text/html"})
+#: JSON preferred, HTML accepted (PEP 691's content negotiation; a unit test keeps it
+#: equal to ``pypi-simple``'s ``ACCEPT_JSON_PREFERRED``).
+ACCEPT_JSON_PREFERRED = (
+    f"{JSON_CONTENT_TYPE}, application/vnd.pypi.simple.v1+html;q=0.5, text/html;q=0.01"
+)
 
 DEFAULT_PAGE_TTL = 600.0
 DEFAULT_TIMEOUT = 30.0
@@ -57,6 +58,13 @@ DEFAULT_MAX_PAGE_BYTES = 64 << 20
 DEFAULT_DOWNLOAD_DEADLINE = 1800.0
 MAX_REDIRECTS = 5
 _CHUNK = 1 << 16
+
+
+def default_index_url() -> str:
+    """The public index, as the ``pypi-simple`` library names it."""
+    from pypi_simple import PYPI_SIMPLE_ENDPOINT  # noqa: PLC0415 - imported when needed
+
+    return str(PYPI_SIMPLE_ENDPOINT)
 
 
 def normalize_project(name: str) -> str:
@@ -148,7 +156,7 @@ class SimpleIndex:
     @classmethod
     def default(cls, cache_dir: Path, *, session: requests.Session | None = None) -> SimpleIndex:
         """The public index named by ``pypi-simple``'s ``PYPI_SIMPLE_ENDPOINT``."""
-        return cls(DEFAULT_INDEX_URL, cache_dir, session=session)
+        return cls(default_index_url(), cache_dir, session=session)
 
     def __repr__(self) -> str:
         return f"SimpleIndex({self.url!r})"
@@ -218,6 +226,9 @@ class SimpleIndex:
     def _parse_page(
         self, project: str, body: bytes, content_type: str, page_url: str
     ) -> list[IndexFile]:
+        from pypi_simple import ProjectPage  # noqa: PLC0415 - 0.1 s, paid at the first page
+        from pypi_simple.errors import UnsupportedRepoVersionError  # noqa: PLC0415
+
         mime, params = _parse_content_type(content_type)
         try:
             if mime == JSON_CONTENT_TYPE:
@@ -475,9 +486,9 @@ def _index_file(project: str, pkg: DistributionPackage) -> IndexFile | None:
 
 
 __all__ = [
-    "DEFAULT_INDEX_URL",
     "SimpleIndex",
     "classify",
+    "default_index_url",
     "normalize_project",
     "sha256_file",
 ]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -72,6 +75,50 @@ def test_building_the_parser_imports_no_heavy_library() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]", "import it inside the command (docs/architecture.md)"
+
+
+class _NoProject(BaseHTTPRequestHandler):
+    """An index that knows no project."""
+
+    def do_GET(self) -> None:
+        self.send_error(404)
+
+    def log_message(self, format: str, *args: object) -> None:
+        del format, args
+
+
+CHECK_UNTIL_FIRST_REQUEST = ("pydantic", "docker", "pypi_simple", "cryptography", "psycopg")
+
+
+def test_check_imports_no_adapter_library_before_its_first_request(tmp_path: Path) -> None:
+    """``check`` of a project the index lacks: settings, one request, exit 2 (start-up).
+
+    Docker, the signing key and the page parser are imported when first needed, after the
+    first request (docs/architecture.md, "Commands import only what they use").
+    """
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NoProject)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    code = (
+        "import sys; from cli.main import main; "
+        f"status = main(['check', '--out', {str(tmp_path / 'out')!r}, 'demo==1.0']); "
+        "loaded = {m.split('.')[0] for m in sys.modules}; "
+        f"print(status, sorted(loaded & set({CHECK_UNTIL_FIRST_REQUEST!r})))"
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.lower().startswith("rebuilder_")},
+        "REBUILDER_INDEX_URL": f"http://127.0.0.1:{server.server_port}/simple/",
+        "REBUILDER_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "not found" in done.stderr  # it asked the index
+    assert done.stdout.strip() == "2 []", "import it where first needed (docs/architecture.md)"
 
 
 def test_every_command_has_a_home_in_the_command_table() -> None:

@@ -11,7 +11,13 @@ import pytest
 
 from rebuilder.errors import IndexError_, NotFoundError
 from rebuilder.index.model import FileKind, refused_name
-from rebuilder.index.simple import DEFAULT_INDEX_URL, SimpleIndex, classify, normalize_project
+from rebuilder.index.simple import (
+    ACCEPT_JSON_PREFERRED,
+    SimpleIndex,
+    classify,
+    default_index_url,
+    normalize_project,
+)
 
 PAGE_URL = "http://127.0.0.1:9/simple/demo-pkg/"
 SHA = "a" * 64
@@ -46,7 +52,12 @@ def test_normalize_project() -> None:
 
 
 def test_default_url_comes_from_the_library() -> None:
-    assert DEFAULT_INDEX_URL == pypi_simple.PYPI_SIMPLE_ENDPOINT
+    assert default_index_url() == pypi_simple.PYPI_SIMPLE_ENDPOINT
+
+
+def test_accept_header_is_the_library_s() -> None:
+    """Our Accept header (sent before the library is imported) is the library's own."""
+    assert ACCEPT_JSON_PREFERRED == pypi_simple.ACCEPT_JSON_PREFERRED
 
 
 def index(tmp_path: Path) -> SimpleIndex:
