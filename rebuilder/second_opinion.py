@@ -42,6 +42,9 @@ class SecondOpinion:
     route: str = "sdist"  # "git": the rebuild from the tag became the strategy
     sdist_lacks: tuple[str, ...] = ()
     built_from: str = "sdist"  # the wheel from git was built from its sdist or the tree
+    # with route "git" by a build from the tree: the checkout's files the sdist lacks
+    checkout_only_count: int = 0
+    checkout_only: tuple[str, ...] = ()  # their top folders (``docs/``) or top-level files
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +60,8 @@ class SecondOpinion:
             "route": self.route,
             "sdist_lacks": list(self.sdist_lacks),
             "built_from": self.built_from,
+            "checkout_only_count": self.checkout_only_count,
+            "checkout_only": list(self.checkout_only),
         }
 
     def line(self) -> str:
@@ -75,6 +80,12 @@ def sdist_lacks(result: FileResult) -> tuple[str, ...]:
         for d in result.diagnosis
         if d.cause is Cause.ONLY_PUBLISHED and "sdist does not contain" in d.detail
     )
+
+
+def checkout_only(source: SourceResult) -> tuple[str, ...]:
+    """The top folders (``docs/``) and top-level files of the checkout the sdist lacks."""
+    tops = {p.split("/", 1)[0] + "/" if "/" in p else p for p in source.repo_only}
+    return tuple(sorted(tops, key=lambda top: (not top.endswith("/"), top)))  # folders first
 
 
 def _git_build(result: FileResult, source: SourceResult) -> GitBuild | None:
@@ -107,12 +118,25 @@ def with_second_opinion(result: FileResult, source: SourceResult) -> FileResult:
         build.reason,
         built_from=build.built_from,
     )
-    if not (lacking and build.verdict in _GOOD and source.tag and source.commit):
+    # The wheel built from the tagged tree reproduces the published one and the same
+    # strategy on the sdist does not: the checkout's files the sdist lacks made it so.
+    from_checkout = build.built_from == "tree" and bool(source.repo_only)
+    if not ((lacking or from_checkout) and build.verdict in _GOOD and source.tag and source.commit):
         return replace(result, second_opinion=opinion.to_json())
-    routed = replace(opinion, route="git", sdist_lacks=lacking)
-    logger.info("%s: rebuilt from git tag %s: the sdist lacks %s", result.filename,
-                source.tag, ", ".join(lacking))  # fmt: skip
-    shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+    tops = checkout_only(source) if from_checkout and not lacking else ()
+    routed = replace(
+        opinion, route="git", sdist_lacks=lacking,
+        checkout_only_count=len(source.repo_only) if tops else 0, checkout_only=tops,
+    )  # fmt: skip
+    where = f"built from git tag {source.tag} @ {source.commit[:12]}"
+    if lacking:
+        why = f"the published wheel holds files the sdist lacks ({_shown(lacking)})"
+    else:
+        why = (
+            f"the wheel built from the checkout reproduces it: the checkout holds "
+            f"{len(source.repo_only)} files the sdist lacks (in {_shown(tops)})"
+        )
+    logger.info("%s: %s: %s", result.filename, where, why)
     return replace(
         result,
         verdict=Verdict(build.verdict),
@@ -120,12 +144,14 @@ def with_second_opinion(result: FileResult, source: SourceResult) -> FileResult:
         stabilizers=tuple(_stabilizer(s) for s in build.stabilizers),
         differences=(),
         diagnosis=(),
-        reason=(
-            f"built from git tag {source.tag} @ {source.commit[:12]}: the published wheel "
-            f"holds files the sdist lacks ({shown}); the sdist route gave mismatch"
-        ),
+        reason=f"{where}: {why}; the sdist route gave mismatch",
         second_opinion=routed.to_json(),
     )
+
+
+def _shown(items: tuple[str, ...], limit: int = 5) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def _stabilizer(text: str) -> StabilizerUse:

@@ -34,6 +34,7 @@ from rebuilder.index.model import Index, IndexFile, Resolver
 from rebuilder.plan.planner import ImageChoice, plan_sdist, plan_wheel
 from rebuilder.plan.strategy import Strategy
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
+from rebuilder.source.checkout import dress_like_checkout
 from rebuilder.source.compare import sdist_files
 from rebuilder.source.result import GitBuild
 from rebuilder.source.rules import Regeneration
@@ -119,11 +120,6 @@ def _wheel_build(filename: str, comparison: Comparison, built_from: str = "sdist
         tuple(f"{d.kind.value}:{d.path}" for d in comparison.differences),
         built_from=built_from,
     )
-
-
-def _lacks_files(build: GitBuild) -> bool:
-    """True when the published wheel holds paths the wheel built from the sdist lacks."""
-    return any(d.startswith("added:") for d in build.differences)
 
 
 class GitRebuilder:
@@ -233,6 +229,13 @@ class GitRebuilder:
         )
         if wheel is None:  # nothing published to judge a wheel against
             return FromGit((sdist_result,), regeneration)
+        # The regenerated files are read: now the wheel's inputs take the modes and times
+        # of the maintainer's checkout, as far as the published files show them.
+        for source in (wheel_src, tree):
+            dress_like_checkout(
+                source, published_src, umask=strategy.archive.umask,
+                entry_times=strategy.archive.generated_times,
+            )  # fmt: skip
         wheel_result = self._wheel(strategy, wheel, (wheel_src, tree), work, folder)
         return FromGit((sdist_result, wheel_result), regeneration)
 
@@ -247,18 +250,19 @@ class GitRebuilder:
         """The wheel built from the sdist built from git (or from the tree), judged."""
         wheel_src, tree = sources
         published_wheel = self._index.download(wheel)
-        outcome = self._build(strategy, wheel_src, work / "wheel-out", "wheel", work)
+        outcome = self._build(strategy, wheel_src, work / "wheel-out", "wheel")
         (folder / "wheel-build.log").write_text(outcome.log, encoding="utf-8", errors="replace")
         if outcome.status is not BuildStatus.OK or outcome.artifact is None:
             reason = outcome.detail or f"wheel build ended {outcome.status.value}"
             return GitBuild(wheel.filename, "failed", reason=reason)
         rebuilt = Evidence(folder).keep_rebuilt(outcome.artifact)
         from_sdist = _wheel_build(wheel.filename, compare_files(published_wheel, rebuilt))
-        if from_sdist.verdict in _GOOD or not _lacks_files(from_sdist):
+        if from_sdist.verdict != "mismatch":
             return from_sdist
-        # The published wheel holds files the sdist does not: it may have been built from
-        # a checkout. Build the wheel from the tagged tree itself, and keep that build if
-        # it matches (docs/diagnosis.md, the git-tag route).
+        # The wheel may have been built from a checkout, which holds files the sdist does
+        # not (modules, package data, folders a package finder picks up). Build the wheel
+        # from the tagged tree itself, and keep that build if it matches (docs/diagnosis.md,
+        # the git-tag route).
         from_tree = self._tree_wheel(strategy, tree, work, folder, published_wheel, wheel)
         return from_tree if from_tree is not None and from_tree.verdict in _GOOD else from_sdist
 
@@ -296,7 +300,7 @@ class GitRebuilder:
         wheel: IndexFile,
     ) -> GitBuild | None:
         """The wheel built from the tagged tree itself, judged; None if it did not build."""
-        outcome = self._build(strategy, tree, work / "tree-wheel-out", "wheel", work)
+        outcome = self._build(strategy, tree, work / "tree-wheel-out", "wheel", checkout=True)
         log = folder / "tree-wheel-build.log"
         log.write_text(outcome.log, encoding="utf-8", errors="replace")
         if outcome.status is not BuildStatus.OK or outcome.artifact is None:
@@ -310,7 +314,7 @@ class GitRebuilder:
     ) -> BuildOutcome:
         """The sdist, on the commit's clock (deterministic: see the module documentation)."""
         if commit_time is None:
-            return self._build(strategy, source, out, "sdist", out)
+            return self._build(strategy, source, out, "sdist")
         out.mkdir(parents=True, exist_ok=True)
         env = {**strategy.env, "SOURCE_DATE_EPOCH": str(commit_time)}
         env.setdefault("SETUPTOOLS_SCM_PRETEND_VERSION", strategy.version)
@@ -331,9 +335,19 @@ class GitRebuilder:
         return self._sandbox.run(request)
 
     def _build(
-        self, strategy: Strategy, source: Path, out: Path, distribution: str, work: Path
+        self,
+        strategy: Strategy,
+        source: Path,
+        out: Path,
+        distribution: str,
+        *,
+        checkout: bool = False,
     ) -> BuildOutcome:
-        del work
+        """Build ``distribution`` from ``source``; a wheel with the strategy's replayed inputs.
+
+        ``checkout``: ``source`` is the tagged tree, not an extracted sdist, so the modes
+        that extracting an sdist clears (``source_mode_mask``) stay as the checkout had them.
+        """
         out.mkdir(parents=True, exist_ok=True)
         env = dict(strategy.env)
         env.setdefault("SETUPTOOLS_SCM_PRETEND_VERSION", strategy.version)
@@ -349,6 +363,7 @@ class GitRebuilder:
             umask=strategy.archive.umask,
             build_clock=strategy.archive.build_clock if wheel_only else None,
             source_mtime=strategy.archive.source_mtime if wheel_only else None,
+            source_mode_mask=0 if checkout or not wheel_only else strategy.archive.source_mode_mask,
             config_settings=dict(strategy.config_settings) if wheel_only else {},
             clock_map=dict(strategy.archive.generated_times) if wheel_only else {},
             limits=self._limits,
