@@ -16,6 +16,7 @@ and the output says which files the sdist lacks. Nothing here is decided by a na
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -147,6 +148,20 @@ def with_second_opinion(result: FileResult, source: SourceResult) -> FileResult:
         reason=f"{where}: {why}; the sdist route gave mismatch",
         second_opinion=routed.to_json(),
     )
+
+
+def release_opinions(
+    results: Sequence[FileResult], trace: Callable[[], SourceResult]
+) -> tuple[list[FileResult], SourceResult | None]:
+    """The files of one release, each mismatch with its second opinion from git.
+
+    ``trace`` (the source check of the release, which rebuilds from git) is called once,
+    and only when a file mismatches; the source result is returned beside the files.
+    """
+    if not any(r.verdict is Verdict.MISMATCH for r in results):
+        return list(results), None
+    source = trace()
+    return [with_second_opinion(r, source) for r in results], source
 
 
 def _shown(items: tuple[str, ...], limit: int = 5) -> str:
