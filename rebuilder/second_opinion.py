@@ -15,11 +15,15 @@ and the output says which files the sdist lacks. Nothing here is decided by a na
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+from rebuilder.errors import RebuilderError
+from rebuilder.evidence import Evidence
 from rebuilder.source.result import GitBuild, SourceResult
 from rebuilder.verdict import Cause, FileResult, StabilizerUse, Verdict
 
@@ -150,18 +154,71 @@ def with_second_opinion(result: FileResult, source: SourceResult) -> FileResult:
     )
 
 
+ROUTE_EVIDENCE_FOLDER = "sdist-route"
+"""Where a routed file's evidence keeps the sdist route's build (docs/diagnosis.md)."""
+
+
+def judged_with_opinion(result: FileResult, source: SourceResult) -> FileResult:
+    """:func:`with_second_opinion`, and for a file the git-tag route took, its evidence.
+
+    The routed file's evidence folder then describes the rebuild from git: the sdist
+    route's strategy, log, reports and wheel move to ``sdist-route/``; the strategy, log
+    and wheel of the rebuild from git (found in the source check's ``from-git/`` evidence
+    by the wheel's sha256) take their place, so what is signed from the folder
+    (``rebuilder.attest``) is the rebuild the verdict is about, and ``result.json`` says
+    the same. Without those files the route is not taken: the opinion stays beside the
+    sdist route's verdict, saying why.
+    """
+    judged = with_second_opinion(result, source)
+    opinion = judged.second_opinion or {}
+    if opinion.get("route") != "git":
+        return judged
+    try:
+        _adopt_route_evidence(judged, source)
+    except (RebuilderError, OSError) as exc:
+        why = exc.diagnostics() if isinstance(exc, RebuilderError) else str(exc)
+        logger.warning("%s: the git-tag route is not taken: %s", result.filename, why)
+        kept = {**opinion, "route": "sdist", "reason": f"its evidence is missing: {why}"}
+        return replace(result, second_opinion=kept)
+    return judged
+
+
+def _adopt_route_evidence(result: FileResult, source: SourceResult) -> None:
+    if not result.evidence or not source.evidence:
+        raise RebuilderError("no evidence folder to keep the rebuild from git in")
+    folder = Path(source.evidence) / "from-git"
+    built_from = (result.second_opinion or {}).get("built_from")
+    rebuilt = _rebuilt_wheel(folder / ("tree" if built_from == "tree" else ""), result)
+    if rebuilt is None:
+        raise RebuilderError(f"the wheel rebuilt from git is not in {folder}")
+    log = folder / ("tree-wheel-build.log" if built_from == "tree" else "wheel-build.log")
+    evidence = Evidence(Path(result.evidence))
+    evidence.adopt(
+        ROUTE_EVIDENCE_FOLDER, strategy=folder / "strategy.json", log=log, rebuilt=rebuilt
+    )
+    evidence.write_result(result)
+
+
+def _rebuilt_wheel(folder: Path, result: FileResult) -> Path | None:
+    for path in sorted((folder / "rebuilt").glob("*.whl")):
+        if hashlib.sha256(path.read_bytes()).hexdigest() == result.rebuilt_sha256:
+            return path
+    return None
+
+
 def release_opinions(
     results: Sequence[FileResult], trace: Callable[[], SourceResult]
 ) -> tuple[list[FileResult], SourceResult | None]:
     """The files of one release, each mismatch with its second opinion from git.
 
     ``trace`` (the source check of the release, which rebuilds from git) is called once,
-    and only when a file mismatches; the source result is returned beside the files.
+    and only when a file mismatches; the source result is returned beside the files. A
+    file the git-tag route took gets that rebuild's evidence (:func:`judged_with_opinion`).
     """
     if not any(r.verdict is Verdict.MISMATCH for r in results):
         return list(results), None
     source = trace()
-    return [with_second_opinion(r, source) for r in results], source
+    return [judged_with_opinion(r, source) for r in results], source
 
 
 def _shown(items: tuple[str, ...], limit: int = 5) -> str:
