@@ -5,26 +5,32 @@ When the sdist route gives ``mismatch`` and the release traces to a git tag (the
 check, ``rebuilder.source``), the wheel rebuilt from that tag is reported beside the
 verdict ("reproducible from git tag v1.0 @ abc123"); the verdict stays about the sdist.
 
-One case changes the strategy: the published wheel holds files the sdist does not contain
+The git route *is* the strategy when the wheel rebuilt from the tag is reproducible or
+equivalent and either the published wheel holds files the sdist does not contain
 (diagnosed ``only-published``, proven by content: no file of the sdist has those bytes),
-so no build from the sdist can reproduce it, and the wheel rebuilt from the tag is
-reproducible or equivalent. Then the git route *is* the strategy: the verdict is the one
-of the rebuild from the tag, recorded as such (``route: git``, repository, tag, commit),
-and the output says which files the sdist lacks. Nothing here is decided by a name.
+or the wheel was built from the tagged tree itself, the same strategy on the sdist did
+not reproduce it, and the checkout holds files the sdist lacks (a package finder picking
+up a folder the sdist leaves out changes ``top_level.txt`` only). The verdict is then the
+one of the rebuild from the tag, recorded as such (``route: git``, repository, tag,
+commit), the output says which files the sdist lacks, and the file's evidence (hence its
+signed statements) describes that rebuild. Nothing here is decided by a name.
+:class:`SecondOpinionJudge` gives the same opinion in a fleet worker.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rebuilder.errors import RebuilderError
 from rebuilder.evidence import Evidence
-from rebuilder.source.result import GitBuild, SourceResult
+from rebuilder.index.model import IndexFile
+from rebuilder.source.result import GitBuild, SourceResult, SourceVerdict
 from rebuilder.verdict import Cause, FileResult, StabilizerUse, Verdict
 
 logger = logging.getLogger(__name__)
@@ -242,3 +248,65 @@ def opinion_line(result: FileResult) -> str | None:
     where = f"git tag {tag} @ {commit}" if tag else "git"
     reason = f" ({data['reason']})" if data.get("reason") else ""
     return f"second opinion: {data.get('verdict')} from {where}{reason}{route}"
+
+
+class ReleaseTracer(Protocol):
+    """Traces a release to its git tag and rebuilds it from there (``SourceTracer``)."""
+
+    def check_release(self, project: str, version: str) -> SourceResult: ...
+
+
+class ProjectLocks:
+    """One lock per project: traces of one project share a cached bare repository."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __call__(self, project: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(project.lower(), threading.Lock())
+
+
+class FileJudge(Protocol):
+    """Judges one published file (``rebuilder.pipeline.Rebuilder``)."""
+
+    def judge_file(self, file: IndexFile) -> FileResult: ...
+
+
+class SecondOpinionJudge:
+    """A fleet worker's judge that asks git about every mismatch, as ``rebuilder check
+    --second-opinion`` does (a :class:`~rebuilder.worker.runner.FileJudge` itself).
+
+    A mismatching wheel has its release traced to its git tag (the source check, which
+    rebuilds the wheel from the tagged tree; its evidence below the same root), and the
+    opinion is given by :func:`judged_with_opinion`: beside the verdict, or as the
+    strategy when the git-tag route takes it, the file's evidence then describing the
+    rebuild from git (so what the runner signs and keeps is that rebuild). A repository
+    that cannot be reached leaves the opinion ``not checked`` and the verdict as it was.
+    """
+
+    def __init__(self, judge: FileJudge, tracer: ReleaseTracer, locks: ProjectLocks) -> None:
+        self._judge = judge
+        self._tracer = tracer
+        self._locks = locks
+
+    def judge_file(self, file: IndexFile) -> FileResult:
+        result = self._judge.judge_file(file)
+        if result.verdict is not Verdict.MISMATCH:
+            return result
+        with self._locks(file.project):
+            try:
+                source = self._tracer.check_release(file.project, file.version)
+            except RebuilderError as exc:  # the tracer says so in its result; to be sure
+                reason = f"not checked: {exc.diagnostics()}"
+                source = SourceResult(
+                    file.project, file.version, SourceVerdict.NO_SOURCE, reason=reason
+                )
+        judged = judged_with_opinion(result, source)
+        if result.evidence:
+            Evidence(Path(result.evidence)).write_result(judged)
+        route = (judged.second_opinion or {}).get("route")
+        logger.info("%s: second opinion from git: %s (route %s)", file.filename,
+                    (judged.second_opinion or {}).get("verdict"), route)  # fmt: skip
+        return judged
