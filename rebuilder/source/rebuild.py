@@ -26,11 +26,12 @@ from pathlib import Path
 
 from rebuilder.archive.tarread import extract_sdist
 from rebuilder.archive.wheelfile import read_wheel_info
-from rebuilder.archive.zipread import read_zip
+from rebuilder.archive.zipread import ZipArchive, read_zip
 from rebuilder.compare.judge import Comparison, compare_files
 from rebuilder.errors import ArchiveError, RebuilderError
 from rebuilder.evidence import Evidence
 from rebuilder.index.model import Index, IndexFile, Resolver
+from rebuilder.plan.interpreter import Interpreter, choose_interpreter
 from rebuilder.plan.planner import ImageChoice, plan_sdist, plan_wheel
 from rebuilder.plan.strategy import Strategy
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
@@ -134,7 +135,10 @@ class GitRebuilder:
         image: Callable[[], ImageChoice],
         work_root: Path,
         limits: SandboxLimits,
+        interpreter_image: Callable[[Interpreter], ImageChoice] | None = None,
     ) -> None:
+        # None: the one configured image (no interpreter matrix), as in the core
+        self._interpreter_image = interpreter_image
         self._index = index
         self._resolver = resolver
         self._sandbox = sandbox
@@ -283,12 +287,34 @@ class GitRebuilder:
             )  # fmt: skip
         archive = read_zip(self._index.download(wheel))
         info = read_wheel_info(archive)
+        image, why = self._wheel_image(archive, wheel)
         return lambda extra: plan_wheel(
             wheel=wheel, sdist=sdist, generator=info.generator, tags=info.tags,
-            entries=archive.entries, source_dir=published_src, image=self._image(),
+            entries=archive.entries, source_dir=published_src, image=image,
             resolver=self._resolver, index=self._index, wheelhouse=wheelhouse,
-            extra_requires=extra,
+            extra_requires=extra, interpreter_reason=why,
         )  # fmt: skip
+
+    def _wheel_image(self, archive: ZipArchive, wheel: IndexFile) -> tuple[ImageChoice, str]:
+        """The interpreter the core chooses for the published wheel, and why.
+
+        Its traces (namespace ``.pth`` names, versioned scripts, the upload date) say
+        the same about a build from git; an image that cannot be made falls back to the
+        default one, and the strategy says so.
+        """
+        default = self._image()
+        if self._interpreter_image is None:
+            return default, "the configured sandbox image"
+        choice = choose_interpreter(archive.entries, wheel.upload_time)
+        if choice.interpreter.version == default.python_version:
+            return default, choice.note
+        try:
+            return self._interpreter_image(choice.interpreter), choice.note
+        except RebuilderError as exc:
+            logger.warning("no image for Python %s: %s", choice.interpreter.version,
+                           exc.diagnostics())  # fmt: skip
+            why = f"{choice.note}; but its image could not be made: the default image"
+            return default, why
 
     def _tree_wheel(  # noqa: PLR0917 - one private step of _rebuild()
         self,
