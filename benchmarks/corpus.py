@@ -6,7 +6,11 @@ Usage::
 
 CORPUS.txt holds one ``name==version`` a line. Every release is checked against the
 index configured for the rebuilder (live PyPI by default; be polite: this is
-sequential). With ``--runs 2`` the second run measures warm caches. The summary
+sequential). With ``--second-opinion`` a release with a mismatching wheel is traced to
+its git tag and rebuilt from there, as ``rebuilder check --second-opinion`` does
+(repositories as the source settings say, ``REBUILDER_SOURCE_MIRRORS`` included); the
+summary then counts the verdicts after the git-tag route and the files it took.
+With ``--runs 2`` the second run measures warm caches. The summary
 (Markdown) goes to stdout and, with ``--report``, to a file; every result is kept as
 JSON lines next to the evidence.
 """
@@ -19,11 +23,14 @@ import statistics
 import sys
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import truststore
 
+from cli.source_wiring import production_source_tracer
 from cli.wiring import production_rebuilder
+from rebuilder.second_opinion import release_opinions
 from rebuilder.settings import Settings
 from rebuilder.spec import parse_spec
 from rebuilder.verdict import FileResult, Verdict
@@ -31,8 +38,11 @@ from rebuilder.verdict import FileResult, Verdict
 STAGES = ("fetch", "inspect", "extract", "resolve", "sandbox", "compare", "diffoscope")
 
 
-def run_once(specs: list[str], settings: Settings, log: Path) -> list[FileResult]:
+def run_once(
+    specs: list[str], settings: Settings, log: Path, second_opinion: bool = False
+) -> list[FileResult]:
     rebuilder = production_rebuilder(settings)
+    tracer = production_source_tracer(settings) if second_opinion else None
     results: list[FileResult] = []
     with log.open("w", encoding="utf-8") as sink:
         for text in specs:
@@ -41,6 +51,10 @@ def run_once(specs: list[str], settings: Settings, log: Path) -> list[FileResult
             start = time.monotonic()
             try:
                 found = rebuilder.check_release(spec.project, version)
+                if tracer is not None:
+                    found, _ = release_opinions(
+                        found, partial(tracer.check_release, spec.project, version)
+                    )
             except Exception as exc:  # a benchmark records and goes on
                 print(f"{text}: ERROR {exc}", file=sys.stderr)
                 continue
@@ -97,6 +111,7 @@ def summarize(results: list[FileResult], title: str) -> str:
             "- stabilizers needed: " + ", ".join(f"{k} x{v}" for k, v in stabilizers.most_common())
         )
     lines += diagnosis_lines(wheels)
+    lines += git_route_lines(wheels)
     bad = [r for r in wheels if r.verdict in {Verdict.MISMATCH, Verdict.FAILED}]
     bad.sort(key=lambda r: (-(r.risk.rank if r.risk else -1), r.filename))
     if bad:
@@ -130,12 +145,38 @@ def diagnosis_lines(wheels: list[FileResult]) -> list[str]:
     ]
 
 
+def git_route_lines(wheels: list[FileResult]) -> list[str]:
+    """What the second opinions from git said, and which files took the git-tag route."""
+    opinions = [r.second_opinion for r in wheels if r.second_opinion]
+    if not opinions:
+        return []
+    routed = [r for r in wheels if r.second_opinion and r.second_opinion.get("route") == "git"]
+    said = Counter(str(o.get("verdict")) for o in opinions)
+    lines = [
+        f"- second opinions from git: {len(opinions)} ("
+        + ", ".join(f"{k} x{v}" for k, v in sorted(said.items()))
+        + f"); by the git-tag route (was mismatch): {len(routed)}"
+    ]
+    for r in routed:
+        opinion = r.second_opinion or {}
+        lines.append(
+            f"  - {r.filename}: {r.verdict.value} from git tag {opinion.get('tag')} "
+            f"(built from the {opinion.get('built_from')})"
+        )
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("corpus", type=Path)
     parser.add_argument("--out", type=Path, default=Path("rebuilds/benchmark"))
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--report", type=Path)
+    parser.add_argument(
+        "--second-opinion",
+        action="store_true",
+        help="trace releases with a mismatching wheel to their git tag and rebuild from there",
+    )
     args = parser.parse_args()
     truststore.inject_into_ssl()
     specs = [line.split("#")[0].strip() for line in args.corpus.read_text().splitlines()]
@@ -145,7 +186,8 @@ def main() -> int:
         settings = Settings(out_dir=args.out / f"run{run}")
         args.out.mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
-        results = run_once(specs, settings, args.out / f"run{run}.jsonl")
+        log = args.out / f"run{run}.jsonl"
+        results = run_once(specs, settings, log, second_opinion=args.second_opinion)
         spent = time.monotonic() - began
         kind = "cold or partly warm caches" if run == 1 else "warm caches"
         summary = summarize(results, f"run {run} of {args.runs} ({kind})")

@@ -273,8 +273,9 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
                         print(json.dumps(result.to_json(), sort_keys=True), flush=True)
                     elif not interactive:
                         print(_plain_line(result), flush=True)
-                    # Attestations stay about the sdist route they describe.
-                    if attestor is not None and not _attest_file(attestor(), sdist_route, err):
+                    # The statements say what the verdict says: a file the git-tag route
+                    # took is attested as rebuilt from git (its evidence describes that).
+                    if attestor is not None and not _attest_file(attestor(), result, err):
                         unchecked.append(result.filename)
                 if source is not None and args.source:
                     sources.append(_print_source(source, args.json, interactive))
@@ -378,11 +379,11 @@ def _trace_if_needed(
 def _with_opinion(result: FileResult, source: SourceResult | None) -> FileResult:
     """The result with the second opinion from git (docs/diagnosis.md), kept in evidence."""
     from rebuilder.evidence import Evidence  # noqa: PLC0415
-    from rebuilder.second_opinion import with_second_opinion  # noqa: PLC0415
+    from rebuilder.second_opinion import judged_with_opinion  # noqa: PLC0415
 
     if source is None or result.verdict is not Verdict.MISMATCH:
         return result
-    judged = with_second_opinion(result, source)
+    judged = judged_with_opinion(result, source)
     if judged is not result and result.evidence:
         Evidence(Path(result.evidence)).write_result(judged)
     return judged

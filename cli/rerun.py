@@ -29,6 +29,7 @@ from rebuilder.attest.statements import (
     BUILD_TYPE,
     PROVENANCE_PREDICATE_TYPE,
     Statement,
+    provenance_commit,
     strategy_from_provenance,
 )
 from rebuilder.errors import RebuilderError, SandboxError
@@ -92,6 +93,14 @@ def rerun(
     image_present: Callable[[str], bool] = lambda _: True,
 ) -> RerunResult:
     """Build again what ``provenance`` records and hash what comes out."""
+    commit = provenance_commit(provenance.predicate)
+    if commit is not None:
+        # The git-tag route: the input was the tagged tree, which rerun does not fetch.
+        raise RerunError(
+            f"the provenance records a rebuild from git commit {commit} (the git-tag route); "
+            "rerun rebuilds from the published sdist only: run `rebuilder check "
+            "--second-opinion` for the release to rebuild it from git"
+        )
     strategy = strategy_from_provenance(provenance.predicate)
     subject = provenance.subjects[0]
     recorded = subject.digest.get("sha256", "")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from cli.wiring import image_choice, sandbox_limits
+from cli.wiring import image_choice, interpreter_image, sandbox_limits
 from rebuilder.index.model import Index
 from rebuilder.index.resolve import UvResolver
 from rebuilder.index.simple import SimpleIndex
+from rebuilder.plan.interpreter import MATRIX
 from rebuilder.sandbox.docker import DockerSandbox
 from rebuilder.settings import Settings
 from rebuilder.source.clone import CloneLimits, GitCloner
@@ -27,15 +28,22 @@ def git_cloner(settings: Settings) -> GitCloner:
 
 
 def git_rebuilder(settings: Settings, index: Index, index_url: str) -> GitRebuilder:
-    """The one :class:`GitRebuilder`: the sdist and wheel rebuilt from the tagged tree."""
+    """The one :class:`GitRebuilder`: the sdist and wheel rebuilt from the tagged tree.
+
+    The wheel from git is built on the interpreter the core would choose for it (the
+    matrix, unless the operator configured one image), resolved for that interpreter.
+    """
     cache = settings.cache_dir
     return GitRebuilder(
         index=index,
-        resolver=UvResolver(index_url, cache / "uv"),
+        resolver=UvResolver(
+            index_url, cache / "uv", platforms={i.version: i.python_platform for i in MATRIX}
+        ),
         sandbox=DockerSandbox(),
         image=lambda: image_choice(settings),
         work_root=cache / "work",
         limits=sandbox_limits(settings),
+        interpreter_image=None if settings.image or settings.image_base else interpreter_image,
     )
 
 

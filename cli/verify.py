@@ -189,6 +189,8 @@ def _print(checked: Sequence[FileVerification], console: Console) -> None:
             f"[{style}]{item.status}[/] {escape(item.filename)} sha256={item.sha256[:16]}..."
             f"{verdict}{signed} {escape(detail)}".rstrip()
         )
+        if item.route:
+            console.print(f"  route: {escape(item.route)}")
         if item.decision:
             console.print(f"  decision: {escape(item.decision)}")
         for weighed in item.weighed:

@@ -28,6 +28,7 @@ from rebuilder.sandbox.owners import (
     owner_labels,
     remove_dead_owners,
 )
+from rebuilder.second_opinion import ProjectLocks, SecondOpinionJudge
 from rebuilder.settings import Settings
 from rebuilder.signals import stop_on_signals
 from rebuilder.source.job import (
@@ -106,11 +107,21 @@ def production_judges(settings: Settings) -> JudgeFactory:
     """A :class:`~rebuilder.worker.runner.JudgeFactory` over the real index, uv and Docker."""
     from cli.wiring import production_rebuilder  # noqa: PLC0415 - docker on demand
 
+    locks = ProjectLocks()
+
     def make(image: str | None, evidence_root: Path) -> FileJudge:
         update: dict[str, object] = {"out_dir": evidence_root}
         if image is not None:
             update["image"] = image
-        return production_rebuilder(settings.model_copy(update=update), labels=owner_labels())
+        scoped = settings.model_copy(update=update)
+        judge = production_rebuilder(scoped, labels=owner_labels())
+        if not settings.second_opinion:
+            return judge
+        from cli.source_wiring import production_source_tracer  # noqa: PLC0415 - docker
+
+        # The source check's evidence goes below the attempt's folder too: the rebuild
+        # from git is copied into the wheel's evidence when the git-tag route takes it.
+        return SecondOpinionJudge(judge, production_source_tracer(scoped), locks)
 
     return make
 

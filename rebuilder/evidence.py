@@ -61,6 +61,25 @@ class Evidence:
                 target.mkdir(exist_ok=True)
                 source.replace(target / name)
 
+    def adopt(self, folder: str, *, strategy: Path, log: Path | None, rebuilt: Path) -> None:
+        """Make another build of this file the one the folder describes.
+
+        The current build's strategy, log, reports and rebuilt file move into ``folder``
+        (kept, apart); ``strategy`` (a ``strategy.json``), ``log`` and ``rebuilt`` are
+        copied in their place. Used when the git-tag route becomes the strategy.
+        """
+        self.set_aside(folder)
+        target = self.path / _safe_component(folder)
+        target.mkdir(exist_ok=True)
+        for name in ("strategy.json", "rebuilt"):
+            moved = self.path / name
+            if moved.exists() and not moved.is_symlink():
+                moved.replace(target / name)
+        shutil.copyfile(strategy, self.path / "strategy.json")
+        if log is not None and log.is_file():
+            shutil.copyfile(log, self.path / "build.log")
+        self.keep_rebuilt(rebuilt)
+
     def write_result(self, result: FileResult) -> None:
         text = json.dumps(result.to_json(), indent=2, sort_keys=True)
         (self.path / "result.json").write_text(text + "\n", encoding="utf-8")

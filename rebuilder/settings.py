@@ -199,6 +199,12 @@ class Settings:
     source_clone_timeout: float = Field(
         default=300.0, description="Source tracing: time limit of one clone or fetch (s)."
     )
+    second_opinion: bool = Field(
+        default=False,
+        description="Fleet workers trace a mismatching wheel's release to its git tag and "
+        "rebuild it from there, as `rebuilder check --second-opinion` does (the git-tag "
+        "route when the wheel was built from a checkout; docs/diagnosis.md).",
+    )
 
     def __init__(self, **values: object) -> None:
         environment = _environment()

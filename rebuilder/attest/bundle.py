@@ -24,6 +24,7 @@ from rebuilder.attest.statements import (
     BuildRun,
     Verification,
     failure_statement,
+    git_route,
     provenance_statement,
     verification_summary_statement,
 )
@@ -77,14 +78,19 @@ def statements_for(
     """The statements a judged file gets, in bundle order.
 
     Reproducible, equivalent and mismatch: the provenance of the rebuild, then the VSA
-    about the published file (both need ``strategy`` and ``run``). Failed and
+    about the published file (both need ``strategy`` and ``run``). When the git-tag route
+    is the result's strategy (:func:`git_route`), the provenance names the git commit
+    (role ``source-commit``) and the VSA records ``source: git`` with tag and commit. Failed and
     unsupported: one failure statement.
     """
     if result.verdict in {Verdict.FAILED, Verdict.UNSUPPORTED}:
         return [failure_statement(result, verification, strategy)]
     if strategy is None or run is None:
         raise AttestationError(f"{result.filename}: a judged rebuild needs its strategy and run")
-    provenance = provenance_statement(result, strategy, run, environment=environment)
+    route = git_route(result)
+    provenance = provenance_statement(
+        result, strategy, run, git_source=route[0] if route else None, environment=environment
+    )
     where = str(bundle_path(result.project, result.version, result.filename))
     return [provenance, verification_summary_statement(result, verification, provenance, where)]
 

@@ -35,6 +35,7 @@ from rebuilder.attest.statements import (
     TOOL_NAME,
     BuildEnvironment,
     BuildRun,
+    git_route,
     provenance_statement,
     pypi_purl,
     validate_statement,
@@ -70,7 +71,10 @@ def oss_rebuild_statements(
         raise AttestationError(f"{result.filename}: OSS Rebuild attests only matching rebuilds")
     if result.rebuilt_sha256 is None or result.upstream_sha256 is None:
         raise AttestationError(f"{result.filename}: both file digests are needed")
-    ours = provenance_statement(result, strategy, run, environment=environment)
+    route = git_route(result)
+    ours = provenance_statement(
+        result, strategy, run, git_source=route[0] if route else None, environment=environment
+    )
     candidate = f"rebuild/{result.filename}"
     target = pypi_purl(result.project, result.version, result.filename)
     definition = ours["predicate"]["buildDefinition"]
@@ -90,7 +94,8 @@ def oss_rebuild_statements(
         dependencies=[
             d
             for d in definition["resolvedDependencies"]
-            if d["annotations"]["role"] in {"source", "build-image", "build-dependency"}
+            if d["annotations"]["role"]
+            in {"source", "source-commit", "build-image", "build-dependency"}
         ],
         run=details,
         byproducts=[

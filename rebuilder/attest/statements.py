@@ -97,6 +97,27 @@ class GitSource:
         }
 
 
+def git_route(result: FileResult) -> tuple[GitSource, str] | None:
+    """The git commit ``result`` was rebuilt from when the git-tag route is its strategy.
+
+    Read from the result's second opinion (``route: git``, docs/diagnosis.md): the
+    commit and how the wheel was built from it (``tree`` or ``sdist``). None for a
+    result of the sdist route.
+
+    Raises:
+        AttestationError: the route is git but names no repository or commit.
+    """
+    opinion = result.second_opinion
+    if not opinion or opinion.get("route") != "git":
+        return None
+    repository, commit, tag = opinion.get("repository"), opinion.get("commit"), opinion.get("tag")
+    if not isinstance(repository, str) or not repository or not isinstance(commit, str):
+        raise AttestationError(f"{result.filename}: the git route names no repository and commit")
+    source = GitSource(repository, _hex_digest(commit, "git commit", "gitCommit"),
+                       tag if isinstance(tag, str) and tag else None)  # fmt: skip
+    return source, str(opinion.get("built_from") or "sdist")
+
+
 @dataclass(frozen=True)
 class BuildEnvironment:
     """What else a rebuild ran with, beyond its strategy, so another host can run it again.
@@ -365,6 +386,9 @@ def verification_summary_statement(
     if proof.predicate_type != PROVENANCE_PREDICATE_TYPE:
         raise AttestationError("inputAttestations must name a provenance statement")
     proof.check_subject(result.rebuilt_sha256, result.filename)
+    route = git_route(result)
+    if route is not None and provenance_commit(proof.predicate) != route[0].commit:
+        raise AttestationError(f"{result.filename}: the provenance does not name the git commit")
     purl = pypi_purl(result.project, result.version, result.filename)
     statement = {
         "_type": STATEMENT_TYPE,
@@ -390,11 +414,49 @@ def verification_summary_statement(
                 "differences": [d.to_json() for d in sorted(result.differences)],
                 # none / packaging / review (docs/diagnosis.md); absent before it existed.
                 "risk": None if result.risk is None else result.risk.value,
+                # sdist (the published sdist rebuilt) or git (the git-tag route)
+                **_route_fields(result, route),
             },
         },
     }
     validate_statement(statement)
     return statement
+
+
+def _route_fields(result: FileResult, route: tuple[GitSource, str] | None) -> dict[str, Any]:
+    """The VSA extension's record of where the rebuild came from."""
+    if route is None:
+        return {"source": "sdist"}
+    source, built_from = route
+    lacks = (result.second_opinion or {}).get("sdist_lacks") or []
+    return {
+        "source": "git",
+        "git": {
+            **source.descriptor(),
+            "builtFrom": built_from,
+            "sdistLacks": [str(p) for p in lacks],
+            "reason": result.reason,
+        },
+    }
+
+
+def provenance_commit(predicate: Mapping[str, Any]) -> str | None:
+    """The git commit a provenance names as its source (role ``source-commit``), if any."""
+    definition = predicate.get("buildDefinition")
+    deps = definition.get("resolvedDependencies", []) if isinstance(definition, Mapping) else []
+    for dep in deps if isinstance(deps, list) else []:
+        if not isinstance(dep, Mapping):
+            continue
+        annotations = dep.get("annotations")
+        digest = dep.get("digest")
+        if (
+            isinstance(annotations, Mapping)
+            and annotations.get("role") == "source-commit"
+            and isinstance(digest, Mapping)
+        ):
+            commit = digest.get("gitCommit")
+            return commit if isinstance(commit, str) else None
+    return None
 
 
 def _published_subject(result: FileResult, purl: str) -> dict[str, Any]:
@@ -582,6 +644,12 @@ def _validate_vsa(predicate: Mapping[str, Any]) -> None:
         _list(ext.get("differences"), f"{VSA_EXTENSION_KEY}.differences")
         if ext.get("risk") is not None and ext["risk"] not in {r.value for r in Risk}:
             raise AttestationError(f"{VSA_EXTENSION_KEY}.risk is not a risk")
+        if ext.get("source", "sdist") not in {"sdist", "git"}:
+            raise AttestationError(f"{VSA_EXTENSION_KEY}.source must be sdist or git")
+        if ext.get("source") == "git":
+            git = _resource_descriptor(ext.get("git"), f"{VSA_EXTENSION_KEY}.git")
+            if "gitCommit" not in git.get("digest", {}):
+                raise AttestationError(f"{VSA_EXTENSION_KEY}.git names no gitCommit")
 
 
 def _validate_failure(predicate: Mapping[str, Any]) -> None:

@@ -65,6 +65,7 @@ from rebuilder.attest.statements import (
     VSA_EXTENSION_KEY,
     VSA_PREDICATE_TYPE,
     Statement,
+    provenance_commit,
     rfc3339,
     statement_digest,
 )
@@ -134,6 +135,7 @@ class FileVerification:
     log_ok: bool | None = None  # None: no log proof beside the bundle
     status: str = ""  # PASSED, FAILED, NOT VERIFIED, NOT REBUILT (see release_status)
     counts: bool = True  # False: listed, but does not decide the release (an sdist)
+    route: str | None = None  # the git-tag route, when the deciding summary took it
 
     @property
     def passed(self) -> bool:
@@ -239,6 +241,7 @@ def verify_bundle(
         log=log,
         log_ok=log_ok,
         status=_status(result, deciding, log_ok),
+        route=route_line(extension),
     )
 
 
@@ -361,6 +364,8 @@ def _check_summary(
             f"accepts {', '.join(sorted(accepted_stabilizers()))})"
         )
     _check_provenance(line, summary, expected, provenances)
+    if extension.get("source") == "git":
+        _check_git_route(line, summary, provenances)
     return Weighed(
         line, "summary", result == "PASSED", str(verdict), _time(line, predicate), digest
     )
@@ -407,6 +412,34 @@ def _check_provenance(
                 f"{', '.join(s.name for s in provenance.subjects)}, not the rebuilt "
                 f"{expected.filename} (sha256 {rebuilt[:16]}...)"
             ) from None
+
+
+def _check_git_route(
+    line: int, summary: Statement, provenances: Mapping[str, tuple[int, Statement]]
+) -> None:
+    """A summary of the git-tag route rests on a provenance built from that very commit."""
+    commit = summary.predicate[VSA_EXTENSION_KEY]["git"]["digest"]["gitCommit"]
+    for attestation in summary.predicate.get("inputAttestations", ()):
+        _, provenance = provenances[attestation["digest"]["sha256"]]
+        if provenance_commit(provenance.predicate) != commit:
+            raise AttestationError(
+                f"line {line}: the summary says the file was rebuilt from git commit "
+                f"{commit[:12]}, its provenance does not name that commit"
+            )
+
+
+def route_line(extension: Mapping[str, Any]) -> str | None:
+    """``rebuilt from git tag v1.0 @ abc123def456 (built from the tree)`` for the git route."""
+    if extension.get("source") != "git":
+        return None
+    git = extension.get("git")
+    if not isinstance(git, Mapping):
+        return None
+    annotations = git.get("annotations") or {}
+    commit = str((git.get("digest") or {}).get("gitCommit", "?"))[:12]
+    tag = annotations.get("tag") if isinstance(annotations, Mapping) else None
+    where = f"git tag {tag} @ {commit}" if tag else f"git commit {commit}"
+    return f"rebuilt from {where} (built from the {git.get('builtFrom', 'sdist')})"
 
 
 def _log_inclusion(

@@ -26,14 +26,16 @@ from pathlib import Path
 
 from rebuilder.archive.tarread import extract_sdist
 from rebuilder.archive.wheelfile import read_wheel_info
-from rebuilder.archive.zipread import read_zip
+from rebuilder.archive.zipread import ZipArchive, read_zip
 from rebuilder.compare.judge import Comparison, compare_files
 from rebuilder.errors import ArchiveError, RebuilderError
 from rebuilder.evidence import Evidence
 from rebuilder.index.model import Index, IndexFile, Resolver
+from rebuilder.plan.interpreter import Interpreter, choose_interpreter
 from rebuilder.plan.planner import ImageChoice, plan_sdist, plan_wheel
 from rebuilder.plan.strategy import Strategy
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
+from rebuilder.source.checkout import dress_like_checkout
 from rebuilder.source.compare import sdist_files
 from rebuilder.source.result import GitBuild
 from rebuilder.source.rules import Regeneration
@@ -121,11 +123,6 @@ def _wheel_build(filename: str, comparison: Comparison, built_from: str = "sdist
     )
 
 
-def _lacks_files(build: GitBuild) -> bool:
-    """True when the published wheel holds paths the wheel built from the sdist lacks."""
-    return any(d.startswith("added:") for d in build.differences)
-
-
 class GitRebuilder:
     """Builds the sdist and the pure wheel of a release from a git tree, in the sandbox."""
 
@@ -138,7 +135,10 @@ class GitRebuilder:
         image: Callable[[], ImageChoice],
         work_root: Path,
         limits: SandboxLimits,
+        interpreter_image: Callable[[Interpreter], ImageChoice] | None = None,
     ) -> None:
+        # None: the one configured image (no interpreter matrix), as in the core
+        self._interpreter_image = interpreter_image
         self._index = index
         self._resolver = resolver
         self._sandbox = sandbox
@@ -233,6 +233,13 @@ class GitRebuilder:
         )
         if wheel is None:  # nothing published to judge a wheel against
             return FromGit((sdist_result,), regeneration)
+        # The regenerated files are read: now the wheel's inputs take the modes and times
+        # of the maintainer's checkout, as far as the published files show them.
+        for source in (wheel_src, tree):
+            dress_like_checkout(
+                source, published_src, umask=strategy.archive.umask,
+                entry_times=strategy.archive.generated_times,
+            )  # fmt: skip
         wheel_result = self._wheel(strategy, wheel, (wheel_src, tree), work, folder)
         return FromGit((sdist_result, wheel_result), regeneration)
 
@@ -247,18 +254,19 @@ class GitRebuilder:
         """The wheel built from the sdist built from git (or from the tree), judged."""
         wheel_src, tree = sources
         published_wheel = self._index.download(wheel)
-        outcome = self._build(strategy, wheel_src, work / "wheel-out", "wheel", work)
+        outcome = self._build(strategy, wheel_src, work / "wheel-out", "wheel")
         (folder / "wheel-build.log").write_text(outcome.log, encoding="utf-8", errors="replace")
         if outcome.status is not BuildStatus.OK or outcome.artifact is None:
             reason = outcome.detail or f"wheel build ended {outcome.status.value}"
             return GitBuild(wheel.filename, "failed", reason=reason)
         rebuilt = Evidence(folder).keep_rebuilt(outcome.artifact)
         from_sdist = _wheel_build(wheel.filename, compare_files(published_wheel, rebuilt))
-        if from_sdist.verdict in _GOOD or not _lacks_files(from_sdist):
+        if from_sdist.verdict != "mismatch":
             return from_sdist
-        # The published wheel holds files the sdist does not: it may have been built from
-        # a checkout. Build the wheel from the tagged tree itself, and keep that build if
-        # it matches (docs/diagnosis.md, the git-tag route).
+        # The wheel may have been built from a checkout, which holds files the sdist does
+        # not (modules, package data, folders a package finder picks up). Build the wheel
+        # from the tagged tree itself, and keep that build if it matches (docs/diagnosis.md,
+        # the git-tag route).
         from_tree = self._tree_wheel(strategy, tree, work, folder, published_wheel, wheel)
         return from_tree if from_tree is not None and from_tree.verdict in _GOOD else from_sdist
 
@@ -279,12 +287,34 @@ class GitRebuilder:
             )  # fmt: skip
         archive = read_zip(self._index.download(wheel))
         info = read_wheel_info(archive)
+        image, why = self._wheel_image(archive, wheel)
         return lambda extra: plan_wheel(
             wheel=wheel, sdist=sdist, generator=info.generator, tags=info.tags,
-            entries=archive.entries, source_dir=published_src, image=self._image(),
+            entries=archive.entries, source_dir=published_src, image=image,
             resolver=self._resolver, index=self._index, wheelhouse=wheelhouse,
-            extra_requires=extra,
+            extra_requires=extra, interpreter_reason=why,
         )  # fmt: skip
+
+    def _wheel_image(self, archive: ZipArchive, wheel: IndexFile) -> tuple[ImageChoice, str]:
+        """The interpreter the core chooses for the published wheel, and why.
+
+        Its traces (namespace ``.pth`` names, versioned scripts, the upload date) say
+        the same about a build from git; an image that cannot be made falls back to the
+        default one, and the strategy says so.
+        """
+        default = self._image()
+        if self._interpreter_image is None:
+            return default, "the configured sandbox image"
+        choice = choose_interpreter(archive.entries, wheel.upload_time)
+        if choice.interpreter.version == default.python_version:
+            return default, choice.note
+        try:
+            return self._interpreter_image(choice.interpreter), choice.note
+        except RebuilderError as exc:
+            logger.warning("no image for Python %s: %s", choice.interpreter.version,
+                           exc.diagnostics())  # fmt: skip
+            why = f"{choice.note}; but its image could not be made: the default image"
+            return default, why
 
     def _tree_wheel(  # noqa: PLR0917 - one private step of _rebuild()
         self,
@@ -296,7 +326,7 @@ class GitRebuilder:
         wheel: IndexFile,
     ) -> GitBuild | None:
         """The wheel built from the tagged tree itself, judged; None if it did not build."""
-        outcome = self._build(strategy, tree, work / "tree-wheel-out", "wheel", work)
+        outcome = self._build(strategy, tree, work / "tree-wheel-out", "wheel", checkout=True)
         log = folder / "tree-wheel-build.log"
         log.write_text(outcome.log, encoding="utf-8", errors="replace")
         if outcome.status is not BuildStatus.OK or outcome.artifact is None:
@@ -310,7 +340,7 @@ class GitRebuilder:
     ) -> BuildOutcome:
         """The sdist, on the commit's clock (deterministic: see the module documentation)."""
         if commit_time is None:
-            return self._build(strategy, source, out, "sdist", out)
+            return self._build(strategy, source, out, "sdist")
         out.mkdir(parents=True, exist_ok=True)
         env = {**strategy.env, "SOURCE_DATE_EPOCH": str(commit_time)}
         env.setdefault("SETUPTOOLS_SCM_PRETEND_VERSION", strategy.version)
@@ -331,9 +361,19 @@ class GitRebuilder:
         return self._sandbox.run(request)
 
     def _build(
-        self, strategy: Strategy, source: Path, out: Path, distribution: str, work: Path
+        self,
+        strategy: Strategy,
+        source: Path,
+        out: Path,
+        distribution: str,
+        *,
+        checkout: bool = False,
     ) -> BuildOutcome:
-        del work
+        """Build ``distribution`` from ``source``; a wheel with the strategy's replayed inputs.
+
+        ``checkout``: ``source`` is the tagged tree, not an extracted sdist, so the modes
+        that extracting an sdist clears (``source_mode_mask``) stay as the checkout had them.
+        """
         out.mkdir(parents=True, exist_ok=True)
         env = dict(strategy.env)
         env.setdefault("SETUPTOOLS_SCM_PRETEND_VERSION", strategy.version)
@@ -349,6 +389,7 @@ class GitRebuilder:
             umask=strategy.archive.umask,
             build_clock=strategy.archive.build_clock if wheel_only else None,
             source_mtime=strategy.archive.source_mtime if wheel_only else None,
+            source_mode_mask=0 if checkout or not wheel_only else strategy.archive.source_mode_mask,
             config_settings=dict(strategy.config_settings) if wheel_only else {},
             clock_map=dict(strategy.archive.generated_times) if wheel_only else {},
             limits=self._limits,

@@ -186,6 +186,26 @@ def test_a_missing_image_says_how_to_get_it(tmp_path: Path, strategy: Strategy) 
         )
 
 
+def test_a_provenance_of_the_git_tag_route_is_not_rebuilt_from_the_sdist(
+    tmp_path: Path, strategy: Strategy
+) -> None:
+    key = generate_key()
+    opinion = {"route": "git", "repository": "https://forge.invalid/demo.git",
+               "tag": "v1.0", "commit": "c" * 40, "built_from": "tree"}  # fmt: skip
+    result = FileResult("demo", "1.0", WHEEL, Verdict.REPRODUCIBLE, sha(BUILT),
+                        rebuilt_sha256=sha(BUILT), second_opinion=opinion)  # fmt: skip
+    run = BuildRun("https://rebuilder.example/op", "inv", NOW, NOW)
+    statements = statements_for(result, strategy, run, Verification("https://r.example", NOW))
+    path = tmp_path / "rebuild.intoto.jsonl"
+    path.write_text(dumps_bundle(sign_bundle(statements, key)))
+    (provenance,) = provenances(path, Keyring.of([key.public_key]))
+    sandbox = FakeSandbox()
+    with pytest.raises(RerunError, match=r"git commit c{40} \(the git-tag route\)"):
+        rerun(provenance, downloader=_downloader(tmp_path), sandbox=sandbox,
+              work_root=tmp_path / "work", limits=SandboxLimits())  # fmt: skip
+    assert sandbox.requests == []
+
+
 def test_a_bundle_without_provenance_cannot_be_rerun(tmp_path: Path) -> None:
     key = generate_key()
     failed = FileResult("demo", "1.0", WHEEL, Verdict.FAILED, sha(b"x"), reason="crashed")

@@ -3,9 +3,19 @@ wheel holds files the sdist lacks (and only then)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
+from pathlib import Path
 
-from rebuilder.second_opinion import opinion_line, sdist_lacks, with_second_opinion
+from rebuilder.second_opinion import (
+    ROUTE_EVIDENCE_FOLDER,
+    judged_with_opinion,
+    opinion_line,
+    release_opinions,
+    sdist_lacks,
+    with_second_opinion,
+)
 from rebuilder.source.result import GitBuild, SourceResult, SourceVerdict
 from rebuilder.verdict import (
     Cause,
@@ -149,3 +159,115 @@ def test_a_file_that_is_not_a_mismatch_says_its_reason_once() -> None:
         "demo", "1.0", "demo-1.0.tar.gz", Verdict.UNSUPPORTED, "1" * 64, reason="the input"
     )
     assert _plain_line(sdist).splitlines() == ["unsupported   demo-1.0.tar.gz  the input"]
+
+
+def tree_source(verdict: str, repo_only: tuple[str, ...], evidence: str | None = None,
+                sha: str = "3" * 64) -> SourceResult:  # fmt: skip
+    return SourceResult(
+        "demo",
+        "1.0",
+        SourceVerdict.CONSISTENT,
+        repository="https://forge.invalid/demo.git",
+        tag="v1.0",
+        commit=COMMIT,
+        repo_only=repo_only,
+        from_git=(GitBuild(WHEEL, verdict, sha, built_from="tree"),),
+        evidence=evidence,
+    )
+
+
+CHECKOUT_ONLY = ("ci.cfg", "docs/conf.py", "docs/index.rst", "testing/constraints.txt")
+
+
+def test_a_wheel_the_checkout_reproduces_and_the_sdist_does_not_takes_the_git_route() -> None:
+    """No file of the wheel is missing from the sdist (a package finder in the checkout
+    picked up a folder, so only top_level.txt differs): the wheel built from the tree
+    reproduces it, and the checkout holds files the sdist lacks."""
+    result = with_second_opinion(mismatch(ORDER), tree_source("reproducible", CHECKOUT_ONLY))
+    assert result.verdict is Verdict.REPRODUCIBLE
+    assert result.second_opinion is not None
+    assert result.second_opinion["route"] == "git"
+    assert result.second_opinion["built_from"] == "tree"
+    assert result.second_opinion["sdist_lacks"] == []
+    assert result.second_opinion["checkout_only"] == ["docs/", "testing/", "ci.cfg"]
+    assert result.second_opinion["checkout_only_count"] == 4
+    assert result.reason is not None
+    assert "the checkout holds 4 files the sdist lacks (in docs/, testing/, ci.cfg)" in (
+        result.reason
+    )
+
+
+def test_a_tree_build_alone_is_no_git_route_without_files_the_sdist_lacks() -> None:
+    result = with_second_opinion(mismatch(ORDER), tree_source("reproducible", ()))
+    assert result.verdict is Verdict.MISMATCH
+    assert result.second_opinion is not None and result.second_opinion["route"] == "sdist"
+    mismatched = with_second_opinion(mismatch(ORDER), tree_source("mismatch", CHECKOUT_ONLY))
+    assert mismatched.verdict is Verdict.MISMATCH
+
+
+def test_a_release_is_traced_once_and_only_when_a_file_mismatches() -> None:
+    calls: list[int] = []
+
+    def trace() -> SourceResult:
+        calls.append(1)
+        return source("equivalent")
+
+    ok = FileResult("demo", "1.0", "demo-1.0.tar.gz", Verdict.UNSUPPORTED, "1" * 64)
+    files, traced = release_opinions([ok], trace)
+    assert (files, traced, calls) == ([ok], None, [])
+    files, traced = release_opinions([mismatch(LACKED), ok, mismatch(ORDER)], trace)
+    assert calls == [1] and traced is not None
+    assert [bool(f.second_opinion) for f in files] == [True, False, True]
+    # no evidence folder to keep the rebuild from git in: the route is not taken
+    assert [f.verdict for f in files] == [Verdict.MISMATCH, Verdict.UNSUPPORTED, Verdict.MISMATCH]
+
+
+def _evidence(tmp_path: Path) -> tuple[Path, Path, str]:
+    """The sdist route's evidence of the wheel and the source check's from-git folder."""
+    wheel_evidence = tmp_path / "out" / WHEEL
+    (wheel_evidence / "rebuilt").mkdir(parents=True)
+    (wheel_evidence / "strategy.json").write_text('{"route": "sdist"}\n')
+    (wheel_evidence / "build.log").write_text("sdist route log\n")
+    (wheel_evidence / "differences.diff").write_text("-a\n+b\n")
+    (wheel_evidence / "rebuilt" / WHEEL).write_bytes(b"from the sdist")
+    source_evidence = tmp_path / "out" / "source"
+    tree = source_evidence / "from-git" / "tree" / "rebuilt"
+    tree.mkdir(parents=True)
+    (tree / WHEEL).write_bytes(b"from the tree")
+    (source_evidence / "from-git" / "strategy.json").write_text('{"route": "git"}\n')
+    (source_evidence / "from-git" / "tree-wheel-build.log").write_text("tree log\n")
+    return wheel_evidence, source_evidence, hashlib.sha256(b"from the tree").hexdigest()
+
+
+def test_a_routed_file_keeps_the_rebuild_from_git_as_its_evidence(tmp_path: Path) -> None:
+    wheel_evidence, source_evidence, sha = _evidence(tmp_path)
+    sdist_route = replace(mismatch(LACKED), evidence=str(wheel_evidence))
+    traced = tree_source("reproducible", CHECKOUT_ONLY, str(source_evidence), sha)
+    result = judged_with_opinion(sdist_route, traced)
+    assert result.verdict is Verdict.REPRODUCIBLE
+    assert (wheel_evidence / "strategy.json").read_text() == '{"route": "git"}\n'
+    assert (wheel_evidence / "build.log").read_text() == "tree log\n"
+    assert (wheel_evidence / "rebuilt" / WHEEL).read_bytes() == b"from the tree"
+    kept = wheel_evidence / ROUTE_EVIDENCE_FOLDER
+    assert (kept / "strategy.json").read_text() == '{"route": "sdist"}\n'
+    assert (kept / "build.log").read_text() == "sdist route log\n"
+    assert (kept / "differences.diff").is_file()
+    assert (kept / "rebuilt" / WHEEL).read_bytes() == b"from the sdist"
+    assert not (wheel_evidence / "differences.diff").exists()
+    recorded = json.loads((wheel_evidence / "result.json").read_text())
+    assert recorded["verdict"] == "reproducible"
+    assert recorded["second_opinion"]["route"] == "git"
+
+
+def test_without_the_rebuild_from_git_in_evidence_the_route_is_not_taken(
+    tmp_path: Path,
+) -> None:
+    wheel_evidence, source_evidence, _ = _evidence(tmp_path)
+    sdist_route = replace(mismatch(LACKED), evidence=str(wheel_evidence))
+    traced = tree_source("reproducible", CHECKOUT_ONLY, str(source_evidence), "9" * 64)
+    result = judged_with_opinion(sdist_route, traced)
+    assert result.verdict is Verdict.MISMATCH
+    assert result.second_opinion is not None
+    assert result.second_opinion["route"] == "sdist"
+    assert "evidence is missing" in result.second_opinion["reason"]
+    assert (wheel_evidence / "strategy.json").read_text() == '{"route": "sdist"}\n'
