@@ -33,6 +33,7 @@ from rebuilder.evidence import Evidence
 from rebuilder.index.model import Index, IndexFile, Resolver
 from rebuilder.plan.interpreter import Interpreter, choose_interpreter
 from rebuilder.plan.planner import ImageChoice, plan_sdist, plan_wheel
+from rebuilder.plan.sourcedeps import SandboxSourceBuilder
 from rebuilder.plan.strategy import Strategy
 from rebuilder.sandbox.model import BuildOutcome, BuildRequest, BuildStatus, Sandbox, SandboxLimits
 from rebuilder.source.checkout import dress_like_checkout
@@ -145,6 +146,10 @@ class GitRebuilder:
         self._image = image
         self._work_root = work_root
         self._limits = limits
+        # build requirements with no wheel: built from their sdist, as in the core
+        self._source_builder = SandboxSourceBuilder(
+            index=index, resolver=resolver, sandbox=sandbox, limits=limits
+        )
 
     def rebuild(
         self,
@@ -283,7 +288,7 @@ class GitRebuilder:
             return lambda extra: plan_sdist(
                 sdist=sdist, source_dir=published_src, image=self._image(),
                 resolver=self._resolver, index=self._index, wheelhouse=wheelhouse,
-                extra_requires=extra,
+                extra_requires=extra, source_builder=self._source_builder,
             )  # fmt: skip
         archive = read_zip(self._index.download(wheel))
         info = read_wheel_info(archive)
@@ -293,6 +298,7 @@ class GitRebuilder:
             entries=archive.entries, source_dir=published_src, image=image,
             resolver=self._resolver, index=self._index, wheelhouse=wheelhouse,
             extra_requires=extra, interpreter_reason=why,
+            source_builder=self._source_builder,
         )  # fmt: skip
 
     def _wheel_image(self, archive: ZipArchive, wheel: IndexFile) -> tuple[ImageChoice, str]:
@@ -348,7 +354,7 @@ class GitRebuilder:
             image=strategy.image,
             source_dir=source,
             wheelhouse=out.parent / "wheelhouse",
-            requirements=tuple(r.spec for r in strategy.requirements),
+            requirements=strategy.install_specs,
             distribution="sdist",
             env=env,
             output_dir=out,
@@ -382,7 +388,7 @@ class GitRebuilder:
             image=strategy.image,
             source_dir=source,
             wheelhouse=out.parent / "wheelhouse",
-            requirements=tuple(r.spec for r in strategy.requirements),
+            requirements=strategy.install_specs,
             distribution=distribution,
             env=env,
             output_dir=out,
